@@ -90,6 +90,16 @@ class BellDiagonal:
         return (4.0 * self.weights[0] - 1.0) / 3.0
 
     @property
+    def entropy_bits(self) -> float:
+        """Von Neumann entropy of the state: the Shannon entropy of its four weights."""
+        return -sum(w * math.log2(w) for w in self.weights if w > 0)
+
+    @property
+    def hashing_yield(self) -> float:
+        """Ebits per pair distillable by one-way hashing, ``max(0, 1 - S(rho))`` (a lower bound)."""
+        return max(0.0, 1.0 - self.entropy_bits)
+
+    @property
     def qber_z(self) -> float:
         """Error rate of Z-basis measurements on both qubits (bit flips: Psi+ and Psi-)."""
         return self.weights[1] + self.weights[3]

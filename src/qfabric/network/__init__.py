@@ -1,0 +1,21 @@
+"""Paths of links: repeater chains with swapping, purification and cut-offs; exact chain analysis."""
+
+from qfabric.network.chain import (
+    ChainStats,
+    NodeModel,
+    Pair,
+    PurificationProtocol,
+    RepeaterChain,
+    SegmentModel,
+    SwapScheme,
+)
+
+__all__ = [
+    "ChainStats",
+    "NodeModel",
+    "Pair",
+    "PurificationProtocol",
+    "RepeaterChain",
+    "SegmentModel",
+    "SwapScheme",
+]
