@@ -1,5 +1,6 @@
 """Paths of links: repeater chains with swapping, purification and cut-offs; exact chain analysis."""
 
+from qfabric.network.topology import NoPathError, Topology
 from qfabric.network.chain import (
     ChainStats,
     NodeModel,
@@ -18,4 +19,6 @@ __all__ = [
     "RepeaterChain",
     "SegmentModel",
     "SwapScheme",
+    "NoPathError",
+    "Topology",
 ]

@@ -1,0 +1,1 @@
+"""The qfabric command line (Typer)."""

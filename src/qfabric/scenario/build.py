@@ -1,0 +1,148 @@
+"""Build the simulated stack from a :class:`Scenario` and run it to a report.
+
+>>> from qfabric.scenario import parse_scenario
+>>> sc = parse_scenario({"name": "doc", "seed": 1, "duration_s": 0.5,
+...     "nodes": [{"name": "a"}, {"name": "r"}, {"name": "b"}],
+...     "links": [{"between": ["a", "r"], "length_km": 10, "profile": "near-term"},
+...               {"between": ["r", "b"], "length_km": 10, "profile": "near-term"}],
+...     "chain": {"from": "a", "to": "b"}})
+>>> report = run_scenario(sc)
+>>> report["end_to_end"][0]["pairs_delivered"] > 0
+True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qfabric import __version__
+from qfabric.link import HeraldedLink
+from qfabric.network import NodeModel, RepeaterChain, SegmentModel, Topology
+from qfabric.observe import LinkRecord, chain_report
+from qfabric.scenario.load import resolve_profiles
+from qfabric.scenario.schema import Scenario
+from qfabric.sim import Simulator
+from qfabric.units import TICKS_PER_S, seconds_to_ticks
+
+PROGRESS_STEPS = 100
+
+
+@dataclass
+class BuiltChain:
+    """The simulator and the chain protocol built from a scenario, ready to run."""
+
+    scenario: Scenario
+    sim: Simulator
+    chain: RepeaterChain
+    path: list[str]
+    links: list[HeraldedLink]
+    records: list[LinkRecord]
+
+
+def build_chain(scenario: Scenario) -> BuiltChain:
+    profiles = resolve_profiles(scenario)
+    topo = Topology()
+    node_specs = {n.name: n for n in scenario.nodes}
+    for node in scenario.nodes:
+        topo.add_node(node.name)
+    for i, spec in enumerate(scenario.links):
+        topo.add_link(spec.name or f"{spec.between[0]}-{spec.between[1]}", *spec.between,
+                      length_km=spec.length_km, spec=spec, index=i)
+    path = topo.path(scenario.chain.source, scenario.chain.target)
+    links, records, segments, link_profiles = [], [], [], []
+    for a, b in zip(path, path[1:], strict=False):
+        edge = topo.link_between(a, b)
+        spec = edge["spec"]
+        profile = profiles[spec.profile]
+        if spec.hardware is not None:
+            profile = profile.with_overrides(spec.hardware.overrides())
+        link = HeraldedLink(spec.length_km, profile, spec.scheme, spec.attenuation_db_per_km)
+        links.append(link)
+        link_profiles.append(profile)
+        herald = seconds_to_ticks(link.herald_delay_s)
+        segments.append(SegmentModel(
+            success_probability=link.success_probability,
+            attempt_period=link.attempt_period_ticks,
+            herald_delay=herald,
+            stored_before_herald=herald,
+            state=link.heralded_state.weights,
+            capacity=profile.memory.capacity,
+            classical_delay=seconds_to_ticks(link.fibre.delay_s + spec.classical_latency_s),
+        ))
+        records.append(LinkRecord(
+            name=edge["name"], between=(a, b), length_km=spec.length_km, scheme=str(link.scheme),
+            profile=profile.name, capacity=profile.memory.capacity,
+            success_probability=link.success_probability, attempt_period_s=link.attempt_period_s,
+            heralded_fidelity=link.heralded_state.fidelity(), hashing_yield=link.heralded_state.hashing_yield,
+            plob_bound_per_use=link.plob_bound_per_use, relay_bound_per_use=link.relay_bound_per_use,
+        ))
+    nodes = []
+    for i, name in enumerate(path):
+        left = link_profiles[i - 1] if i > 0 else link_profiles[0]
+        right = link_profiles[i] if i < len(link_profiles) else link_profiles[-1]
+        own = node_specs[name].profile
+        swap_hw = profiles[own] if own else (left if i > 0 else right)
+        nodes.append(NodeModel(
+            memory_left=left.memory, memory_right=right.memory,
+            swap_success_probability=swap_hw.swap_success_probability,
+            swap_depolarising=swap_hw.swap_depolarising,
+        ))
+    chain_spec = scenario.chain
+    cutoff = chain_spec.cutoff_s
+    if isinstance(cutoff, list):
+        cutoffs = [seconds_to_ticks(c) for c in cutoff]
+    elif cutoff is None:
+        cutoffs = None
+    else:
+        levels = max(1, (len(segments)).bit_length() - 1) if chain_spec.scheme == "nested" else 1
+        cutoffs = [seconds_to_ticks(cutoff)] * levels
+    purification = chain_spec.purification
+    sim = Simulator(seed=scenario.seed)
+    chain = RepeaterChain(
+        sim, segments, nodes, scheme=chain_spec.scheme, cutoffs=cutoffs,
+        purification_rounds=purification.rounds if purification else 0,
+        purification_protocol=purification.protocol if purification else "dejmps",
+        seconds_per_tick=1.0 / TICKS_PER_S, regenerate_covered=chain_spec.regenerate_covered,
+        name=f"chain/{chain_spec.source}-{chain_spec.target}",
+    )
+    return BuiltChain(scenario, sim, chain, path, links, records)
+
+
+def run_scenario(
+    scenario: Scenario, *, progress: Callable[[float], None] | None = None, source_file: str | Path | None = None
+) -> dict:
+    """Simulate ``scenario.duration_s`` and return the JSON-ready report (``performance`` holds wall times)."""
+    t0 = time.perf_counter()
+    built = build_chain(scenario)
+    sim, chain = built.sim, built.chain
+    chain.start()
+    end = seconds_to_ticks(scenario.duration_s)
+    t1 = time.perf_counter()
+    for step in range(1, PROGRESS_STEPS + 1):
+        sim.run(until=end * step // PROGRESS_STEPS)
+        if progress is not None:
+            progress(step / PROGRESS_STEPS)
+    chain.finish()
+    wall = time.perf_counter() - t1
+    report = {
+        "qfabric_version": __version__,
+        "scenario": {"name": scenario.name, "file": str(source_file) if source_file else None,
+                     "seed": scenario.seed, "duration_s": scenario.duration_s,
+                     "description": scenario.description},
+        **chain_report(
+            source=scenario.chain.source, target=scenario.chain.target, path=built.path, stats=chain.stats,
+            links=built.records, duration_s=scenario.duration_s, seconds_per_tick=1.0 / TICKS_PER_S,
+            scheme=scenario.chain.scheme,
+        ),
+        "performance": {
+            "events": sim.events_processed,
+            "setup_s": t1 - t0,
+            "wall_time_s": wall,
+            "wall_s_per_simulated_s": wall / scenario.duration_s,
+            "events_per_wall_s": sim.events_processed / wall if wall > 0 else None,
+        },
+    }
+    return report

@@ -1,0 +1,219 @@
+"""Load a scenario file with errors that name the file, the field and what was expected.
+
+>>> from pathlib import Path; import tempfile
+>>> bad = Path(tempfile.mkdtemp()) / "bad.yaml"
+>>> _ = bad.write_text("name: x\\nduration_s: -1\\nnodes: []\\nlinks: []\\nchain: {from: a, to: b}\\n")
+>>> try:
+...     load_scenario(bad)
+... except ScenarioError as err:
+...     print(err.problems[0])
+('duration_s', 'expected a number greater than 0, got -1')
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from qfabric.errors import ParameterError, ScenarioError
+from qfabric.hardware import PROFILES, HardwareProfile
+from qfabric.network import NoPathError, Topology
+from qfabric.scenario.schema import Scenario
+
+_PLAIN = {
+    "greater_than": "expected a number greater than {gt}",
+    "greater_than_equal": "expected a number >= {ge}",
+    "less_than_equal": "expected a number <= {le}",
+    "less_than": "expected a number less than {lt}",
+}
+
+
+def _field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names (and aliases) of the model at ``loc``, for 'did you mean' hints."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = getattr(current, "model_fields", {})
+        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+        if field is None:
+            # a dict of models (custom hardware): keys are free, step into the value type
+            return []
+        current = _inner_model(field.annotation)
+    if current is None or not hasattr(current, "model_fields"):
+        return []
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _inner_model(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in args or ():
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _explain(error: dict, model: type[BaseModel]) -> tuple[str, str]:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+    kind = error["type"]
+    got = error.get("input")
+    if kind == "extra_forbidden":
+        known = _known_fields(model, loc)
+        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        text = f"unknown field {loc[-1]!r}"
+        text += f"; did you mean {hint[0]!r}?" if hint else (f"; expected one of {sorted(known)}" if known else "")
+        return _field_path(loc), text
+    if kind == "missing":
+        return _field_path(loc), "required field is missing"
+    if kind in _PLAIN:
+        ctx = {k: f"{v:g}" if isinstance(v, int | float) else v for k, v in error.get("ctx", {}).items()}
+        return _field_path(loc), _PLAIN[kind].format(**ctx) + f", got {got!r}"
+    if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
+        unit = str(loc[-1]).rsplit("_", 1)[-1] if "_" in str(loc[-1]) else ""
+        what = "a whole number" if kind.startswith("int") else "a number"
+        unit_hint = f" (in {unit}, without a unit suffix)" if unit in {"km", "s", "hz", "km"} else ""
+        return _field_path(loc), f"expected {what}{unit_hint}, got {got!r}"
+    if kind == "literal_error":
+        return _field_path(loc), f"expected {error['ctx']['expected']}, got {got!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return _field_path(loc), f"{message}" + ("" if kind == "value_error" else f", got {got!r}")
+
+
+def parse_scenario(data: Any, path: str | Path = "<scenario>") -> Scenario:
+    """Validate already-parsed YAML data; raises :class:`ScenarioError` listing every problem."""
+    if not isinstance(data, dict):
+        raise ScenarioError(str(path), [("", f"expected a mapping of scenario fields, got {type(data).__name__}")])
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        problems = [_explain(e, Scenario) for e in err.errors()]
+        raise ScenarioError(str(path), problems) from None
+    problems = check_references(scenario)
+    if problems:
+        raise ScenarioError(str(path), problems)
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(str(path), [("", "file not found")]) from None
+    except OSError as err:
+        raise ScenarioError(str(path), [("", f"cannot read the file: {err.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ScenarioError(str(path), [("", f"{where}not valid YAML ({getattr(err, 'problem', err)})")]) from None
+    return parse_scenario(data, path)
+
+
+def resolve_profiles(scenario: Scenario) -> dict[str, HardwareProfile]:
+    """Built-in profiles plus the scenario's custom ones (each may start from an earlier one)."""
+    profiles = dict(PROFILES)
+    for name, spec in scenario.hardware.items():
+        base = profiles[spec.base] if spec.base else HardwareProfile(name=name)
+        profiles[name] = base.with_overrides({**spec.overrides(), "name": name})
+    return profiles
+
+
+def check_references(scenario: Scenario) -> list[tuple[str, str]]:
+    """Cross-field checks: profiles and nodes that exist, hardware that makes sense, a connected chain."""
+    problems: list[tuple[str, str]] = []
+    known_profiles = set(PROFILES)
+    for name, spec in scenario.hardware.items():
+        if spec.base and spec.base not in known_profiles:
+            problems.append((f"hardware.{name}.base", f"unknown profile {spec.base!r}; expected one of "
+                             f"{sorted(known_profiles)}"))
+        known_profiles.add(name)
+    if not problems:
+        try:
+            profiles = resolve_profiles(scenario)
+        except ParameterError as err:
+            problems.append(("hardware", str(err)))
+            profiles = dict(PROFILES)
+    else:
+        profiles = dict(PROFILES)
+    node_names = {n.name for n in scenario.nodes}
+    for i, node in enumerate(scenario.nodes):
+        if node.profile is not None and node.profile not in known_profiles:
+            problems.append((f"nodes[{i}].profile", f"unknown profile {node.profile!r}; expected one of "
+                             f"{sorted(known_profiles)}"))
+    topo = Topology()
+    for name in node_names:
+        topo.add_node(name)
+    pairs_seen: dict[frozenset, int] = {}
+    for i, link in enumerate(scenario.links):
+        for end in link.between:
+            if end not in node_names:
+                hint = difflib.get_close_matches(end, node_names, n=1)
+                problems.append((f"links[{i}].between", f"unknown node {end!r}"
+                                 + (f"; did you mean {hint[0]!r}?" if hint else f"; nodes are {sorted(node_names)}")))
+        key = frozenset(link.between)
+        if key in pairs_seen:
+            problems.append((f"links[{i}].between", f"nodes {list(link.between)} are already joined by "
+                             f"links[{pairs_seen[key]}]"))
+        pairs_seen[key] = i
+        if link.profile not in known_profiles:
+            problems.append((f"links[{i}].profile", f"unknown profile {link.profile!r}; expected one of "
+                             f"{sorted(known_profiles)}"))
+        elif link.hardware is not None and link.profile in profiles:
+            try:
+                profiles[link.profile].with_overrides(link.hardware.overrides())
+            except ParameterError as err:
+                problems.append((f"links[{i}].hardware", str(err)))
+        topo.add_link(link.name or f"link-{i}", *link.between, length_km=link.length_km)
+    chain = scenario.chain
+    for field, node in (("chain.from", chain.source), ("chain.to", chain.target)):
+        if node not in node_names:
+            problems.append((field, f"unknown node {node!r}; nodes are {sorted(node_names)}"))
+    if chain.source == chain.target:
+        problems.append(("chain.to", "the chain needs two different end nodes"))
+    if problems:
+        return problems
+    try:
+        path = topo.path(chain.source, chain.target)
+    except NoPathError:
+        problems.append(("chain", f"{chain.source!r} and {chain.target!r} are not connected by the links; "
+                         "expected a path of links between them"))
+        return problems
+    segments = len(path) - 1
+    if chain.scheme == "nested":
+        if segments & (segments - 1):
+            problems.append(("chain.scheme", f"nested swapping needs 2^n segments; the path has {segments}"))
+        elif isinstance(chain.cutoff_s, list) and len(chain.cutoff_s) != segments.bit_length() - 1:
+            problems.append(("chain.cutoff_s", f"expected one cut-off per nesting level "
+                             f"({segments.bit_length() - 1}), got {len(chain.cutoff_s)}"))
+    elif isinstance(chain.cutoff_s, list):
+        problems.append(("chain.cutoff_s", "expected one number for swap-asap (a list is per nesting level)"))
+    if chain.purification and chain.purification.rounds:
+        for a, b in zip(path, path[1:], strict=False):
+            link = topo.link_between(a, b)
+            spec = next(s for s in scenario.links if set(s.between) == {a, b})
+            capacity = profiles[spec.profile].with_overrides(
+                spec.hardware.overrides() if spec.hardware else {}).memory.capacity
+            if capacity < 2:
+                problems.append((f"links[{scenario.links.index(spec)}]", f"purification needs memory capacity >= 2 "
+                                 f"on link {link['name']!r}; it has {capacity}"))
+    return problems

@@ -1,0 +1,134 @@
+"""The scenario file's schema (pydantic): what a user writes, with units in every field name.
+
+A minimal scenario::
+
+    name: two-sites
+    seed: 1
+    duration_s: 5
+    nodes: [{name: a}, {name: r}, {name: b}]
+    links:
+      - {name: a-r, between: [a, r], length_km: 20, profile: nv-diamond}
+      - {name: r-b, between: [r, b], length_km: 25, profile: nv-diamond}
+    chain: {from: a, to: b, scheme: swap-asap}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MemorySpec(_Strict):
+    t1_s: float | None = Field(default=None, gt=0, description="amplitude-damping time, s")
+    t2_s: float | None = Field(default=None, gt=0, description="dephasing time, s")
+    depolarising_time_s: float | None = Field(default=None, gt=0, description="depolarising time, s")
+    efficiency: float | None = Field(default=None, gt=0, le=1, description="photon into fibre, 0-1")
+    capacity: int | None = Field(default=None, ge=1, description="memory qubits per link side")
+
+
+class SourceSpec(_Strict):
+    attempt_rate_hz: float | None = Field(default=None, gt=0)
+    bright_state_population: float | None = Field(default=None, gt=0, le=1)
+    emission_fidelity: float | None = Field(default=None, ge=0.25, le=1)
+
+
+class DetectorSpec(_Strict):
+    efficiency: float | None = Field(default=None, gt=0, le=1)
+    dark_count_probability: float | None = Field(default=None, ge=0, le=1)
+
+
+class StationSpec(_Strict):
+    detector: DetectorSpec | None = None
+    visibility: float | None = Field(default=None, ge=0, le=1)
+
+
+class HardwareSpec(_Strict):
+    """Overrides of a hardware profile; a custom profile names the built-in one it starts from."""
+
+    base: str | None = Field(default=None, description="built-in or earlier custom profile to start from")
+    memory: MemorySpec | None = None
+    source: SourceSpec | None = None
+    station: StationSpec | None = None
+    swap_success_probability: float | None = Field(default=None, gt=0, le=1)
+    swap_depolarising: float | None = Field(default=None, ge=0, le=1)
+    description: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """Only the fields the user wrote, nested: ready for ``HardwareProfile.with_overrides``."""
+        data = self.model_dump(exclude_none=True, exclude={"base"})
+        return data
+
+
+class NodeSpec(_Strict):
+    name: str = Field(min_length=1)
+    profile: str | None = Field(default=None, description="hardware of this node's swaps; default: its first link's")
+    role: Literal["end", "repeater"] | None = None
+
+
+class LinkSpec(_Strict):
+    name: str | None = None
+    between: tuple[str, str]
+    length_km: float = Field(gt=0, description="fibre length, km")
+    attenuation_db_per_km: float = Field(default=0.2, ge=0)
+    profile: str = Field(default="nv-diamond")
+    scheme: Literal["single-click", "double-click"] = "single-click"
+    hardware: HardwareSpec | None = Field(default=None, description="overrides for this link only")
+    classical_latency_s: float = Field(default=0.0, ge=0, description="processing latency per message, s")
+
+    @field_validator("between")
+    @classmethod
+    def _distinct_ends(cls, value: tuple[str, str]) -> tuple[str, str]:
+        if value[0] == value[1]:
+            raise ValueError(f"a link needs two different nodes, got {list(value)}")
+        return value
+
+
+class PurificationSpec(_Strict):
+    rounds: int = Field(default=1, ge=0, le=4)
+    protocol: Literal["dejmps", "bbpssw"] = "dejmps"
+
+
+class ChainSpec(_Strict):
+    """The end-to-end service: which nodes, which swapping protocol."""
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    scheme: Literal["swap-asap", "nested"] = "swap-asap"
+    cutoff_s: float | list[float] | None = Field(default=None, description="storage cut-off, s (nested: per level)")
+    purification: PurificationSpec | None = None
+    regenerate_covered: bool = Field(
+        default=True, description="segments under a longer pair keep generating (pipelining)"
+    )
+
+    @field_validator("cutoff_s")
+    @classmethod
+    def _positive_cutoffs(cls, value):
+        values = value if isinstance(value, list) else [value] if value is not None else []
+        if any(v < 0 for v in values):
+            raise ValueError(f"cut-offs must be non-negative seconds, got {value}")
+        return value
+
+
+class Scenario(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    duration_s: float = Field(gt=0, le=1e6, description="simulated time, s")
+    hardware: dict[str, HardwareSpec] = Field(default_factory=dict, description="custom hardware profiles")
+    nodes: list[NodeSpec] = Field(min_length=2)
+    links: list[LinkSpec] = Field(min_length=1)
+    chain: ChainSpec
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> Scenario:
+        seen: set[str] = set()
+        for node in self.nodes:
+            if node.name in seen:
+                raise ValueError(f"node name {node.name!r} is used twice")
+            seen.add(node.name)
+        return self
