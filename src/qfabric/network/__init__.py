@@ -1,6 +1,5 @@
 """Paths of links: repeater chains with swapping, purification and cut-offs; exact chain analysis."""
 
-from qfabric.network.topology import NoPathError, Topology
 from qfabric.network.chain import (
     ChainStats,
     NodeModel,
@@ -10,6 +9,7 @@ from qfabric.network.chain import (
     SegmentModel,
     SwapScheme,
 )
+from qfabric.network.topology import NoPathError, Topology
 
 __all__ = [
     "ChainStats",

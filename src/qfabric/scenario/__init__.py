@@ -4,4 +4,12 @@ from qfabric.scenario.build import BuiltChain, build_chain, run_scenario
 from qfabric.scenario.load import load_scenario, parse_scenario, resolve_profiles
 from qfabric.scenario.schema import Scenario
 
-__all__ = ["BuiltChain", "build_chain", "run_scenario", "Scenario", "load_scenario", "parse_scenario", "resolve_profiles"]
+__all__ = [
+    "BuiltChain",
+    "Scenario",
+    "build_chain",
+    "load_scenario",
+    "parse_scenario",
+    "resolve_profiles",
+    "run_scenario",
+]

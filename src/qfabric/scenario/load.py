@@ -88,7 +88,7 @@ def _explain(error: dict, model: type[BaseModel]) -> tuple[str, str]:
     if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
         unit = str(loc[-1]).rsplit("_", 1)[-1] if "_" in str(loc[-1]) else ""
         what = "a whole number" if kind.startswith("int") else "a number"
-        unit_hint = f" (in {unit}, without a unit suffix)" if unit in {"km", "s", "hz", "km"} else ""
+        unit_hint = f" (in {unit}, without a unit suffix)" if unit in {"km", "s", "hz"} else ""
         return _field_path(loc), f"expected {what}{unit_hint}, got {got!r}"
     if kind == "literal_error":
         return _field_path(loc), f"expected {error['ctx']['expected']}, got {got!r}"
