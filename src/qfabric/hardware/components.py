@@ -18,11 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from qfabric.errors import ParameterError
-from qfabric.states import (
-    compose,
-    depolarising_time_probabilities,
-    t1_t2_pauli_probabilities,
-)
+from qfabric.states import compose, t1_t2_pauli_probabilities
 from qfabric.units import FIBRE_REFRACTIVE_INDEX, db_to_transmissivity, fibre_delay_s
 
 _IDENTITY = (1.0, 0.0, 0.0, 0.0)
@@ -95,17 +91,19 @@ class Memory:
         _probability("efficiency", self.efficiency, allow_zero=False)
         if not isinstance(self.capacity, int) or self.capacity < 1:
             raise ParameterError("capacity", self.capacity, "a whole number of memories >= 1")
-
-    @property
-    def is_ideal(self) -> bool:
-        return not (math.isfinite(self.t1_s) or math.isfinite(self.t2_s) or math.isfinite(self.depolarising_time_s))
+        has_t1_t2 = math.isfinite(self.t1_s) or math.isfinite(self.t2_s)
+        object.__setattr__(self, "_has_t1_t2", has_t1_t2)
+        object.__setattr__(self, "is_ideal", not (has_t1_t2 or math.isfinite(self.depolarising_time_s)))
 
     def pauli_probabilities(self, t_s: float) -> tuple[float, float, float, float]:
         """Pauli channel (I, X, Z, Y) of one memory storing its qubit for ``t_s`` seconds."""
+        if t_s < 0:
+            raise ParameterError("t_s", t_s, "a non-negative storage time")
         probs = _IDENTITY
-        if math.isfinite(self.depolarising_time_s):
-            probs = depolarising_time_probabilities(t_s, self.depolarising_time_s)
-        if math.isfinite(self.t1_s) or math.isfinite(self.t2_s):
+        if self.depolarising_time_s != math.inf:
+            q = (1.0 - math.exp(-t_s / self.depolarising_time_s)) / 4.0
+            probs = (1.0 - 3.0 * q, q, q, q)
+        if self._has_t1_t2:
             t1 = self.t1_s if math.isfinite(self.t1_s) else math.inf
             t2 = self.t2_s if math.isfinite(self.t2_s) else 2 * t1
             if math.isinf(t1) and math.isinf(t2):

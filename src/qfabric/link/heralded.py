@@ -11,9 +11,10 @@ Two schemes, with success probability and heralded state derived from the hardwa
   photons in two rounds; a click in each round heralds. ``p = eta_arm^2 / 2`` (the rate scales as
   ``eta_link``), fidelity limited by visibility and dark counts.
 
-Here ``eta_arm = memory.efficiency * fibre(L/2).transmissivity * detector.efficiency``. An attempt
-takes ``max(1 / attempt_rate_hz, round trip to the station)``; the herald reaches the nodes one
-fibre delay of the whole link after emission (photon to the station, message back).
+Here ``eta_arm = memory.efficiency * fibre(L/2).transmissivity * detector.efficiency``. The herald
+reaches the nodes one fibre delay of the whole link after emission (photon to the station, message
+back) plus ``herald_latency_s`` (the protocol's own message rounds and processing); a memory cannot
+try again before it knows the outcome, so an attempt takes ``max(1 / attempt_rate_hz, herald delay)``.
 
 >>> from qfabric.hardware import get_profile
 >>> link = HeraldedLink(length_km=20, profile=get_profile("ideal"), scheme="double-click")
@@ -53,8 +54,11 @@ class HeraldedLink:
     profile: HardwareProfile
     scheme: Scheme | str = Scheme.SINGLE_CLICK
     attenuation_db_per_km: float = 0.2
+    herald_latency_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.herald_latency_s) and self.herald_latency_s >= 0):
+            raise ParameterError("herald_latency_s", self.herald_latency_s, "non-negative seconds")
         try:
             object.__setattr__(self, "scheme", Scheme(self.scheme))
         except ValueError:
@@ -126,13 +130,13 @@ class HeraldedLink:
 
     @property
     def herald_delay_s(self) -> float:
-        """From emission to the herald reaching both nodes: photon to the station, message back."""
-        return self.fibre.delay_s
+        """From emission to the herald reaching both nodes: photon to the station, message back, latency."""
+        return self.fibre.delay_s + self.herald_latency_s
 
     @property
     def attempt_period_s(self) -> float:
-        """One attempt per round trip to the station, or slower if the source cannot keep up."""
-        return max(1.0 / self.profile.source.attempt_rate_hz, self.fibre.delay_s)
+        """One attempt per herald (the memory waits for the outcome), or slower if the source cannot keep up."""
+        return max(1.0 / self.profile.source.attempt_rate_hz, self.herald_delay_s)
 
     @cached_property
     def attempt_period_ticks(self) -> int:

@@ -19,6 +19,10 @@ Pairs decohere in their two memories for exactly as long as they are stored. End
 are delivered when the classical messages of every swap that made them have reached both
 ends. Failures and discards are seen by every node at once (an optimistic simplification).
 
+With ``regenerate_covered`` (the default) a segment keeps generating while a longer pair spans it,
+so the next pair is pipelined. ``defer_swaps`` runs the swaps of one tick after all its heralds,
+node by node from left to right, which the discrete model needs to be exact.
+
 The same engine runs the discrete chain model (one tick = one attempt) that
 :mod:`qfabric.network.analysis` computes exactly; the tests hold the two to each other.
 """
@@ -168,6 +172,7 @@ class RepeaterChain:
         purification_protocol: PurificationProtocol | str = PurificationProtocol.DEJMPS,
         seconds_per_tick: float = 1e-12,
         regenerate_covered: bool = True,
+        defer_swaps: bool = False,
         on_delivery: Callable[[Pair, int], None] | None = None,
         name: str = "chain",
     ):
@@ -205,6 +210,7 @@ class RepeaterChain:
             else bbpssw
         self.seconds_per_tick = seconds_per_tick
         self.regenerate_covered = regenerate_covered
+        self.defer_swaps = defer_swaps
         self.on_delivery = on_delivery
         self.rngs = [sim.rng(f"{name}/segment-{s}") for s in range(n)]
         self.swap_rng = sim.rng(f"{name}/swaps")
@@ -341,13 +347,18 @@ class RepeaterChain:
         pair.waiting_since = now
         if pair.left > 0:
             self.holding_right[pair.left].append(pair)
-            self._request_swap_check(pair.left)
         if pair.right < self.n:
             self.holding_left[pair.right].append(pair)
+        if pair.left > 0:
+            self._request_swap_check(pair.left)
+        if pair.right < self.n and pair.alive:  # an inline swap at the left end may have used it
             self._request_swap_check(pair.right)
 
     def _request_swap_check(self, node: int) -> None:
-        if not self._swap_check_pending[node]:
+        """Swap at ``node`` now, or (``defer_swaps``) after every herald of this tick, nodes left to right."""
+        if not self.defer_swaps:
+            self._swap_check(node)
+        elif not self._swap_check_pending[node]:
             self._swap_check_pending[node] = True
             self.sim.schedule(0, self._swap_check, node, priority=PRIORITY_SWAP + node)
 

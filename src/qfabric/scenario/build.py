@@ -59,7 +59,7 @@ def build_chain(scenario: Scenario) -> BuiltChain:
         profile = profiles[spec.profile]
         if spec.hardware is not None:
             profile = profile.with_overrides(spec.hardware.overrides())
-        link = HeraldedLink(spec.length_km, profile, spec.scheme, spec.attenuation_db_per_km)
+        link = HeraldedLink(spec.length_km, profile, spec.scheme, spec.attenuation_db_per_km, spec.herald_latency_s)
         links.append(link)
         link_profiles.append(profile)
         herald = seconds_to_ticks(link.herald_delay_s)

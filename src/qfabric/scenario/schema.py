@@ -79,6 +79,9 @@ class LinkSpec(_Strict):
     scheme: Literal["single-click", "double-click"] = "single-click"
     hardware: HardwareSpec | None = Field(default=None, description="overrides for this link only")
     classical_latency_s: float = Field(default=0.0, ge=0, description="processing latency per message, s")
+    herald_latency_s: float = Field(
+        default=0.0, ge=0, description="extra time per attempt before the herald is known (protocol rounds), s"
+    )
 
     @field_validator("between")
     @classmethod

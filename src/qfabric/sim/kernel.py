@@ -29,20 +29,26 @@ import numpy as np
 from qfabric.errors import ParameterError
 
 
-class Event:
-    """A scheduled callback; keep it to cancel it. ``active`` is False once cancelled or run."""
+class Event(list):
+    """A scheduled callback: the heap entry itself, ``[time, priority, seq, callback, args]``.
 
-    __slots__ = ("time", "callback", "args", "active")
+    Keep it to cancel it (``Simulator.cancel``); ``active`` is False once cancelled or run.
+    Entries compare by ``(time, priority, seq)``; ``seq`` is unique, so callbacks are never compared.
+    """
 
-    def __init__(self, time: int, callback: Callable[..., Any], args: tuple):
-        self.time = time
-        self.callback = callback
-        self.args = args
-        self.active = True
+    __slots__ = ()
+
+    @property
+    def time(self) -> int:
+        return self[0]
+
+    @property
+    def active(self) -> bool:
+        return self[3] is not None
 
     def __repr__(self) -> str:
-        name = getattr(self.callback, "__qualname__", repr(self.callback))
-        return f"Event(time={self.time}, callback={name}, active={self.active})"
+        name = getattr(self[3], "__qualname__", repr(self[3]))
+        return f"Event(time={self[0]}, priority={self[1]}, callback={name})"
 
 
 def stream_seed(seed: int, name: str) -> np.random.SeedSequence:
@@ -65,7 +71,7 @@ class Simulator:
         self.now = 0
         self.events_processed = 0
         self.events_cancelled = 0
-        self._queue: list[tuple[int, int, int, Event]] = []
+        self._queue: list[Event] = []
         self._seq = 0
         self._stop_requested = False
         self._streams: dict[str, np.random.Generator] = {}
@@ -74,25 +80,33 @@ class Simulator:
         """Run ``callback(*args)`` at absolute tick ``time`` (not before ``now``)."""
         if time < self.now:
             raise ParameterError("time", time, f"a tick not before now ({self.now})")
-        event = Event(time, callback, args)
         self._seq += 1
-        heapq.heappush(self._queue, (time, priority, self._seq, event))
+        event = Event((time, priority, self._seq, callback, args))
+        heapq.heappush(self._queue, event)
         return event
 
     def schedule(self, delay: int, callback: Callable[..., Any], *args: Any, priority: int = 0) -> Event:
         """Run ``callback(*args)`` ``delay`` ticks from now."""
-        return self.schedule_at(self.now + delay, callback, *args, priority=priority)
+        if delay < 0:
+            raise ParameterError("delay", delay, "a non-negative number of ticks")
+        self._seq += 1
+        event = Event((self.now + delay, priority, self._seq, callback, args))
+        heapq.heappush(self._queue, event)
+        return event
 
     def cancel(self, event: Event | None) -> None:
         """Revoke a pending event in O(1) (it is skipped when it reaches the head of the queue)."""
-        if event is not None and event.active:
-            event.active = False
+        if event is not None and event[3] is not None:
+            event[3] = None
             self.events_cancelled += 1
 
     def reschedule(self, event: Event, time: int, priority: int = 0) -> Event:
         """Move a pending event to tick ``time``; returns the new handle."""
+        callback, args = event[3], event[4]
+        if callback is None:
+            raise ParameterError("event", event, "a pending event")
         self.cancel(event)
-        return self.schedule_at(time, event.callback, *event.args, priority=priority)
+        return self.schedule_at(time, callback, *args, priority=priority)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current event."""
@@ -111,22 +125,27 @@ class Simulator:
         pop = heapq.heappop
         self._stop_requested = False
         budget = max_events if max_events is not None else -1
-        while queue:
-            if until is not None and queue[0][0] > until:
-                self.now = until
-                return "until"
-            time, _, _, event = pop(queue)
-            if not event.active:
-                continue
-            event.active = False
-            self.now = time
-            event.callback(*event.args)
-            self.events_processed += 1
-            if self._stop_requested:
-                return "stopped"
-            budget -= 1
-            if budget == 0:
-                return "max_events"
+        processed = 0
+        try:
+            while queue:
+                event = queue[0]
+                if until is not None and event[0] > until:
+                    self.now = until
+                    return "until"
+                pop(queue)
+                callback = event[3]
+                if callback is None:
+                    continue
+                event[3] = None
+                self.now = event[0]
+                callback(*event[4])
+                processed += 1
+                if self._stop_requested:
+                    return "stopped"
+                if processed == budget:
+                    return "max_events"
+        finally:
+            self.events_processed += processed
         if until is not None:
             self.now = max(self.now, until)
         return "empty"

@@ -1,0 +1,111 @@
+"""Bad scenarios: every mistake is named with file, field path and what was expected."""
+
+import pytest
+
+from qfabric.errors import ScenarioError
+from qfabric.scenario import load_scenario, parse_scenario
+
+
+def problems_of(write_scenario, data):
+    path = write_scenario(data)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(path) in str(info.value)
+    return dict(info.value.problems)
+
+
+def test_valid_scenario_loads(write_scenario, small_data):
+    sc = load_scenario(write_scenario(small_data))
+    assert sc.name == "small" and sc.chain.source == "a" and len(sc.links) == 2
+
+
+def test_unknown_field_suggests_the_right_name(write_scenario, small_data):
+    small_data["links"][0]["length"] = small_data["links"][0].pop("length_km")
+    problems = problems_of(write_scenario, small_data)
+    assert "did you mean 'length_km'" in problems["links[0].length"]
+    assert problems["links[0].length_km"] == "required field is missing"
+
+
+def test_wrong_units_are_explained(write_scenario, small_data):
+    small_data["links"][1]["length_km"] = "12 km"
+    small_data["duration_s"] = "5 s"
+    problems = problems_of(write_scenario, small_data)
+    assert problems["links[1].length_km"] == "expected a number (in km, without a unit suffix), got '12 km'"
+    assert "in s" in problems["duration_s"]
+
+
+def test_negative_length_and_fidelity_out_of_range(write_scenario, small_data):
+    small_data["links"][0]["length_km"] = -5
+    small_data["hardware"] = {"mine": {"base": "near-term", "source": {"emission_fidelity": 1.2}}}
+    problems = problems_of(write_scenario, small_data)
+    assert problems["links[0].length_km"] == "expected a number greater than 0, got -5"
+    assert problems["hardware.mine.source.emission_fidelity"] == "expected a number <= 1, got 1.2"
+
+
+def test_missing_profile_and_node_references(write_scenario, small_data):
+    small_data["links"][0]["profile"] = "nv-diamnd"
+    small_data["links"][1]["between"] = ["r", "bb"]
+    problems = problems_of(write_scenario, small_data)
+    assert "unknown profile 'nv-diamnd'" in problems["links[0].profile"]
+    assert "nv-diamond" in problems["links[0].profile"]
+    assert "unknown node 'bb'; did you mean 'b'?" in problems["links[1].between"]
+
+
+def test_disconnected_chain(write_scenario, small_data):
+    small_data["nodes"].append({"name": "c"})
+    small_data["links"][1]["between"] = ["r", "c"]
+    problems = problems_of(write_scenario, small_data)
+    assert "not connected" in problems["chain"]
+
+
+def test_physically_impossible_override(write_scenario, small_data):
+    small_data["links"][0]["hardware"] = {"memory": {"t1_s": 1.0, "t2_s": 5.0}}
+    problems = problems_of(write_scenario, small_data)
+    assert "t2_s = 5.0: expected at most 2 * t1_s" in problems["links[0].hardware"]
+
+
+def test_nested_needs_power_of_two_and_cutoffs_per_level(write_scenario, small_data):
+    small_data["nodes"].append({"name": "c"})
+    small_data["links"].append({"between": ["b", "c"], "length_km": 5})
+    small_data["chain"] = {"from": "a", "to": "c", "scheme": "nested"}
+    problems = problems_of(write_scenario, small_data)
+    assert "2^n segments; the path has 3" in problems["chain.scheme"]
+    small_data["links"].pop()
+    small_data["nodes"].pop()
+    small_data["chain"] = {"from": "a", "to": "b", "scheme": "nested", "cutoff_s": [0.1, 0.2]}
+    problems = problems_of(write_scenario, small_data)
+    assert "one cut-off per nesting level (1)" in problems["chain.cutoff_s"]
+
+
+def test_several_mistakes_are_all_listed(write_scenario, small_data):
+    small_data["seed"] = -1
+    small_data["chain"]["scheme"] = "fastest"
+    small_data["links"][0]["scheme"] = "one-click"
+    problems = problems_of(write_scenario, small_data)
+    assert set(problems) >= {"seed", "chain.scheme", "links[0].scheme"}
+    assert "'swap-asap' or 'nested'" in problems["chain.scheme"]
+
+
+def test_purification_needs_two_memories(write_scenario, small_data):
+    small_data["links"][0]["profile"] = "nv-diamond"  # one memory per side
+    small_data["chain"]["purification"] = {"rounds": 1}
+    problems = problems_of(write_scenario, small_data)
+    assert "capacity >= 2" in problems["links[0]"]
+
+
+def test_file_level_errors(tmp_path, write_scenario):
+    with pytest.raises(ScenarioError, match="file not found"):
+        load_scenario(tmp_path / "nope.yaml")
+    with pytest.raises(ScenarioError, match="line 2, column"):
+        load_scenario(write_scenario("name: x\n  bad: [unclosed\n"))
+    with pytest.raises(ScenarioError, match="expected a mapping"):
+        parse_scenario([1, 2, 3], "list.yaml")
+
+
+def test_shipped_scenarios_are_valid():
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
+    assert shipped, "scenarios/ ships at least the default scenario"
+    for path in shipped:
+        load_scenario(path)

@@ -1,0 +1,104 @@
+"""Running scenarios: reproducibility, physical sanity of the report, engine timing rules."""
+
+import math
+
+import pytest
+
+from qfabric.network import NodeModel, RepeaterChain, SegmentModel
+from qfabric.scenario import parse_scenario, run_scenario
+from qfabric.sim import Simulator
+from qfabric.states import BellDiagonal, dejmps
+
+
+def strip_performance(report):
+    return {k: v for k, v in report.items() if k != "performance"}
+
+
+def test_same_scenario_and_seed_give_identical_reports(small_data):
+    a = run_scenario(parse_scenario(small_data))
+    b = run_scenario(parse_scenario(small_data))
+    assert strip_performance(a) == strip_performance(b)
+    small_data["seed"] += 1
+    c = run_scenario(parse_scenario(small_data))
+    assert strip_performance(c) != strip_performance(a)
+
+
+def test_report_numbers_are_consistent(small_data):
+    report = run_scenario(parse_scenario(small_data))
+    e2e = report["end_to_end"][0]
+    assert e2e["pairs_delivered"] > 100
+    assert e2e["rate_hz"] == pytest.approx(e2e["pairs_delivered"] / small_data["duration_s"])
+    lo, hi = e2e["rate_ci95_hz"]
+    assert lo < e2e["rate_hz"] < hi
+    assert 0.25 <= e2e["fidelity"]["p5"] <= e2e["fidelity"]["mean"] <= 1
+    assert sum(e2e["fidelity"]["histogram"]["counts"]) == e2e["pairs_delivered"]
+    for link in report["links"]:
+        # observed success rate agrees with the model within 4 standard errors of a binomial
+        p, n = link["success_probability"], link["attempts"]
+        assert abs(link["success_rate"] - p) < 4 * math.sqrt(p * (1 - p) / n)
+        # distillable rate of a double-click link stays below PLOB
+        assert link["hashing_ebits_per_s"] < link["plob_bound_ebits_per_s"]
+
+
+def test_delivery_waits_for_the_swap_messages():
+    sim = Simulator()
+    seg = SegmentModel(success_probability=1.0, attempt_period=10, herald_delay=10, state=(1, 0, 0, 0),
+                       classical_delay=7)
+    delivered = []
+    chain = RepeaterChain(sim, [seg, seg], on_delivery=lambda pair, now: delivered.append(now))
+    chain.start()
+    sim.run(until=17)
+    assert delivered == [17]  # both herald at 10, swap at 10, the frame reaches both ends at 17
+
+
+def test_purified_pairs_have_the_dejmps_state():
+    sim = Simulator(seed=4)
+    state = BellDiagonal((0.8, 0.1, 0.06, 0.04))
+    seg = SegmentModel(success_probability=0.5, attempt_period=1, herald_delay=1, state=state.weights, capacity=2)
+    chain = RepeaterChain(sim, [seg], purification_rounds=1, purification_protocol="dejmps", seconds_per_tick=1.0)
+    chain.start()
+    sim.run(until=20_000)
+    chain.finish()
+    p_ok, out = dejmps(state, state)
+    stats = chain.stats
+    assert stats.delivered_weights[0] == pytest.approx(out.weights)
+    seg_stats = stats.segments[0]
+    ok = 1 - seg_stats.purifications_failed / seg_stats.purifications
+    assert abs(ok - p_ok) < 4 * math.sqrt(p_ok * (1 - p_ok) / seg_stats.purifications)
+
+
+def test_swap_asap_cutoff_bounds_storage_decay():
+    from qfabric.hardware import Memory
+
+    sim = Simulator(seed=9)
+    w0, t_coh, cutoff = 0.95, 20.0, 3
+    mem = Memory(depolarising_time_s=2 * t_coh)
+    seg_fast = SegmentModel(success_probability=0.5, attempt_period=1, herald_delay=1,
+                            state=BellDiagonal.werner(w0).weights)
+    seg_slow = SegmentModel(success_probability=0.05, attempt_period=1, herald_delay=1,
+                            state=BellDiagonal.werner(w0).weights)
+    node = NodeModel(memory_left=mem, memory_right=mem)
+    chain = RepeaterChain(sim, [seg_fast, seg_slow], [node] * 3, cutoffs=cutoff, seconds_per_tick=1.0,
+                          regenerate_covered=False)
+    chain.start()
+    sim.run(until=50_000)
+    werner = [(4 * w[0] - 1) / 3 for w in chain.stats.delivered_weights]
+    assert chain.stats.cutoff_discards > 100
+    assert min(werner) >= w0**2 * math.exp(-cutoff / t_coh) - 1e-12
+
+
+@pytest.mark.parametrize("defer_swaps", [False, True])
+def test_inline_and_deferred_swaps_agree_on_long_chains(defer_swaps):
+    # physical mode swaps inline; the result must match deferred swapping statistically and never
+    # swap a pair twice (every delivered pair's fidelity is a product of five link states here)
+    sim = Simulator(seed=21)
+    seg = SegmentModel(success_probability=0.2, attempt_period=1, herald_delay=1,
+                       state=BellDiagonal.werner(0.9).weights, capacity=2)
+    chain = RepeaterChain(sim, [seg] * 5, defer_swaps=defer_swaps, seconds_per_tick=1.0)
+    chain.start()
+    sim.run(until=20_000)
+    werner = {round((4 * w[0] - 1) / 3, 9) for w in chain.stats.delivered_weights}
+    assert werner == {round(0.9**5, 9)}
+    assert len(chain.stats.delivered_weights) > 500
+    # no swap fails: four swaps per delivered pair, plus a few in pairs still being built at the end
+    assert 0 <= chain.stats.swaps - 4 * len(chain.stats.delivered_weights) <= 4 * seg.capacity
