@@ -50,7 +50,8 @@ def matched_scenario(routers: int, seed: int) -> dict:
         }},
         "nodes": [{"name": n} for n in names],
         "links": [{"between": [a, b], "length_km": 10, "profile": "sequence-like", "scheme": "double-click",
-                   "classical_latency_s": 1e-3, "herald_latency_s": HERALD_LATENCY_S} for a, b in zip(names, names[1:])],
+                   "classical_latency_s": 1e-3, "herald_latency_s": HERALD_LATENCY_S}
+                  for a, b in zip(names, names[1:], strict=False)],
         "chain": {"from": names[0], "to": names[-1], "scheme": "swap-asap", "cutoff_s": 2.0},
     }
 
@@ -86,7 +87,8 @@ def main() -> None:
             "speedup": peer["run_wall_s"] / wall,
         })
         r = rows[-1]
-        print(f"{n} routers: SeQUeNCe {r['sequence_pairs']} pairs F={r['sequence_fidelity']} in {r['sequence_wall_s']:.2f}s"
+        print(f"{n} routers: SeQUeNCe {r['sequence_pairs']} pairs F={r['sequence_fidelity']} "
+              f"in {r['sequence_wall_s']:.2f}s"
               f" | qfabric {r['qfabric_pairs']} pairs F={r['qfabric_fidelity']:.4f} in {r['qfabric_wall_s']:.4f}s"
               f" | {r['speedup']:.0f}x", flush=True)
     default = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "metro-chain.yaml")

@@ -85,7 +85,8 @@ def simulate_chain(
 
     chain = RepeaterChain(
         sim, [segment] * segments, [node] * (segments + 1), scheme=scheme, cutoffs=cutoffs,
-        seconds_per_tick=1.0, regenerate_covered=False, defer_swaps=True, on_delivery=on_delivery, name="discrete-chain",
+        seconds_per_tick=1.0, regenerate_covered=False, defer_swaps=True, on_delivery=on_delivery,
+        name="discrete-chain",
     )
     chain.start()
     sim.run()
