@@ -16,9 +16,11 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
 
+# Benchmarks are not part of the test run; results go to docs/BENCHMARKS.md by hand.
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/bench_kernel.py
-	$(BIN)/python benchmarks/bench_chain.py
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	cd benchmarks && ../$(BIN)/python bench_kernel.py
+	cd benchmarks && ../$(BIN)/python bench_chain.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -107,7 +107,6 @@ class Pair:
     rounds: int = 0
     timer: Event | None = None
     alive: bool = True
-    waiting_since: int = 0
 
     @property
     def span(self) -> int:
@@ -286,9 +285,9 @@ class RepeaterChain:
         now = self.sim.now
         pair = Pair(left=s, right=s + 1, weights=seg.state, t_state=now - seg.stored_before_herald, ready=now)
         self._decay(pair, now)
-        if self.scheme is SwapScheme.SWAP_ASAP:
-            self._arm_creation_cutoff(pair)
         if self.purification_rounds:
+            if self.scheme is SwapScheme.SWAP_ASAP:
+                self._arm_creation_cutoff(pair)
             self._offer_for_purification(pair)
         else:
             self._make_available(pair)
@@ -325,9 +324,9 @@ class RepeaterChain:
             return
         pair.rounds += 1
         pair.ready = self.sim.now
-        if self.scheme is SwapScheme.SWAP_ASAP:
-            self._arm_creation_cutoff(pair)
         if pair.rounds < self.purification_rounds:
+            if self.scheme is SwapScheme.SWAP_ASAP:
+                self._arm_creation_cutoff(pair)
             self._offer_for_purification(pair)
         else:
             self._make_available(pair)
@@ -343,8 +342,8 @@ class RepeaterChain:
         if pair.left == 0 and pair.right == self.n:
             self._schedule_delivery(pair)
             return
-        now = self.sim.now
-        pair.waiting_since = now
+        if self.scheme is SwapScheme.SWAP_ASAP:
+            self._arm_creation_cutoff(pair)
         if pair.left > 0:
             self.holding_right[pair.left].append(pair)
         if pair.right < self.n:
@@ -402,8 +401,6 @@ class RepeaterChain:
             message = max(self._delay(node, a.left), self._delay(node, b.right))
             pair = Pair(left=a.left, right=b.right, weights=weights, t_state=now,
                         ready=max(a.ready, b.ready, now + message))
-            if self.scheme is SwapScheme.SWAP_ASAP:
-                self._arm_creation_cutoff(pair)
             self._make_available(pair)
         self._refill(node - 1)
         self._refill(node)
@@ -461,7 +458,10 @@ class RepeaterChain:
 
     def _schedule_delivery(self, pair: Pair) -> None:
         self._disarm(pair)
-        self.sim.schedule_at(max(pair.ready, self.sim.now), self._deliver, pair, priority=PRIORITY_DELIVER)
+        if pair.ready <= self.sim.now and not self.defer_swaps:
+            self._deliver(pair)
+        else:
+            self.sim.schedule_at(max(pair.ready, self.sim.now), self._deliver, pair, priority=PRIORITY_DELIVER)
 
     def _deliver(self, pair: Pair) -> None:
         now = self.sim.now
