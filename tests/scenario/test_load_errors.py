@@ -90,7 +90,14 @@ def test_purification_needs_two_memories(write_scenario, small_data):
     small_data["links"][0]["profile"] = "nv-diamond"  # one memory per side
     small_data["chain"]["purification"] = {"rounds": 1}
     problems = problems_of(write_scenario, small_data)
-    assert "capacity >= 2" in problems["links[0]"]
+    assert "needs memory capacity >= 2" in problems["links[0]"]
+    small_data["links"][0]["profile"] = "near-term"  # four memories per side
+    small_data["chain"]["purification"] = {"rounds": 2, "spans": [1, 2]}
+    problems = problems_of(write_scenario, small_data)
+    assert "needs memory capacity >= 5" in problems["links[0]"]
+    small_data["chain"]["purification"] = {"rounds": 1, "spans": [3]}
+    problems = problems_of(write_scenario, small_data)
+    assert "expected spans among [1, 2]" in problems["chain.purification.spans"]
 
 
 def test_file_level_errors(tmp_path, write_scenario):

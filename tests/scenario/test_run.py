@@ -102,3 +102,42 @@ def test_inline_and_deferred_swaps_agree_on_long_chains(defer_swaps):
     assert len(chain.stats.delivered_weights) > 500
     # no swap fails: four swaps per delivered pair, plus a few in pairs still being built at the end
     assert 0 <= chain.stats.swaps - 4 * len(chain.stats.delivered_weights) <= 4 * seg.capacity
+
+
+def test_purification_at_chosen_spans_gives_the_recurrence_states():
+    # no memory noise and certain generation: every delivered pair has exactly the composed state
+    s = BellDiagonal((0.85, 0.07, 0.05, 0.03))
+    seg = SegmentModel(success_probability=1.0, attempt_period=1, herald_delay=1, state=s.weights, capacity=3)
+    from qfabric.states import swap
+
+    sim = Simulator(seed=2)
+    chain = RepeaterChain(sim, [seg] * 4, scheme="nested", purification_rounds=1, purification_spans=[1, 2],
+                          seconds_per_tick=1.0)
+    chain.start()
+    sim.run(until=3_000)
+    p1 = dejmps(s, s)[1]
+    p2 = dejmps(swap(p1, p1), swap(p1, p1))[1]
+    expected = swap(p2, p2).weights
+    assert len(chain.stats.delivered_weights) > 50
+    for w in chain.stats.delivered_weights:
+        assert w == pytest.approx(expected)
+    assert chain.stats.purifications_failed > 0  # the purification dice were rolled
+
+    sim = Simulator(seed=2)
+    end_to_end = RepeaterChain(sim, [seg] * 2, purification_rounds=1, purification_spans=[2], seconds_per_tick=1.0)
+    end_to_end.start()
+    sim.run(until=1_000)
+    pair = swap(s, s)
+    assert end_to_end.stats.delivered_weights[0] == pytest.approx(dejmps(pair, pair)[1].weights)
+
+
+def test_purification_spans_must_exist_in_the_scheme_and_fit_in_memory():
+    from qfabric.errors import ParameterError
+
+    seg = SegmentModel(success_probability=0.5, attempt_period=1, herald_delay=1, state=(1, 0, 0, 0), capacity=2)
+    with pytest.raises(ParameterError, match="purification_spans"):
+        RepeaterChain(Simulator(), [seg] * 4, purification_rounds=1, purification_spans=[2])
+    with pytest.raises(ParameterError, match="purification_spans"):
+        RepeaterChain(Simulator(), [seg] * 4, scheme="nested", purification_rounds=1, purification_spans=[3])
+    with pytest.raises(ParameterError, match="at least 3 memories"):
+        RepeaterChain(Simulator(), [seg] * 4, scheme="nested", purification_rounds=1, purification_spans=[1, 2])

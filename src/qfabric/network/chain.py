@@ -13,7 +13,8 @@ A failed swap loses both inputs. Cut-offs: with ``swap-asap`` a pair not used wi
 cut-off of its creation is discarded; with ``nested`` (cut-off per nesting level, as in Brand,
 Coopmans, Elkouss, IEEE JSAC 38, 619 (2020)) a pair that waits at its swap node longer than
 the cut-off is discarded and the partner half is restarted. Optional purification (BBPSSW
-or DEJMPS, symmetric recurrence) of elementary pairs before swapping.
+or DEJMPS, symmetric recurrence) of the pairs of chosen spans before they are swapped or delivered:
+span 1 purifies elementary pairs, span ``N`` end-to-end pairs, span ``2^k`` the nested scheme's level k.
 
 Pairs decohere in their two memories for exactly as long as they are stored. End-to-end pairs
 are delivered when the classical messages of every swap that made them have reached both
@@ -128,6 +129,8 @@ class ChainStats:
     segments: list[SegmentStats]
     swaps: int = 0
     swaps_failed: int = 0
+    purifications: int = 0
+    purifications_failed: int = 0
     cutoff_discards: int = 0
     delivery_ticks: list[int] = field(default_factory=list)
     delivered_weights: list[Weights] = field(default_factory=list)
@@ -142,6 +145,18 @@ class _Process:
     started: int
     attempts: int
     event: Event | None = None
+
+
+def required_capacity(purification_rounds: int, purified_spans: int) -> int:
+    """Memories per side that recurrence purification needs to never deadlock.
+
+    At an end node, each purified span can hold one waiting pair per round done plus the one being
+    made: ``rounds * spans + 1``.
+
+    >>> required_capacity(1, 1), required_capacity(2, 1), required_capacity(1, 2)
+    (2, 3, 3)
+    """
+    return purification_rounds * purified_spans + 1 if purification_rounds else 1
 
 
 class RepeaterChain:
@@ -169,6 +184,7 @@ class RepeaterChain:
         cutoffs: Sequence[int | None] | int | None = None,
         purification_rounds: int = 0,
         purification_protocol: PurificationProtocol | str = PurificationProtocol.DEJMPS,
+        purification_spans: Sequence[int] = (1,),
         seconds_per_tick: float = 1e-12,
         regenerate_covered: bool = True,
         defer_swaps: bool = False,
@@ -201,10 +217,17 @@ class RepeaterChain:
                                  "one memory per side when nested cut-offs restart half-chains")
         if purification_rounds < 0:
             raise ParameterError("purification_rounds", purification_rounds, "a non-negative integer")
-        if purification_rounds and any(s.capacity < 2 for s in self.segments):
-            raise ParameterError("capacity", [s.capacity for s in self.segments],
-                                 "at least two memories per side to purify")
         self.purification_rounds = purification_rounds
+        self.purification_spans = frozenset(purification_spans) if purification_rounds else frozenset()
+        needed = required_capacity(purification_rounds, len(self.purification_spans))
+        if any(s.capacity < needed for s in self.segments):
+            raise ParameterError("capacity", [s.capacity for s in self.segments],
+                                 f"at least {needed} memories per side for {purification_rounds} purification "
+                                 f"round(s) at {len(self.purification_spans)} span(s)")
+        allowed = {1, n} if self.scheme is SwapScheme.SWAP_ASAP else {2**k for k in range(levels + 1)}
+        if not self.purification_spans <= allowed:
+            raise ParameterError("purification_spans", sorted(self.purification_spans),
+                                 f"spans among {sorted(allowed)} for {self.scheme.value}")
         self._purify = dejmps if PurificationProtocol(purification_protocol) is PurificationProtocol.DEJMPS \
             else bbpssw
         self.seconds_per_tick = seconds_per_tick
@@ -213,13 +236,14 @@ class RepeaterChain:
         self.on_delivery = on_delivery
         self.rngs = [sim.rng(f"{name}/segment-{s}") for s in range(n)]
         self.swap_rng = sim.rng(f"{name}/swaps")
+        self.purification_rng = sim.rng(f"{name}/purification")
         self.stats = ChainStats(segments=[SegmentStats() for _ in range(n)])
 
         self.free_right = [s.capacity for s in self.segments] + [0]  # node i's memories facing segment i
         self.free_left = [0] + [s.capacity for s in self.segments]  # node i's memories facing segment i-1
         self.holding_left: list[list[Pair]] = [[] for _ in range(n + 1)]  # swappable pairs ending at node i
         self.holding_right: list[list[Pair]] = [[] for _ in range(n + 1)]  # swappable pairs starting at i
-        self.waiting_purification: list[list[Pair]] = [[] for _ in range(n)]
+        self.waiting_purification: dict[tuple[int, int], list[Pair]] = {}
         self.processes: list[list[_Process]] = [[] for _ in range(n)]
         self.covered = [0] * n  # live pairs spanning each segment
         self._swap_check_pending = [False] * (n + 1)
@@ -285,8 +309,12 @@ class RepeaterChain:
         now = self.sim.now
         pair = Pair(left=s, right=s + 1, weights=seg.state, t_state=now - seg.stored_before_herald, ready=now)
         self._decay(pair, now)
-        if self.purification_rounds:
-            if self.scheme is SwapScheme.SWAP_ASAP:
+        self._route(pair)
+
+    def _route(self, pair: Pair) -> None:
+        """A new pair goes to purification if its span is purified and rounds remain, else on to swapping."""
+        if pair.rounds < self.purification_rounds and pair.span in self.purification_spans:
+            if self.scheme is SwapScheme.SWAP_ASAP and pair.span < self.n:
                 self._arm_creation_cutoff(pair)
             self._offer_for_purification(pair)
         else:
@@ -295,7 +323,7 @@ class RepeaterChain:
     # ---- purification -------------------------------------------------------------------------
 
     def _offer_for_purification(self, pair: Pair) -> None:
-        queue = self.waiting_purification[pair.left]
+        queue = self.waiting_purification.setdefault((pair.left, pair.right), [])
         partner = next((p for p in queue if p.rounds == pair.rounds), None)
         if partner is None:
             queue.append(pair)
@@ -306,14 +334,18 @@ class RepeaterChain:
         for p in (pair, partner):
             self._disarm(p)
         p_ok, out = self._purify(BellDiagonal(pair.weights), BellDiagonal(partner.weights))
-        stats = self.stats.segments[pair.left]
+        stats = self.stats
         stats.purifications += 1
+        if pair.span == 1:
+            stats.segments[pair.left].purifications += 1
         self._release(partner)  # the sacrificed pair is measured now
-        ok = self.rngs[pair.left].random() < p_ok
+        ok = self.purification_rng.random() < p_ok
         if not ok:
             stats.purifications_failed += 1
-        delay = self.segments[pair.left].classical_delay
+            if pair.span == 1:
+                stats.segments[pair.left].purifications_failed += 1
         pair.weights, pair.t_state = out.weights, now
+        delay = self._delay(pair.left, pair.right)  # both ends exchange their parity outcomes
         self.sim.schedule(delay, self._purification_result, pair, ok, priority=PRIORITY_PURIFY)
 
     def _purification_result(self, pair: Pair, ok: bool) -> None:
@@ -323,20 +355,10 @@ class RepeaterChain:
             self._release(pair)
             return
         pair.rounds += 1
-        pair.ready = self.sim.now
-        if pair.rounds < self.purification_rounds:
-            if self.scheme is SwapScheme.SWAP_ASAP:
-                self._arm_creation_cutoff(pair)
-            self._offer_for_purification(pair)
-        else:
-            self._make_available(pair)
+        pair.ready = max(pair.ready, self.sim.now)
+        self._route(pair)
 
     # ---- swapping -----------------------------------------------------------------------------
-
-    def _swap_node(self, pair: Pair) -> int:
-        """The node where ``pair`` is swapped next under the nested scheme."""
-        k = pair.span
-        return pair.left if (pair.left // k) % 2 == 1 else pair.right
 
     def _make_available(self, pair: Pair) -> None:
         if pair.left == 0 and pair.right == self.n:
@@ -401,7 +423,7 @@ class RepeaterChain:
             message = max(self._delay(node, a.left), self._delay(node, b.right))
             pair = Pair(left=a.left, right=b.right, weights=weights, t_state=now,
                         ready=max(a.ready, b.ready, now + message))
-            self._make_available(pair)
+            self._route(pair)
         self._refill(node - 1)
         self._refill(node)
 
@@ -421,8 +443,9 @@ class RepeaterChain:
         if not pair.alive:
             return
         self.stats.cutoff_discards += 1
-        if pair in self.waiting_purification[pair.left]:
-            self.waiting_purification[pair.left].remove(pair)
+        queue = self.waiting_purification.get((pair.left, pair.right), [])
+        if pair in queue:
+            queue.remove(pair)
         self._unhold(pair)
         self._release(pair)
 

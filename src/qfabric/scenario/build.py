@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qfabric import __version__
-from qfabric.link import HeraldedLink
+from qfabric.link import ClassicalChannel, HeraldedLink
 from qfabric.network import NodeModel, RepeaterChain, SegmentModel, Topology
 from qfabric.observe import LinkRecord, chain_report
 from qfabric.scenario.load import resolve_profiles
@@ -70,7 +70,7 @@ def build_chain(scenario: Scenario) -> BuiltChain:
             stored_before_herald=herald,
             state=link.heralded_state.weights,
             capacity=profile.memory.capacity,
-            classical_delay=seconds_to_ticks(link.fibre.delay_s + spec.classical_latency_s),
+            classical_delay=ClassicalChannel(spec.length_km, spec.classical_latency_s).delay_ticks(None),
         ))
         records.append(LinkRecord(
             name=edge["name"], between=(a, b), length_km=spec.length_km, scheme=str(link.scheme),
@@ -105,6 +105,7 @@ def build_chain(scenario: Scenario) -> BuiltChain:
         sim, segments, nodes, scheme=chain_spec.scheme, cutoffs=cutoffs,
         purification_rounds=purification.rounds if purification else 0,
         purification_protocol=purification.protocol if purification else "dejmps",
+        purification_spans=purification.spans if purification else (1,),
         seconds_per_tick=1.0 / TICKS_PER_S, regenerate_covered=chain_spec.regenerate_covered,
         name=f"chain/{chain_spec.source}-{chain_spec.target}",
     )

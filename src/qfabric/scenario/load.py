@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from qfabric.errors import ParameterError, ScenarioError
 from qfabric.hardware import PROFILES, HardwareProfile
 from qfabric.network import NoPathError, Topology
+from qfabric.network.chain import required_capacity
 from qfabric.scenario.schema import Scenario
 
 _PLAIN = {
@@ -207,13 +208,21 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                              f"({segments.bit_length() - 1}), got {len(chain.cutoff_s)}"))
     elif isinstance(chain.cutoff_s, list):
         problems.append(("chain.cutoff_s", "expected one number for swap-asap (a list is per nesting level)"))
-    if chain.purification and chain.purification.rounds:
+    purification = chain.purification
+    if purification and purification.rounds:
+        spans = set(purification.spans)
+        allowed = {1, segments} if chain.scheme == "swap-asap" else {2**k for k in range(segments.bit_length())}
+        if not spans <= allowed:
+            problems.append(("chain.purification.spans", f"expected spans among {sorted(allowed)} for a "
+                             f"{chain.scheme} chain of {segments} links, got {sorted(spans)}"))
+        needed = required_capacity(purification.rounds, len(spans))
         for a, b in zip(path, path[1:], strict=False):
             link = topo.link_between(a, b)
             spec = next(s for s in scenario.links if set(s.between) == {a, b})
             capacity = profiles[spec.profile].with_overrides(
                 spec.hardware.overrides() if spec.hardware else {}).memory.capacity
-            if capacity < 2:
-                problems.append((f"links[{scenario.links.index(spec)}]", f"purification needs memory capacity >= 2 "
-                                 f"on link {link['name']!r}; it has {capacity}"))
+            if capacity < needed:
+                problems.append((f"links[{scenario.links.index(spec)}]", f"purification ({purification.rounds} "
+                                 f"round(s) at {len(spans)} span(s)) needs memory capacity >= {needed} on link "
+                                 f"{link['name']!r}; it has {capacity}"))
     return problems

@@ -94,6 +94,10 @@ class LinkSpec(_Strict):
 class PurificationSpec(_Strict):
     rounds: int = Field(default=1, ge=0, le=4)
     protocol: Literal["dejmps", "bbpssw"] = "dejmps"
+    spans: list[int] = Field(
+        default=[1], min_length=1,
+        description="purify pairs spanning these many links: 1 elementary, N end-to-end, 2^k nested level k",
+    )
 
 
 class ChainSpec(_Strict):
