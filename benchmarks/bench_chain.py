@@ -15,7 +15,15 @@ qfabric is configured to the same physics:
   top of the fibre delay; swap messages 1 ms per hop);
 * its memories decohere by a Pauli channel with x = y = z rates 1/(3 T): the Werner parameter
   decays as exp(-4t / 3T) per memory, i.e. qfabric's depolarising time 3T/4 = 1.5 s;
-* memories expire 2 s after entanglement (qfabric: cut-off 2 s); swaps are ideal and twirled.
+* memories expire 2 s after entanglement; swaps are ideal and twirled;
+* SeQUeNCe's reservation rules swap in the doubling order (a node swaps once its memories share
+  pairs with its partners in the halved path): qfabric's ``nested`` scheme, in which a node learns
+  of a lower-level swap by its message before it can swap again. The chains here have 1, 2, 4 and
+  8 links, so the two orders coincide exactly;
+* before swapping, SeQUeNCe's swap rule asks both far ends through their resource managers and
+  waits for the answers, holding the four memories for that round trip (qfabric: ``swap_handshake``);
+* its topology generator joins every two routers by a direct 1 ms classical channel, so every
+  message takes 1 ms whatever the distance (qfabric: ``classical_mesh_latency_s: 0.001``).
 """
 
 from __future__ import annotations
@@ -52,7 +60,8 @@ def matched_scenario(routers: int, seed: int) -> dict:
         "links": [{"between": [a, b], "length_km": 10, "profile": "sequence-like", "scheme": "double-click",
                    "classical_latency_s": 1e-3, "herald_latency_s": HERALD_LATENCY_S}
                   for a, b in zip(names, names[1:], strict=False)],
-        "chain": {"from": names[0], "to": names[-1], "scheme": "swap-asap", "cutoff_s": 2.0},
+        "chain": {"from": names[0], "to": names[-1], "scheme": "nested", "swap_handshake": True,
+                  "classical_mesh_latency_s": 1e-3},
     }
 
 

@@ -141,3 +141,15 @@ def test_purification_spans_must_exist_in_the_scheme_and_fit_in_memory():
         RepeaterChain(Simulator(), [seg] * 4, scheme="nested", purification_rounds=1, purification_spans=[3])
     with pytest.raises(ParameterError, match="at least 3 memories"):
         RepeaterChain(Simulator(), [seg] * 4, scheme="nested", purification_rounds=1, purification_spans=[1, 2])
+
+
+def test_simultaneous_identical_pairs_are_kept_apart():
+    # deterministic generation heralds identical pairs on the same tick; each must be used exactly once
+    sim = Simulator(seed=1)
+    seg = SegmentModel(success_probability=1.0, attempt_period=10, herald_delay=10, state=(1, 0, 0, 0), capacity=3)
+    chain = RepeaterChain(sim, [seg, seg], scheme="nested", swap_handshake=True)
+    chain.start()
+    sim.run(until=1_000)
+    # every 10 ticks all three memory pairs of each link herald, swap and deliver on the same tick
+    assert len(chain.stats.delivery_ticks) == 3 * (1_000 // 10)
+    assert chain.stats.swaps == 3 * (1_000 // 10)

@@ -18,7 +18,12 @@ span 1 purifies elementary pairs, span ``N`` end-to-end pairs, span ``2^k`` the 
 
 Pairs decohere in their two memories for exactly as long as they are stored. End-to-end pairs
 are delivered when the classical messages of every swap that made them have reached both
-ends. Failures and discards are seen by every node at once (an optimistic simplification).
+ends. With ``swap-asap`` a node swaps whatever it holds without waiting to learn who the far ends
+are (Pauli frames are tracked); with ``nested`` a node must know that its memory now shares a pair
+with the right far node, so a swapped pair is usable only once the swap's messages reach its
+ends. With ``swap_handshake`` a node first confirms the swap with both far ends (as reservation-based
+control planes do) and holds the four memories for that round trip. Failures and discards are seen
+by every node at once (an optimistic simplification).
 
 With ``regenerate_covered`` (the default) a segment keeps generating while a longer pair spans it,
 so the next pair is pipelined. ``defer_swaps`` runs the swaps of one tick after all its heralds,
@@ -96,7 +101,7 @@ class NodeModel:
     swap_depolarising: float = 0.0
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two pairs heralded at one tick are still two pairs
 class Pair:
     """An entangled pair between nodes ``left < right``; ``weights`` hold at tick ``t_state``."""
 
@@ -137,7 +142,7 @@ class ChainStats:
     waiting_ticks: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two pairs heralded at one tick are still two pairs
 class _Process:
     """A memory pair of one segment trying to generate (one pending herald event)."""
 
@@ -188,6 +193,8 @@ class RepeaterChain:
         seconds_per_tick: float = 1e-12,
         regenerate_covered: bool = True,
         defer_swaps: bool = False,
+        swap_handshake: bool = False,
+        mesh_delay: int | None = None,
         on_delivery: Callable[[Pair, int], None] | None = None,
         name: str = "chain",
     ):
@@ -233,6 +240,10 @@ class RepeaterChain:
         self.seconds_per_tick = seconds_per_tick
         self.regenerate_covered = regenerate_covered
         self.defer_swaps = defer_swaps
+        self.swap_handshake = swap_handshake
+        if mesh_delay is not None and mesh_delay < 0:
+            raise ParameterError("mesh_delay", mesh_delay, "a non-negative number of ticks")
+        self.mesh_delay = mesh_delay
         self.on_delivery = on_delivery
         self.rngs = [sim.rng(f"{name}/segment-{s}") for s in range(n)]
         self.swap_rng = sim.rng(f"{name}/swaps")
@@ -246,6 +257,7 @@ class RepeaterChain:
         self.waiting_purification: dict[tuple[int, int], list[Pair]] = {}
         self.processes: list[list[_Process]] = [[] for _ in range(n)]
         self.covered = [0] * n  # live pairs spanning each segment
+        self.in_flight: list[Pair] = []  # alive pairs held by no node's list: swap messages or handshakes pending
         self._swap_check_pending = [False] * (n + 1)
         self._last_delivery = 0
         self._running = False
@@ -391,7 +403,7 @@ class RepeaterChain:
             lefts = [p for p in left if p.span == span]
             rights = [p for p in right if p.span == span]
             while lefts and rights:
-                self._swap(node, lefts.pop(0), rights.pop(0))
+                self._begin_swap(node, lefts.pop(0), rights.pop(0))
             cutoff = self.cutoffs[span.bit_length() - 1]
             if cutoff is not None:
                 for p in lefts + rights:
@@ -399,7 +411,29 @@ class RepeaterChain:
                         p.timer = self.sim.schedule(cutoff, self._nested_cutoff, p, node, priority=PRIORITY_CUTOFF)
             return
         while left and right:
-            self._swap(node, left[0], right[0])
+            self._begin_swap(node, left[0], right[0])
+
+    def _begin_swap(self, node: int, a: Pair, b: Pair) -> None:
+        """Swap now, or (``swap_handshake``) after confirming with both far ends: one round trip to the farther."""
+        if not self.swap_handshake:
+            self._swap(node, a, b)
+            return
+        for p in (a, b):
+            self._unhold(p)
+            self._disarm(p)
+        self.in_flight.extend((a, b))
+        round_trip = 2 * max(self._delay(node, a.left), self._delay(node, b.right))
+        self.sim.schedule(round_trip, self._handshake_done, node, a, b, priority=PRIORITY_HERALD)
+
+    def _handshake_done(self, node: int, a: Pair, b: Pair) -> None:
+        for p in (a, b):
+            self.in_flight.remove(p)
+        if a.alive and b.alive:
+            self._swap(node, a, b)
+            return
+        for p in (a, b):  # the other was discarded meanwhile: back to waiting
+            if p.alive:
+                self._route(p)
 
     def _swap(self, node: int, a: Pair, b: Pair) -> None:
         now = self.sim.now
@@ -423,11 +457,24 @@ class RepeaterChain:
             message = max(self._delay(node, a.left), self._delay(node, b.right))
             pair = Pair(left=a.left, right=b.right, weights=weights, t_state=now,
                         ready=max(a.ready, b.ready, now + message))
-            self._route(pair)
+            if self.scheme is SwapScheme.NESTED and message > 0:
+                # the next level's node swaps only once the message tells it who its memory now shares a pair with
+                self.in_flight.append(pair)
+                self.sim.schedule(message, self._swap_message_arrived, pair, priority=PRIORITY_HERALD)
+            else:
+                self._route(pair)
         self._refill(node - 1)
         self._refill(node)
 
+    def _swap_message_arrived(self, pair: Pair) -> None:
+        self.in_flight.remove(pair)
+        if pair.alive:
+            self._route(pair)
+
     def _delay(self, i: int, j: int) -> int:
+        """One-way classical message delay: along the chain's fibre, or one mesh hop (``mesh_delay``)."""
+        if self.mesh_delay is not None:
+            return self.mesh_delay if i != j else 0
         return abs(self._position[i] - self._position[j])
 
     # ---- cut-offs -----------------------------------------------------------------------------
@@ -470,7 +517,7 @@ class RepeaterChain:
             self._refill(s)
 
     def _pairs_within(self, lo: int, hi: int) -> list[Pair]:
-        found = {}
+        found = {id(p): p for p in self.in_flight if lo <= p.left and p.right <= hi}
         for i in range(lo, hi + 1):
             for p in self.holding_left[i] + self.holding_right[i]:
                 if lo <= p.left and p.right <= hi:

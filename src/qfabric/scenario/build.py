@@ -107,6 +107,9 @@ def build_chain(scenario: Scenario) -> BuiltChain:
         purification_protocol=purification.protocol if purification else "dejmps",
         purification_spans=purification.spans if purification else (1,),
         seconds_per_tick=1.0 / TICKS_PER_S, regenerate_covered=chain_spec.regenerate_covered,
+        swap_handshake=chain_spec.swap_handshake,
+        mesh_delay=None if chain_spec.classical_mesh_latency_s is None
+        else seconds_to_ticks(chain_spec.classical_mesh_latency_s),
         name=f"chain/{chain_spec.source}-{chain_spec.target}",
     )
     return BuiltChain(scenario, sim, chain, path, links, records)

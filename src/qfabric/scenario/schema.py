@@ -111,6 +111,14 @@ class ChainSpec(_Strict):
     regenerate_covered: bool = Field(
         default=True, description="segments under a longer pair keep generating (pipelining)"
     )
+    swap_handshake: bool = Field(
+        default=False, description="repeaters confirm each swap with both far ends first (one round trip)"
+    )
+    classical_mesh_latency_s: float | None = Field(
+        default=None, ge=0,
+        description="every two nodes share a direct classical channel of this latency, s (default: messages "
+        "follow the fibre path, hop by hop)",
+    )
 
     @field_validator("cutoff_s")
     @classmethod
