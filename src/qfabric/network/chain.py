@@ -282,6 +282,27 @@ class RepeaterChain:
             procs.clear()
         self._running = False
 
+    def audit(self) -> list[str]:
+        """Memory accounting problems (none in a correct run): every memory in use must belong to a
+        generation attempt or to a pair the engine still tracks."""
+        tracked: dict[int, Pair] = {id(p): p for p in self.in_flight}
+        for lists in (self.holding_left, self.holding_right, list(self.waiting_purification.values())):
+            for held in lists:
+                tracked.update((id(p), p) for p in held)
+        problems = [f"pair {p.left}-{p.right} is tracked but dead" for p in tracked.values() if not p.alive]
+        for node in range(self.n + 1):
+            for side, free, capacity, attempts, ends in (
+                ("right", self.free_right[node], self.segments[node].capacity if node < self.n else 0,
+                 len(self.processes[node]) if node < self.n else 0, lambda p, x=node: p.left == x),
+                ("left", self.free_left[node], self.segments[node - 1].capacity if node > 0 else 0,
+                 len(self.processes[node - 1]) if node > 0 else 0, lambda p, x=node: p.right == x),
+            ):
+                used = capacity - free
+                accounted = attempts + sum(1 for p in tracked.values() if ends(p))
+                if used != accounted:
+                    problems.append(f"node {node} {side}: {used} memories in use, {accounted} accounted for")
+        return problems
+
     # ---- generation ---------------------------------------------------------------------------
 
     def _refill(self, s: int) -> None:
@@ -358,9 +379,11 @@ class RepeaterChain:
                 stats.segments[pair.left].purifications_failed += 1
         pair.weights, pair.t_state = out.weights, now
         delay = self._delay(pair.left, pair.right)  # both ends exchange their parity outcomes
+        self.in_flight.append(pair)
         self.sim.schedule(delay, self._purification_result, pair, ok, priority=PRIORITY_PURIFY)
 
     def _purification_result(self, pair: Pair, ok: bool) -> None:
+        self.in_flight.remove(pair)
         if not pair.alive:
             return
         if not ok:
@@ -531,9 +554,12 @@ class RepeaterChain:
         if pair.ready <= self.sim.now and not self.defer_swaps:
             self._deliver(pair)
         else:
-            self.sim.schedule_at(max(pair.ready, self.sim.now), self._deliver, pair, priority=PRIORITY_DELIVER)
+            self.in_flight.append(pair)
+            self.sim.schedule_at(max(pair.ready, self.sim.now), self._deliver, pair, True, priority=PRIORITY_DELIVER)
 
-    def _deliver(self, pair: Pair) -> None:
+    def _deliver(self, pair: Pair, scheduled: bool = False) -> None:
+        if scheduled:
+            self.in_flight.remove(pair)
         now = self.sim.now
         self._decay(pair, now)
         stats = self.stats
