@@ -91,6 +91,8 @@ def test_purification_needs_two_memories(write_scenario, small_data):
     small_data["chain"]["purification"] = {"rounds": 1}
     problems = problems_of(write_scenario, small_data)
     assert "needs memory capacity >= 2" in problems["links[0]"]
+    assert "deadlock" in problems["chain.cutoff_s"]
+    small_data["chain"]["cutoff_s"] = 0.1
     small_data["links"][0]["profile"] = "near-term"  # four memories per side
     small_data["chain"]["purification"] = {"rounds": 2, "spans": [1, 2]}
     problems = problems_of(write_scenario, small_data)

@@ -159,11 +159,18 @@ def test_simultaneous_identical_pairs_are_kept_apart():
     assert len(chain.stats.delivery_ticks) > 20
 
 
-@pytest.mark.parametrize("scheme,extra", [("swap-asap", {"cutoffs": 4}), ("nested", {"cutoffs": [3, 6]}),
-                                          ("swap-asap", {"purification_rounds": 1, "purification_spans": [1, 4]})])
+BUSY_RUNS = [
+    ("swap-asap", {"cutoffs": 4}),
+    ("nested", {"cutoffs": [3, 6]}),
+    ("swap-asap", {"purification_rounds": 1, "purification_spans": [1, 4], "cutoffs": 40}),
+    ("nested", {"purification_rounds": 1, "purification_spans": [2], "cutoffs": [30, 60]}),
+]
+
+
+@pytest.mark.parametrize("scheme,extra", BUSY_RUNS)
 def test_memory_accounting_holds_throughout_a_busy_run(scheme, extra):
     sim = Simulator(seed=3)
-    capacity = 3 if "purification_rounds" in extra else 1
+    capacity = 3 if "purification_rounds" in extra else 1 + (scheme == "nested")  # nested: two lanes
     seg = SegmentModel(success_probability=0.3, attempt_period=2, herald_delay=2, state=(0.9, 0.05, 0.03, 0.02),
                        capacity=capacity, classical_delay=1)
     node = NodeModel(swap_success_probability=0.7)

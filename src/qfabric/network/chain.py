@@ -12,9 +12,12 @@ nodes then swap:
 A failed swap loses both inputs. Cut-offs: with ``swap-asap`` a pair not used within the
 cut-off of its creation is discarded; with ``nested`` (cut-off per nesting level, as in Brand,
 Coopmans, Elkouss, IEEE JSAC 38, 619 (2020)) a pair that waits at its swap node longer than
-the cut-off is discarded and the partner half is restarted. Optional purification (BBPSSW
-or DEJMPS, symmetric recurrence) of the pairs of chosen spans before they are swapped or delivered:
-span 1 purifies elementary pairs, span ``N`` end-to-end pairs, span ``2^k`` the nested scheme's level k.
+the cut-off is discarded and, when every link has one memory pair, the partner half is restarted.
+A pair waiting for a purification partner is discarded after its span's cut-off as well: without
+cut-offs, purification with few memories can deadlock (every memory waiting for a partner).
+Optional purification (BBPSSW or DEJMPS, symmetric recurrence) of the pairs of chosen spans
+before they are swapped or delivered: span 1 purifies elementary pairs, span ``N`` end-to-end
+pairs, span ``2^k`` the nested scheme's level k.
 
 Pairs decohere in their two memories for exactly as long as they are stored. End-to-end pairs
 are delivered when the classical messages of every swap that made them have reached both
@@ -218,10 +221,8 @@ class RepeaterChain:
             raise ParameterError("cutoffs", self.cutoffs, f"one cut-off per nesting level ({levels})")
         if any(c is not None and c < 0 for c in self.cutoffs):
             raise ParameterError("cutoffs", self.cutoffs, "non-negative tick counts")
-        nested_cutoffs = self.scheme is SwapScheme.NESTED and any(c is not None for c in self.cutoffs)
-        if nested_cutoffs and any(s.capacity != 1 for s in self.segments):
-            raise ParameterError("capacity", [s.capacity for s in self.segments],
-                                 "one memory per side when nested cut-offs restart half-chains")
+        # nested cut-offs restart the partner half only when each link has a single memory pair (one lane)
+        self._single_lane = all(s.capacity == 1 for s in self.segments)
         if purification_rounds < 0:
             raise ParameterError("purification_rounds", purification_rounds, "a non-negative integer")
         self.purification_rounds = purification_rounds
@@ -347,8 +348,10 @@ class RepeaterChain:
     def _route(self, pair: Pair) -> None:
         """A new pair goes to purification if its span is purified and rounds remain, else on to swapping."""
         if pair.rounds < self.purification_rounds and pair.span in self.purification_spans:
-            if self.scheme is SwapScheme.SWAP_ASAP and pair.span < self.n:
-                self._arm_creation_cutoff(pair)
+            cutoff = self._cutoff_for_span(pair.span)
+            if cutoff is not None:  # a pair waiting for a purification partner is discarded after the cut-off
+                self._disarm(pair)
+                pair.timer = self.sim.schedule(cutoff, self._discard_expired, pair, priority=PRIORITY_CUTOFF)
             self._offer_for_purification(pair)
         else:
             self._make_available(pair)
@@ -502,6 +505,11 @@ class RepeaterChain:
 
     # ---- cut-offs -----------------------------------------------------------------------------
 
+    def _cutoff_for_span(self, span: int) -> int | None:
+        if self.scheme is SwapScheme.SWAP_ASAP:
+            return self.cutoffs[0]
+        return self.cutoffs[min(span.bit_length() - 1, len(self.cutoffs) - 1)]
+
     def _arm_creation_cutoff(self, pair: Pair) -> None:
         cutoff = self.cutoffs[0]
         if cutoff is not None:
@@ -520,13 +528,15 @@ class RepeaterChain:
         self._release(pair)
 
     def _nested_cutoff(self, pair: Pair, node: int) -> None:
-        """``pair`` waited its level's cut-off at ``node``: discard it and restart the partner half."""
+        """``pair`` waited its level's cut-off at ``node``: discard it and (one lane) restart the partner half."""
         pair.timer = None
         if not pair.alive:
             return
         self.stats.cutoff_discards += 1
         self._unhold(pair)
         self._release(pair)
+        if not self._single_lane:
+            return
         span = pair.span
         lo, hi = (node, node + span) if pair.right == node else (node - span, node)
         for s in range(lo, hi):  # the partner half: cancel its generation, drop its pairs

@@ -215,6 +215,9 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         if not spans <= allowed:
             problems.append(("chain.purification.spans", f"expected spans among {sorted(allowed)} for a "
                              f"{chain.scheme} chain of {segments} links, got {sorted(spans)}"))
+        if chain.cutoff_s is None:
+            problems.append(("chain.cutoff_s", "purification needs a cut-off: without one, pairs waiting for a "
+                             "purification partner can hold every memory and deadlock the chain"))
         needed = required_capacity(purification.rounds, len(spans))
         for a, b in zip(path, path[1:], strict=False):
             link = topo.link_between(a, b)
