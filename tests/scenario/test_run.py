@@ -180,3 +180,15 @@ def test_memory_accounting_holds_throughout_a_busy_run(scheme, extra):
         sim.run(until=until)
         assert chain.audit() == [], f"at tick {until}"
     assert len(chain.stats.delivery_ticks) > 10
+
+
+def test_single_link_chains_run_under_both_schemes(small_data):
+    small_data["nodes"] = small_data["nodes"][:2]
+    small_data["links"] = small_data["links"][:1]
+    small_data["links"][0]["between"] = ["a", "r"]
+    small_data["chain"]["to"] = "r"
+    for scheme in ("swap-asap", "nested"):
+        small_data["chain"]["scheme"] = scheme
+        report = run_scenario(parse_scenario(small_data))
+        link = report["links"][0]
+        assert report["end_to_end"][0]["pairs_delivered"] == link["successes"]

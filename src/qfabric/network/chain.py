@@ -217,7 +217,7 @@ class RepeaterChain:
         if cutoffs is None or isinstance(cutoffs, int):
             cutoffs = [cutoffs] * max(levels, 1)
         self.cutoffs = list(cutoffs)
-        if self.scheme is SwapScheme.NESTED and len(self.cutoffs) != levels:
+        if self.scheme is SwapScheme.NESTED and levels and len(self.cutoffs) != levels:
             raise ParameterError("cutoffs", self.cutoffs, f"one cut-off per nesting level ({levels})")
         if any(c is not None and c < 0 for c in self.cutoffs):
             raise ParameterError("cutoffs", self.cutoffs, "non-negative tick counts")
