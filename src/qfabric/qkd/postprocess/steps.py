@@ -88,7 +88,8 @@ def toeplitz_hash(bits: np.ndarray, seed: np.ndarray, m: int) -> np.ndarray:
         raise ParameterError("m", m, f"an output length in [1, {n}]")
     if len(seed) != n + m - 1:
         raise ParameterError("seed", len(seed), f"n + m - 1 = {n + m - 1} bits for n = {n}, m = {m}")
-    size = sfft.next_fast_len(len(seed) + n - 1, real=True)
+    # circular convolution of length >= n + m - 1: its wrap-around falls outside the window we keep
+    size = sfft.next_fast_len(len(seed), real=True)
     conv = sfft.irfft(sfft.rfft(seed.astype(np.float64), size) * sfft.rfft(x.astype(np.float64), size), size)
     window = conv[n - 1 : n - 1 + m]
     rounded = np.rint(window)
