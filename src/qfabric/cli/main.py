@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from qfabric import __version__
+from qfabric.cli.qkd import app as qkd_app
 from qfabric.errors import QfabricError
 from qfabric.network.analysis import nested_exact, swap_asap_exact
 from qfabric.network.discrete import simulate_chain
@@ -30,6 +31,7 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "metro-ch
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="qfabric: simulate and operate quantum networks.")
 chain_app = typer.Typer(no_args_is_help=True, help="Waiting time and fidelity of homogeneous repeater chains.")
 app.add_typer(chain_app, name="chain")
+app.add_typer(qkd_app, name="qkd")
 out = Console()
 err = Console(stderr=True)
 

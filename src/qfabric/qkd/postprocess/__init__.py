@@ -11,6 +11,7 @@ from qfabric.qkd.postprocess.steps import (
     toeplitz_matrix,
     verification_tag_bits,
     verify,
+    verify_frames,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "toeplitz_matrix",
     "verification_tag_bits",
     "verify",
+    "verify_frames",
 ]

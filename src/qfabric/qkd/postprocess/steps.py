@@ -116,6 +116,29 @@ def verify(alice: np.ndarray, bob: np.ndarray, tag_bits: int, rng: np.random.Gen
     return bool(np.array_equal(toeplitz_hash(alice, seed, m), toeplitz_hash(bob, seed, m)))
 
 
+def verify_frames(alice_frames: list[np.ndarray], bob_frames: list[np.ndarray], tag_bits: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """:func:`verify` for many frames at once (one batched FFT, one public seed chosen after the frames).
+
+    Returns, per frame, whether the tags agree. Each differing frame passes with probability at most
+    ``2^-tag_bits``; frames are zero-padded to the longest, which keeps the hash family universal.
+    """
+    if len(alice_frames) != len(bob_frames) or not alice_frames:
+        raise ParameterError("frames", (len(alice_frames), len(bob_frames)), "the same non-zero number of frames")
+    n = max(len(a) for a in alice_frames)
+    m = min(tag_bits, n)
+    seed = rng.integers(0, 2, n + m - 1, dtype=np.uint8).astype(np.float64)
+    size = sfft.next_fast_len(n + m - 1, real=True)
+    stacked = np.zeros((2 * len(alice_frames), n), dtype=np.float64)
+    for i, (a, b) in enumerate(zip(alice_frames, bob_frames, strict=True)):
+        _same_length(alice=a, bob=b)
+        stacked[2 * i, : len(a)] = a
+        stacked[2 * i + 1, : len(b)] = b
+    conv = sfft.irfft(sfft.rfft(stacked, size, axis=1) * sfft.rfft(seed, size)[None, :], size, axis=1)
+    tags = np.rint(conv[:, n - 1 : n - 1 + m]).astype(np.int64) & 1
+    return np.all(tags[0::2] == tags[1::2], axis=1)
+
+
 def privacy_amplify(key: np.ndarray, length: int, seed: np.ndarray) -> np.ndarray:
     """Compress a reconciled key to ``length`` secret bits with the Toeplitz hash of ``seed``."""
     return toeplitz_hash(key, seed, length)
