@@ -56,12 +56,14 @@ def _eve(text: str | None):
     return None
 
 
-def _progress(description: str, quiet: bool):
+def _with_progress(description: str, quiet: bool, work):
+    """``work(progress)`` with a progress callback on a terminal (``None`` when quiet or piped)."""
     if quiet or not sys.stderr.isatty():
-        return None, None
-    bar = Progress(TextColumn(description), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                   console=err, transient=True)
-    return bar, bar.add_task(description, total=1.0)
+        return work(None)
+    with Progress(TextColumn(description), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task(description, total=1.0)
+        return work(lambda fraction: bar.update(task, completed=fraction))
 
 
 Distance = Annotated[float, typer.Option("--distance-km", help="Fibre length between Alice and Bob.")]
@@ -91,14 +93,10 @@ def link(
     try:
         ch = Channel(distance_km, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment)
         if protocol == "decoy-bb84":
-            bar, task = _progress("distilling blocks", quiet)
-            if bar:
-                with bar:
-                    run = run_decoy_bb84(ch, n, eavesdropper=_eve(eve), seed=seed, variant=variant,
-                                         source_rate_hz=source_rate_hz, progress=lambda f: bar.update(task, completed=f))
-            else:
-                run = run_decoy_bb84(ch, n, eavesdropper=_eve(eve), seed=seed, variant=variant,
-                                     source_rate_hz=source_rate_hz)
+            attacker = _eve(eve)
+            run = _with_progress("distilling blocks", quiet, lambda progress: run_decoy_bb84(
+                ch, n, eavesdropper=attacker, seed=seed, variant=variant, source_rate_hz=source_rate_hz,
+                progress=progress))
         elif protocol == "bbm92":
             if eve is not None:
                 raise ParameterError("--eve", eve, "no eavesdropper model for bbm92 here (use decoy-bb84)")
@@ -136,7 +134,7 @@ def curve(
     protocol: Annotated[str, typer.Option("--protocol")] = "decoy-bb84",
     max_km: Annotated[float, typer.Option("--max-km")] = 200.0,
     step_km: Annotated[float, typer.Option("--step-km")] = 5.0,
-    simulate: Annotated[str, typer.Option("--simulate-km", help="Distances to simulate, e.g. 25,50,75,100")] = "25,50,75",
+    simulate: Annotated[str, typer.Option("--simulate-km", help="Distances to simulate, e.g. 25,50,100")] = "25,50,75",
     pulses: Annotated[str, typer.Option("--pulses", help="Pulses per simulated point (and finite-key size).")] = "1e9",
     attenuation_db_per_km: Attenuation = 0.2, detector_efficiency: DetEff = 0.1, dark_count_yield: Y0 = 1e-6,
     misalignment: EDet = 0.01, f_ec: FEc = 1.16, seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -154,13 +152,8 @@ def curve(
         _fail(ParameterError("--simulate-km", simulate, "distances separated by commas"))
     try:
         template = Channel(0.0, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment, f_ec)
-        bar, task = _progress("computing the curve", quiet)
-        if bar:
-            with bar:
-                data = key_rate_curve(template, max_km=max_km, step_km=step_km, simulate_km=km, pulses=n, seed=seed,
-                                      progress=lambda f: bar.update(task, completed=f))
-        else:
-            data = key_rate_curve(template, max_km=max_km, step_km=step_km, simulate_km=km, pulses=n, seed=seed)
+        data = _with_progress("computing the curve", quiet, lambda progress: key_rate_curve(
+            template, max_km=max_km, step_km=step_km, simulate_km=km, pulses=n, seed=seed, progress=progress))
     except QfabricError as error:
         _fail(error)
     rows = data["simulated"]
