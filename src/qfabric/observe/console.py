@@ -51,6 +51,22 @@ def print_report(report: dict, console: Console | None = None) -> None:
     console.print(links)
     console.print("[dim]F: fidelity at herald. of PLOB: distillable ebit/s (hashing bound) over the repeaterless "
                   "bound of the link's fibre at its attempt rate.[/dim]")
+    if report.get("qkd"):
+        keys = Table(title="QKD services", title_justify="left")
+        for col in ("service", "key rate (bit/s)", "QBER", "f", "leaked bits", "blocks aborted"):
+            keys.add_column(col, justify="left" if col == "service" else "right")
+        for row in report["qkd"]:
+            keys.add_row(f"{row['name']} ({row.get('protocol', '-')})", _fmt(row.get("secret_key_rate_bps")),
+                         _fmt(row.get("qber"), ".4f"), _fmt(row.get("reconciliation_efficiency"), ".3f"),
+                         _fmt(row.get("leaked_bits")), f"{row.get('aborted_blocks')} of {row.get('blocks', '-')}")
+        console.print(keys)
+        for row in report["qkd"]:
+            for reason in row.get("abort_reasons") or []:
+                console.print(f"[yellow]{row['name']}[/yellow]: {reason}")
+        simulated = sorted({row["simulated_seconds"] for row in report["qkd"] if row.get("simulated_seconds")})
+        if simulated:
+            console.print(f"[dim]Key rates are measured on {', '.join(f'{v:g}' for v in simulated)} s of each "
+                          "source's pulses, simulated and post-processed in full, and reported per second.[/dim]")
     perf = report.get("performance")
     if perf:
         console.print(f"[dim]{perf['events']} events in {perf['wall_time_s']:.3f} s wall "

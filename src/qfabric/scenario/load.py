@@ -185,6 +185,22 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
             except ParameterError as err:
                 problems.append((f"links[{i}].hardware", str(err)))
         topo.add_link(link.name or f"link-{i}", *link.between, length_km=link.length_km)
+    link_names = {link.name for link in scenario.links if link.name}
+    qkd_names: set[str] = set()
+    for i, q in enumerate(scenario.qkd):
+        if q.name in qkd_names:
+            problems.append((f"qkd[{i}].name", f"QKD service name {q.name!r} is used twice"))
+        qkd_names.add(q.name)
+        if q.protocol == "decoy-bb84":
+            if q.link is None:
+                problems.append((f"qkd[{i}].link", f"decoy-bb84 needs the fibre link it runs over; links are "
+                                 f"{sorted(link_names)}"))
+            elif q.link not in link_names:
+                hint = difflib.get_close_matches(q.link, link_names, n=1)
+                problems.append((f"qkd[{i}].link", f"unknown link {q.link!r}"
+                                 + (f"; did you mean {hint[0]!r}?" if hint else f"; links are {sorted(link_names)}")))
+        elif q.link is not None:
+            problems.append((f"qkd[{i}].link", "bbm92 measures the pairs the chain delivers; it takes no link"))
     chain = scenario.chain
     for field, node in (("chain.from", chain.source), ("chain.to", chain.target)):
         if node not in node_names:

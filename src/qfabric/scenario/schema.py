@@ -129,6 +129,25 @@ class ChainSpec(_Strict):
         return value
 
 
+class QkdSpec(_Strict):
+    """A QKD service: decoy BB84 over one of the scenario's fibre links, or BBM92 on the chain's pairs."""
+
+    name: str = Field(min_length=1)
+    protocol: Literal["decoy-bb84", "bbm92"] = "decoy-bb84"
+    link: str | None = Field(default=None, description="decoy-bb84: the fibre link it runs over (by name)")
+    source_rate_hz: float = Field(default=1e9, gt=0, le=1e11, description="decoy-bb84: pulses per second")
+    detector_efficiency: float = Field(default=0.1, gt=0, le=1)
+    dark_count_yield: float = Field(default=1e-6, ge=0, lt=0.5, description="clicks per pulse with no light")
+    misalignment: float = Field(default=0.01, ge=0, lt=0.5, description="optical error e_det")
+    max_simulated_pulses: float = Field(
+        default=1e9, ge=1e5, le=1e11,
+        description="simulate at most this many pulses; the rate is measured on them and reported per second",
+    )
+    eps_sec: float = Field(default=1e-10, gt=0, lt=1)
+    eps_cor: float = Field(default=1e-15, gt=0, lt=1)
+    cascade: Literal["original", "option7", "option8"] = "option8"
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -138,6 +157,7 @@ class Scenario(_Strict):
     nodes: list[NodeSpec] = Field(min_length=2)
     links: list[LinkSpec] = Field(min_length=1)
     chain: ChainSpec
+    qkd: list[QkdSpec] = Field(default_factory=list, description="QKD services whose keys the report shows")
 
     @model_validator(mode="after")
     def _names_unique(self) -> Scenario:
