@@ -110,7 +110,14 @@ def test_verification_catches_a_single_wrong_bit():
     assert not verify(alice, bob, 64, rng)
     frames_a = [alice[:2500], alice[2500:]]
     frames_b = [alice[:2500], bob[2500:]]
-    assert verify_frames(frames_a, frames_b, 64, rng).tolist() == [True, False]
+    check = verify_frames(frames_a, frames_b, 64, rng)
+    assert check.ok.tolist() == [True, False]
+    assert check.tag_bits >= 64 and check.tag_bits % 61 == 0
+    # a difference in any single word, and in the last (padded) word, is caught
+    for position in (0, 31, 32, 2499):
+        b = frames_a[1].copy()
+        b[position] ^= 1
+        assert verify_frames([frames_a[1]], [b], 64, rng).ok.tolist() == [False]
 
 
 def test_sift_and_estimate():
@@ -135,3 +142,15 @@ def test_mismatched_or_bad_arrays_are_refused():
         cascade(np.zeros(10, dtype=np.uint8), np.zeros(10, dtype=np.uint8), 0.7)
     with pytest.raises(ParameterError, match="at least one disclosed bit"):
         estimate_qber(np.zeros(0), np.zeros(0))
+
+
+def test_mulmod61_is_exact():
+    # the polynomial hash's collision bound rests on exact arithmetic modulo the prime 2^61 - 1
+    from qfabric.qkd.postprocess.steps import _mulmod61
+
+    p = (1 << 61) - 1
+    rng = np.random.default_rng(0)
+    values = [0, 1, 2, p - 1, p - 2, 1 << 60, (1 << 31) - 1, 1 << 31] + [int(v) for v in rng.integers(0, p, 200)]
+    for a in values:
+        for b in values[:12]:
+            assert int(_mulmod61(np.uint64(a), np.uint64(b))) == a * b % p

@@ -21,7 +21,7 @@ import numpy as np
 
 from qfabric.errors import ParameterError
 from qfabric.qkd.bb84 import RawRecords, X, Z
-from qfabric.qkd.postprocess import cascade, privacy_amplify, verification_tag_bits, verify_frames
+from qfabric.qkd.postprocess import cascade, toeplitz_hash_pair, verification_tag_bits, verify_frames
 from qfabric.qkd.theory import DecoySettings, FiniteKeyResult, finite_key_length, h2
 
 QBER_THRESHOLD = 0.11
@@ -89,18 +89,19 @@ def _reconcile(alice: np.ndarray, bob: np.ndarray, qber: float, variant: str, fr
     tag = verification_tag_bits(eps_cor, frames)
     corrected, leaked, rounds = [], 0, 0
     t0 = time.perf_counter()
-    seeds = rng.integers(0, 2**63, frames)
-    for a, b, s in zip(np.array_split(alice, frames), np.array_split(bob, frames), seeds, strict=True):
-        result = cascade(a, b, qber, variant, seed=int(s))
+    shuffle_seed = int(rng.integers(0, 2**63))  # one public set of shuffles for every frame of the block
+    for a, b in zip(np.array_split(alice, frames), np.array_split(bob, frames), strict=True):
+        result = cascade(a, b, qber, variant, seed=shuffle_seed)
         corrected.append(result.corrected)
         leaked += result.leaked_bits
         rounds = max(rounds, result.round_trips)  # frames run in parallel
     t1 = time.perf_counter()
-    ok = bool(verify_frames(np.array_split(alice, frames), corrected, tag, rng).all())
+    check = verify_frames(np.array_split(alice, frames), corrected, tag, rng)
+    ok = bool(check.ok.all())
     block.seconds["reconcile"] = t1 - t0
     block.seconds["verify"] = time.perf_counter() - t1
     block.frames = frames
-    block.leaked_bits = leaked + frames * tag
+    block.leaked_bits = leaked + frames * check.tag_bits
     block.round_trips = rounds + 1
     return np.concatenate(corrected) if ok else None
 
@@ -108,8 +109,7 @@ def _reconcile(alice: np.ndarray, bob: np.ndarray, qber: float, variant: str, fr
 def _amplify(alice: np.ndarray, bob: np.ndarray, length: int, rng: np.random.Generator, block: KeyBlock) -> None:
     t0 = time.perf_counter()
     seed = rng.integers(0, 2, len(alice) + length - 1, dtype=np.uint8)
-    block.alice_key = privacy_amplify(alice, length, seed)
-    block.bob_key = privacy_amplify(bob, length, seed)
+    block.alice_key, block.bob_key = toeplitz_hash_pair(alice, bob, seed, length)  # each party hashes its own
     block.key_bits = length
     block.seconds["amplify"] = time.perf_counter() - t0
 

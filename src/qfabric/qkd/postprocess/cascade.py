@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -238,6 +239,14 @@ def _cascade_kernel(alice, bob, perms, inverse, sizes, reuse):
     return leaked, rounds
 
 
+@lru_cache(maxsize=4)
+def _cached_shuffles(n: int, passes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of one block share their public shuffles: compute them once (read-only)."""
+    perms, inverse = shuffles(n, passes, seed)
+    perms.flags.writeable = inverse.flags.writeable = False
+    return perms, inverse
+
+
 def cascade(
     alice: np.ndarray, bob: np.ndarray, qber: float, variant: str = "option8", seed: int = 0
 ) -> CascadeResult:
@@ -258,7 +267,7 @@ def cascade(
     if not (isinstance(seed, int | np.integer) and 0 <= seed < 2**64):
         raise ParameterError("seed", seed, "an integer in [0, 2^64)")
     sizes, reuse = block_sizes(variant, qber, len(alice))
-    perms, inverse = shuffles(len(alice), len(sizes), seed)
+    perms, inverse = _cached_shuffles(len(alice), len(sizes), int(seed))
     leaked, rounds = _cascade_kernel(alice, bob, perms, inverse, np.asarray(sizes, dtype=np.int64), reuse)
     return CascadeResult(corrected=bob, leaked_bits=int(leaked), round_trips=int(rounds), passes=len(sizes),
                          variant=variant)

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy import fft as sfft
 
 from qfabric.errors import ParameterError
@@ -116,29 +117,86 @@ def verify(alice: np.ndarray, bob: np.ndarray, tag_bits: int, rng: np.random.Gen
     return bool(np.array_equal(toeplitz_hash(alice, seed, m), toeplitz_hash(bob, seed, m)))
 
 
-def verify_frames(alice_frames: list[np.ndarray], bob_frames: list[np.ndarray], tag_bits: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """:func:`verify` for many frames at once (one batched FFT, one public seed chosen after the frames).
+P61 = np.uint64((1 << 61) - 1)
+_M30 = np.uint64((1 << 30) - 1)
+_M31 = np.uint64((1 << 31) - 1)
 
-    Returns, per frame, whether the tags agree. Each differing frame passes with probability at most
-    ``2^-tag_bits``; frames are zero-padded to the longest, which keeps the hash family universal.
+
+@njit(cache=True)
+def _mulmod61(a, b):
+    """``a * b mod (2^61 - 1)`` for ``a, b < 2^61`` in 64-bit arithmetic (``2^61 = 1`` modulo the prime)."""
+    a_hi, a_lo = a >> np.uint64(31), a & _M31
+    b_hi, b_lo = b >> np.uint64(31), b & _M31
+    mid = a_hi * b_lo + a_lo * b_hi
+    r = a_hi * b_hi * np.uint64(2) + (mid >> np.uint64(30)) + ((mid & _M30) << np.uint64(31)) + a_lo * b_lo
+    r = (r & P61) + (r >> np.uint64(61))
+    r = (r & P61) + (r >> np.uint64(61))
+    return r - P61 if r >= P61 else r
+
+
+@njit(cache=True)
+def _polynomial_hash(words, n_bits, point):
+    """Horner evaluation of the frame's 32-bit words (and its length) at ``point`` modulo 2^61 - 1."""
+    h = np.uint64(0)
+    for w in words:
+        h = _mulmod61(h, point) + w
+        h = h - P61 if h >= P61 else h
+    h = _mulmod61(h, point) + np.uint64(n_bits)
+    return h - P61 if h >= P61 else h
+
+
+def _words(bits: np.ndarray) -> np.ndarray:
+    packed = np.packbits(bits)
+    packed = np.concatenate([packed, np.zeros(-len(packed) % 4, dtype=np.uint8)])
+    return packed.view(">u4").astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class FrameVerification:
+    """Per frame, whether Alice's and Bob's tags agree; ``tag_bits`` were disclosed per frame."""
+
+    ok: np.ndarray
+    tag_bits: int
+
+
+def verify_frames(alice_frames: list[np.ndarray], bob_frames: list[np.ndarray], tag_bits: int,
+                  rng: np.random.Generator) -> FrameVerification:
+    """Verify many frames with polynomial hashing modulo the prime ``p = 2^61 - 1``.
+
+    A frame of ``d`` 32-bit words is the polynomial of its words (and its length); two different frames
+    collide at a random point with probability at most ``(d + 1) / p``. Enough independent public points,
+    drawn after the frames are fixed, bring that below ``2^-tag_bits``; each point discloses 61 bits.
     """
     if len(alice_frames) != len(bob_frames) or not alice_frames:
         raise ParameterError("frames", (len(alice_frames), len(bob_frames)), "the same non-zero number of frames")
-    n = max(len(a) for a in alice_frames)
-    m = min(tag_bits, n)
-    seed = rng.integers(0, 2, n + m - 1, dtype=np.uint8).astype(np.float64)
-    size = sfft.next_fast_len(n + m - 1, real=True)
-    stacked = np.zeros((2 * len(alice_frames), n), dtype=np.float64)
+    longest = max(len(a) for a in alice_frames)
+    per_point = 61 - math.log2(math.ceil(longest / 32) + 2)
+    points = [np.uint64(int(x)) for x in rng.integers(0, (1 << 61) - 1, max(1, math.ceil(tag_bits / per_point)))]
+    ok = np.empty(len(alice_frames), dtype=bool)
     for i, (a, b) in enumerate(zip(alice_frames, bob_frames, strict=True)):
-        _same_length(alice=a, bob=b)
-        stacked[2 * i, : len(a)] = a
-        stacked[2 * i + 1, : len(b)] = b
-    conv = sfft.irfft(sfft.rfft(stacked, size, axis=1) * sfft.rfft(seed, size)[None, :], size, axis=1)
-    tags = np.rint(conv[:, n - 1 : n - 1 + m]).astype(np.int64) & 1
-    return np.all(tags[0::2] == tags[1::2], axis=1)
+        n = _same_length(alice=a, bob=b)
+        wa, wb = _words(_bits("alice", a)), _words(_bits("bob", b))
+        ok[i] = all(_polynomial_hash(wa, n, r) == _polynomial_hash(wb, n, r) for r in points)
+    return FrameVerification(ok, 61 * len(points))
 
 
 def privacy_amplify(key: np.ndarray, length: int, seed: np.ndarray) -> np.ndarray:
     """Compress a reconciled key to ``length`` secret bits with the Toeplitz hash of ``seed``."""
     return toeplitz_hash(key, seed, length)
+
+
+def toeplitz_hash_pair(a: np.ndarray, b: np.ndarray, seed: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`toeplitz_hash` of two equal-length inputs under one seed, sharing the seed's transform."""
+    n = _same_length(a=a, b=b)
+    a, b, seed = _bits("a", a), _bits("b", b), _bits("seed", seed)
+    if m < 1 or m > n or len(seed) != n + m - 1:
+        raise ParameterError("seed/m", (len(seed), m), f"m in [1, {n}] and n + m - 1 seed bits")
+    size = sfft.next_fast_len(len(seed), real=True)
+    rows = sfft.rfft(np.stack([a, b]).astype(np.float64), size, axis=1)
+    rows *= sfft.rfft(seed.astype(np.float64), size)[None, :]
+    window = sfft.irfft(rows, size, axis=1)[:, n - 1 : n - 1 + m]
+    rounded = np.rint(window)
+    if np.abs(window - rounded).max(initial=0) > 0.25:
+        raise ParameterError("bits", n, "a block short enough for float64 FFT convolution")
+    out = (rounded.astype(np.int64) & 1).astype(np.uint8)
+    return out[0], out[1]
