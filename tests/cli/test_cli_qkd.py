@@ -1,0 +1,43 @@
+"""``qfabric qkd``: JSON summaries, the HTML curve, and clear errors for bad flags."""
+
+import json
+
+from typer.testing import CliRunner
+
+from qfabric.cli.main import app
+
+runner = CliRunner()
+
+
+def test_qkd_link_json(tmp_path):
+    out = tmp_path / "link.json"
+    result = runner.invoke(app, ["qkd", "link", "--distance-km", "30", "--pulses", "1e8", "--json", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert summary["key_bits"] > 0 and summary["aborted_blocks"] == 0
+    assert summary["secret_bits_per_pulse"] < summary["plob_bits_per_pulse"]
+
+
+def test_qkd_link_with_eavesdropper_reports_the_abort():
+    result = runner.invoke(app, ["qkd", "link", "--distance-km", "20", "--pulses", "1e8", "--eve", "intercept-resend",
+                                 "-q"])
+    assert result.exit_code == 0, result.output
+    assert "threshold" in result.output
+
+
+def test_qkd_curve_writes_html_with_a_plot(tmp_path):
+    html = tmp_path / "curve.html"
+    result = runner.invoke(app, ["qkd", "curve", "--max-km", "100", "--step-km", "25", "--simulate-km", "50",
+                                 "--pulses", "1e8", "--html", str(html), "-q"])
+    assert result.exit_code == 0, result.output
+    text = html.read_text()
+    assert "data:image/png;base64," in text and "Simulated points" in text
+
+
+def test_qkd_bad_flags_exit_2():
+    for args, message in ((["--pulses", "many"], "a number"), (["--distance-km", "-3"], "distance_km"),
+                          (["--eve", "mitm"], "intercept-resend"), (["--protocol", "e91"], "decoy-bb84 or bbm92"),
+                          (["--pulses", "1e5", "--distance-km", "80"], "pulses per block")):
+        result = runner.invoke(app, ["qkd", "link", *args, "-q"])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
