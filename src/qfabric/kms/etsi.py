@@ -1,0 +1,324 @@
+"""The key delivery API of ETSI GS QKD 014 V1.1.1, served by a KME.
+
+    GET        /api/v1/keys/{slave_SAE_ID}/status
+    POST, GET  /api/v1/keys/{slave_SAE_ID}/enc_keys     called by the master SAE
+    POST, GET  /api/v1/keys/{master_SAE_ID}/dec_keys    called by the slave SAE, naming the master
+    GET        /metrics                                  Prometheus metrics
+
+The caller's SAE ID is the common name of its client certificate (verified by the TLS handshake);
+nothing in a request's path, body or headers can change who the caller is. Errors follow the
+standard: 400 and 503 with ``{"message": ..., "details": [...]}``, 401 with no body. A refused
+request never changes a pool.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel
+
+from qfabric.kms.certs import common_name
+from qfabric.kms.store import KeysExhausted, KeysNotForCaller, KeysNotFound, KeyStore
+from qfabric.kms.tls import client_certificate_der
+
+NOT_FOUND = "one or more keys specified are not found on KME"
+EXTENSIONS_UNSUPPORTED = "not all extension_mandatory parameters are supported"
+SIZE_MULTIPLE = "size shall be a multiple of 8"
+
+
+@dataclass
+class KmeConfig:
+    """One KME: its ID, the SAEs it knows (SAE ID -> the ID of the KME it is attached to), and its limits."""
+
+    kme_id: str
+    saes: dict[str, str]
+    key_size: int = 256
+    max_key_count: int = 100_000
+    max_key_per_request: int = 128
+    max_key_size: int = 1024
+    min_key_size: int = 64
+    max_sae_id_count: int = 4
+    max_body_bytes: int = 65_536
+    supported_extensions: frozenset[str] = field(default_factory=frozenset)
+
+    def pool(self, master: str, slave: str) -> str:
+        """The key pool shared by an SAE pair (the same pool in both directions)."""
+        return "sae:" + "|".join(sorted((master, slave)))
+
+
+# ---- OpenAPI schemas (the document matches these shapes) ----------------------------------------
+
+class Status(BaseModel):
+    source_KME_ID: str
+    target_KME_ID: str
+    master_SAE_ID: str
+    slave_SAE_ID: str
+    key_size: int
+    stored_key_count: int
+    max_key_count: int
+    max_key_per_request: int
+    max_key_size: int
+    min_key_size: int
+    max_SAE_ID_count: int
+
+
+class KeyRequest(BaseModel):
+    number: int | None = None
+    size: int | None = None
+    additional_slave_SAE_IDs: list[str] | None = None
+    extension_mandatory: list[dict] | None = None
+    extension_optional: list[dict] | None = None
+
+
+class Key(BaseModel):
+    key_ID: str
+    key: str
+
+
+class KeyContainer(BaseModel):
+    keys: list[Key]
+
+
+class KeyID(BaseModel):
+    key_ID: str
+
+
+class KeyIDs(BaseModel):
+    key_IDs: list[KeyID]
+
+
+class Error(BaseModel):
+    message: str
+    details: list[dict] | None = None
+
+
+class Refusal(Exception):
+    """An ETSI error response; ``status`` 401 has no body."""
+
+    def __init__(self, status: int, message: str = "", details: list | None = None, reason: str = "bad_request"):
+        self.status, self.message, self.details, self.reason = status, message, details or [], reason
+
+
+ERRORS = {400: {"model": Error, "description": "Bad request format"}, 401: {"description": "Unauthorized"},
+          503: {"model": Error, "description": "Error on server side"}}
+
+
+def _body_schema(model: type[BaseModel]) -> dict:
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
+    """The KME's ASGI application."""
+    app = FastAPI(title=f"qfabric KME {config.kme_id}", version="1.1.1",
+                  description="ETSI GS QKD 014 V1.1.1 key delivery API")
+    registry = CollectorRegistry()
+    served = Counter("qfabric_kms_keys_served_total", "Keys handed to SAEs", ["kme", "call"], registry=registry)
+    refused = Counter("qfabric_kms_refusals_total", "Requests refused", ["kme", "status", "reason"], registry=registry)
+    latency = Histogram("qfabric_kms_request_seconds", "Request latency", ["kme", "call"], registry=registry,
+                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
+    pool_level = Gauge("qfabric_kms_pool_keys", "Keys of key_size available per pool", ["kme", "pool"],
+                       registry=registry)
+    app.state.registry = registry
+
+    def caller(request: Request) -> str:
+        der = client_certificate_der(request.scope)
+        sae = common_name(der) if der else None
+        if sae is None or sae not in config.saes:
+            raise Refusal(401, reason="unknown_sae")
+        return sae
+
+    def peer(sae_id: str, caller_id: str, role: str) -> str:
+        if not sae_id or not sae_id.strip():
+            raise Refusal(400, f"{role}_SAE_ID shall not be empty")
+        if sae_id not in config.saes:
+            raise Refusal(400, f"{role}_SAE_ID {sae_id!r} is not known to this KME", reason="unknown_peer")
+        if sae_id == caller_id:
+            raise Refusal(400, f"{role}_SAE_ID shall differ from the caller's SAE ID")
+        return sae_id
+
+    async def read_json(request: Request) -> dict | None:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+            raise Refusal(413, "request body too large", reason="too_large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > config.max_body_bytes:
+                raise Refusal(413, "request body too large", reason="too_large")
+        if not body:
+            return None
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise Refusal(400, "Content-Type shall be application/json", [{"content_type": ctype}])
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise Refusal(400, "request body is not valid JSON", [{"error": str(err)[:200]}]) from None
+        if not isinstance(data, dict):
+            raise Refusal(400, "request body shall be a JSON object")
+        return data
+
+    def integer(name: str, value, default: int) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise Refusal(400, f"{name} shall be an integer", [{name: value}])
+        try:
+            return int(value)
+        except ValueError:
+            raise Refusal(400, f"{name} shall be an integer", [{name: value}]) from None
+
+    async def guarded(call: str, work) -> Response:
+        t0 = time.perf_counter()
+        try:
+            return await work()
+        except Refusal as r:
+            refused.labels(config.kme_id, str(r.status), r.reason).inc()
+            if r.status == 401:
+                return Response(status_code=401)
+            return JSONResponse({"message": r.message, "details": r.details}, status_code=r.status)
+        except Exception as err:  # never a 500, never a half-done change (the store is transactional)
+            refused.labels(config.kme_id, "503", "internal").inc()
+            return JSONResponse({"message": "internal error", "details": [{"error": type(err).__name__}]},
+                                status_code=503)
+        finally:
+            latency.labels(config.kme_id, call).observe(time.perf_counter() - t0)
+
+    def status_of(master: str, slave: str) -> dict:
+        pool = config.pool(master, slave)
+        count = store.available(pool, config.key_size)
+        pool_level.labels(config.kme_id, pool).set(count)
+        return Status(source_KME_ID=config.kme_id, target_KME_ID=config.saes[slave], master_SAE_ID=master,
+                      slave_SAE_ID=slave, key_size=config.key_size, stored_key_count=min(count, config.max_key_count),
+                      max_key_count=config.max_key_count, max_key_per_request=config.max_key_per_request,
+                      max_key_size=config.max_key_size, min_key_size=config.min_key_size,
+                      max_SAE_ID_count=config.max_sae_id_count).model_dump()
+
+    @app.get("/api/v1/keys/{slave_SAE_ID}/status", response_model=Status, responses=ERRORS)
+    async def get_status(slave_SAE_ID: str, request: Request):
+        async def work():
+            master = caller(request)
+            slave = peer(slave_SAE_ID, master, "slave")
+            return JSONResponse(await run_in_threadpool(status_of, master, slave))
+        return await guarded("status", work)
+
+    async def enc_keys(slave_SAE_ID: str, request: Request, params: dict | None):
+        async def work():
+            master = caller(request)
+            slave = peer(slave_SAE_ID, master, "slave")
+            data = params if params is not None else (await read_json(request) or {})
+            number = integer("number", data.get("number"), 1)
+            size = integer("size", data.get("size"), config.key_size)
+            if number < 1 or number > config.max_key_per_request:
+                raise Refusal(400, f"number shall be between 1 and max_key_per_request ({config.max_key_per_request})",
+                              [{"number": number}])
+            if size <= 0 or size % 8:
+                raise Refusal(400, SIZE_MULTIPLE, [{"size": size}])
+            if not config.min_key_size <= size <= config.max_key_size:
+                raise Refusal(400, f"size shall be between min_key_size ({config.min_key_size}) and max_key_size "
+                              f"({config.max_key_size})", [{"size": size}])
+            extra = data.get("additional_slave_SAE_IDs") or []
+            if not isinstance(extra, list) or not all(isinstance(x, str) for x in extra):
+                raise Refusal(400, "additional_slave_SAE_IDs shall be a list of SAE IDs")
+            if len(extra) > config.max_sae_id_count:
+                raise Refusal(400, f"at most max_SAE_ID_count ({config.max_sae_id_count}) additional slave SAEs",
+                              [{"additional_slave_SAE_IDs": extra}])
+            if len(set(extra)) != len(extra) or slave in extra or master in extra:
+                raise Refusal(400, "additional_slave_SAE_IDs shall be distinct and differ from the master and slave",
+                              [{"additional_slave_SAE_IDs": extra}])
+            for sae in extra:
+                peer(sae, master, "additional_slave")
+            mandatory = data.get("extension_mandatory") or []
+            if not isinstance(mandatory, list) or any(
+                    not isinstance(e, dict) or not set(e) <= config.supported_extensions for e in mandatory):
+                raise Refusal(400, EXTENSIONS_UNSUPPORTED, [{"extension_mandatory": mandatory}], reason="extension")
+            try:
+                keys = await run_in_threadpool(store.reserve, config.pool(master, slave), master, [slave, *extra],
+                                               number, size)
+            except KeysExhausted as err:
+                raise Refusal(503, "not enough keys available", [{"reason": str(err)}], reason="exhausted") from None
+            served.labels(config.kme_id, "enc_keys").inc(len(keys))
+            return JSONResponse({"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.material).decode()}
+                                          for k in keys]})
+        return await guarded("enc_keys", work)
+
+    @app.post("/api/v1/keys/{slave_SAE_ID}/enc_keys", response_model=KeyContainer, responses=ERRORS,
+              openapi_extra=_body_schema(KeyRequest))
+    async def post_enc_keys(slave_SAE_ID: str, request: Request):
+        return await enc_keys(slave_SAE_ID, request, None)
+
+    @app.get("/api/v1/keys/{slave_SAE_ID}/enc_keys", response_model=KeyContainer, responses=ERRORS)
+    async def get_enc_keys(slave_SAE_ID: str, request: Request, number: str | None = None, size: str | None = None):
+        unknown = set(request.query_params) - {"number", "size"}
+        if unknown:
+            return await guarded("enc_keys", _refuse(400, "only number and size are allowed as query parameters"))
+        return await enc_keys(slave_SAE_ID, request, {"number": number, "size": size})
+
+    async def dec_keys(master_SAE_ID: str, request: Request, ids: list | None):
+        async def work():
+            slave = caller(request)
+            master = peer(master_SAE_ID, slave, "master")
+            key_ids = ids
+            if key_ids is None:
+                data = await read_json(request)
+                if data is None or not isinstance(data.get("key_IDs"), list):
+                    raise Refusal(400, "key_IDs shall be a list of {\"key_ID\": ...}")
+                key_ids = []
+                for item in data["key_IDs"]:
+                    if not isinstance(item, dict) or not isinstance(item.get("key_ID"), str):
+                        raise Refusal(400, "each entry of key_IDs shall be {\"key_ID\": str}", [{"entry": item}])
+                    key_ids.append(item["key_ID"])
+            if not key_ids:
+                raise Refusal(400, "key_IDs shall not be empty")
+            if len(key_ids) > config.max_key_per_request:
+                raise Refusal(400, f"at most max_key_per_request ({config.max_key_per_request}) key IDs")
+            if len(set(key_ids)) != len(key_ids):
+                raise Refusal(400, "key_IDs shall be distinct")
+            for k in key_ids:
+                try:
+                    uuid.UUID(k)
+                except ValueError:
+                    raise Refusal(400, "key_ID shall be a UUID", [{"key_ID": k}]) from None
+            try:
+                keys = await run_in_threadpool(store.claim, slave, master, key_ids)
+            except KeysNotForCaller:
+                raise Refusal(401, reason="not_a_slave") from None
+            except KeysNotFound as err:
+                raise Refusal(400, NOT_FOUND, [{"key_IDs": list(err.args[0])}], reason="not_found") from None
+            served.labels(config.kme_id, "dec_keys").inc(len(keys))
+            return JSONResponse({"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.material).decode()}
+                                          for k in keys]})
+        return await guarded("dec_keys", work)
+
+    @app.post("/api/v1/keys/{master_SAE_ID}/dec_keys", response_model=KeyContainer, responses=ERRORS,
+              openapi_extra=_body_schema(KeyIDs))
+    async def post_dec_keys(master_SAE_ID: str, request: Request):
+        return await dec_keys(master_SAE_ID, request, None)
+
+    @app.get("/api/v1/keys/{master_SAE_ID}/dec_keys", response_model=KeyContainer, responses=ERRORS)
+    async def get_dec_keys(master_SAE_ID: str, request: Request, key_ID: str | None = None):
+        if set(request.query_params) != {"key_ID"} or len(request.query_params.getlist("key_ID")) != 1:
+            return await guarded("dec_keys", _refuse(400, "GET dec_keys takes exactly one key_ID query parameter"))
+        return await dec_keys(master_SAE_ID, request, [key_ID])
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request):
+        if client_certificate_der(request.scope) is None:
+            return Response(status_code=401)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _refuse(status: int, message: str):
+    async def work():
+        raise Refusal(status, message)
+    return work

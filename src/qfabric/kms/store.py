@@ -1,0 +1,262 @@
+"""The key store: QKD key material in a real database, encrypted at rest, moved between states in transactions.
+
+Material arrives in fixed-size *units* per pool (a pool is the key shared by one pair of SAEs, or by
+two neighbouring KMEs for relaying). A master's ``enc_keys`` request turns units into *deliveries*:
+each delivery has a fresh key ID, the units it consumed, its master and slaves, and per-slave claims.
+A slave's ``dec_keys`` claims deliveries by ID. Every change is one transaction, so concurrent
+requests never get the same unit, a failed request changes nothing, and a crash (even ``kill -9``)
+leaves each unit either available or in exactly one delivery.
+
+>>> store = KeyStore("sqlite://", secret=b"k" * 32)
+>>> store.add_units("alice|bob", [bytes([i]) * 32 for i in range(4)])
+4
+>>> [d] = store.reserve("alice|bob", master="alice", slaves=["bob"], number=1, size_bits=512)
+>>> len(d.material), store.available("alice|bob")
+(64, 2)
+>>> store.claim(slave="bob", master="alice", key_ids=[d.key_id])[0].material == d.material
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+from qfabric.errors import QfabricError
+
+metadata = MetaData()
+
+units = Table(
+    "key_units", metadata,
+    Column("unit_id", Integer, primary_key=True, autoincrement=True),
+    Column("pool", String(200), nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("size_bits", Integer, nullable=False),
+    Column("delivery_id", String(36), ForeignKey("deliveries.key_id"), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_units_pool_free", "pool", "delivery_id", "unit_id"),
+)
+deliveries = Table(
+    "deliveries", metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("pool", String(200), nullable=False),
+    Column("master_sae", String(200), nullable=False),
+    Column("size_bits", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+claims = Table(
+    "claims", metadata,
+    Column("key_id", String(36), ForeignKey("deliveries.key_id"), primary_key=True),
+    Column("slave_sae", String(200), primary_key=True),
+    Column("claimed_at", Float, nullable=True),
+)
+audit = Table(
+    "audit", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("event", String(50), nullable=False),
+    Column("sae", String(200), nullable=True),
+    Column("peer", String(200), nullable=True),
+    Column("key_ids", Text, nullable=True),
+    Column("detail", Text, nullable=True),
+)
+
+
+class KeysExhausted(QfabricError):
+    """The pool holds fewer keys than asked."""
+
+
+class KeysNotFound(QfabricError):
+    """One or more key IDs are unknown to this KME (or already claimed by the caller)."""
+
+
+class KeysNotForCaller(QfabricError):
+    """The keys exist, but the caller was not named as a slave when they were issued."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    key_id: str
+    material: bytes
+    size_bits: int
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; durable across kill -9
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: no lost updates between readers
+
+
+class KeyStore:
+    """Key units, deliveries, claims and the audit log in one database (``sqlite:///file.db`` or a PostgreSQL URL).
+
+    ``secret`` (32 bytes) encrypts key material at rest with AES-256-GCM; the audit log never holds material.
+    """
+
+    def __init__(self, url: str, secret: bytes):
+        if len(secret) != 32:
+            raise QfabricError("the key-encryption secret must be 32 bytes")
+        self.url = url
+        self._aead = AESGCM(secret)
+        self.engine: Engine = create_engine(url, future=True)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        if self._sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin_immediate)
+        metadata.create_all(self.engine)
+
+    # ---- writing ------------------------------------------------------------------------------
+
+    def add_units(self, pool: str, materials: Iterable[bytes]) -> int:
+        """Append key units (each the same size) to ``pool``; returns how many were added."""
+        now = time.time()
+        rows = []
+        for m in materials:
+            nonce = os.urandom(12)
+            rows.append({"pool": pool, "nonce": nonce, "ciphertext": self._aead.encrypt(nonce, m, pool.encode()),
+                         "size_bits": 8 * len(m), "delivery_id": None, "created_at": now})
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(units), rows)
+        return len(rows)
+
+    def reserve(self, pool: str, master: str, slaves: Sequence[str], number: int, size_bits: int) -> list[Delivery]:
+        """Turn free units into ``number`` keys of ``size_bits`` for ``master`` and ``slaves``, atomically.
+
+        Raises :class:`KeysExhausted` (and changes nothing) if the pool cannot cover the request.
+        """
+        with self.engine.begin() as conn:
+            unit_bits = conn.execute(select(units.c.size_bits).where(units.c.pool == pool).limit(1)).scalar()
+            if unit_bits is None:
+                raise KeysExhausted(f"no keys in pool {pool!r}")
+            per_key = -(-size_bits // unit_bits)
+            query = (select(units.c.unit_id, units.c.nonce, units.c.ciphertext)
+                     .where(units.c.pool == pool, units.c.delivery_id.is_(None))
+                     .order_by(units.c.unit_id).limit(number * per_key))
+            if not self._sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = conn.execute(query).all()
+            if len(rows) < number * per_key:
+                raise KeysExhausted(f"pool {pool!r} has {len(rows) // per_key} keys of {size_bits} bits, "
+                                    f"{number} asked")
+            now = time.time()
+            out = []
+            for k in range(number):
+                chunk = rows[k * per_key : (k + 1) * per_key]
+                key_id = str(uuid.uuid4())
+                material = b"".join(self._aead.decrypt(r.nonce, r.ciphertext, pool.encode()) for r in chunk)
+                conn.execute(insert(deliveries).values(key_id=key_id, pool=pool, master_sae=master,
+                                                       size_bits=size_bits, created_at=now))
+                conn.execute(update(units).where(units.c.unit_id.in_([r.unit_id for r in chunk]))
+                             .values(delivery_id=key_id))
+                conn.execute(insert(claims), [{"key_id": key_id, "slave_sae": s, "claimed_at": None} for s in slaves])
+                out.append(Delivery(key_id, material[: size_bits // 8], size_bits))
+            conn.execute(insert(audit).values(at=now, event="enc_keys", sae=master, peer=",".join(slaves),
+                                              key_ids=json.dumps([d.key_id for d in out]), detail=pool))
+            return out
+
+    def claim(self, slave: str, master: str, key_ids: Sequence[str]) -> list[Delivery]:
+        """Hand the keys ``key_ids`` to ``slave``, each once, all or none (:class:`KeysNotFound` otherwise)."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(deliveries.c.key_id, deliveries.c.pool, deliveries.c.size_bits, claims.c.claimed_at)
+                .join(claims, claims.c.key_id == deliveries.c.key_id)
+                .where(deliveries.c.key_id.in_(list(key_ids)), deliveries.c.master_sae == master,
+                       claims.c.slave_sae == slave)
+            ).all()
+            found = {r.key_id: r for r in rows if r.claimed_at is None}
+            missing = [k for k in key_ids if k not in found]
+            if missing:
+                issued = {r.key_id for r in rows}
+                foreign = conn.execute(select(deliveries.c.key_id).where(
+                    deliveries.c.key_id.in_([k for k in missing if k not in issued]),
+                    deliveries.c.master_sae == master)).scalars().all()
+                if foreign:
+                    raise KeysNotForCaller(foreign)
+                raise KeysNotFound(missing)
+            now = time.time()
+            out = []
+            for key_id in key_ids:
+                r = found[key_id]
+                parts = conn.execute(select(units.c.nonce, units.c.ciphertext).where(units.c.delivery_id == key_id)
+                                     .order_by(units.c.unit_id)).all()
+                material = b"".join(self._aead.decrypt(p.nonce, p.ciphertext, r.pool.encode()) for p in parts)
+                out.append(Delivery(key_id, material[: r.size_bits // 8], r.size_bits))
+            conn.execute(update(claims).where(claims.c.key_id.in_(list(key_ids)), claims.c.slave_sae == slave)
+                         .values(claimed_at=now))
+            conn.execute(insert(audit).values(at=now, event="dec_keys", sae=slave, peer=master,
+                                              key_ids=json.dumps(list(key_ids)), detail=None))
+            return out
+
+    def record(self, event_name: str, sae: str | None = None, peer: str | None = None, detail: str | None = None,
+               key_ids: Sequence[str] | None = None) -> None:
+        """Append an audit event (fallbacks, refusals): who, which key IDs, why; never key material."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(audit).values(at=time.time(), event=event_name, sae=sae, peer=peer,
+                                              key_ids=json.dumps(list(key_ids)) if key_ids else None, detail=detail))
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def available(self, pool: str, size_bits: int | None = None) -> int:
+        """Free keys in ``pool`` (of ``size_bits``; default one unit each)."""
+        with self.engine.connect() as conn:
+            free, unit_bits = conn.execute(
+                select(func.count(), func.max(units.c.size_bits))
+                .where(units.c.pool == pool, units.c.delivery_id.is_(None))).one()
+        if not free:
+            return 0
+        return free if size_bits is None else free // -(-size_bits // unit_bits)
+
+    def unit_bits(self, pool: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(units.c.size_bits).where(units.c.pool == pool).limit(1)).scalar()
+
+    def accounting(self, pool: str) -> dict[str, int]:
+        """Units free and used, deliveries, and claims outstanding/done: what conservation checks read."""
+        with self.engine.connect() as conn:
+            free = conn.execute(select(func.count()).where(units.c.pool == pool, units.c.delivery_id.is_(None))).scalar()
+            used = conn.execute(select(func.count()).where(units.c.pool == pool,
+                                                           units.c.delivery_id.is_not(None))).scalar()
+            delivered = conn.execute(select(func.count()).select_from(deliveries)
+                                     .where(deliveries.c.pool == pool)).scalar()
+            claimed = conn.execute(select(func.count()).select_from(claims.join(deliveries))
+                                   .where(deliveries.c.pool == pool, claims.c.claimed_at.is_not(None))).scalar()
+        return {"units_free": free, "units_used": used, "keys_delivered": delivered, "claims_done": claimed}
+
+    def audit_log(self, limit: int = 1000) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(audit).order_by(audit.c.seq.desc()).limit(limit)).all()
+        return [dict(r._mapping) for r in rows]
