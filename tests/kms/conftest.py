@@ -45,16 +45,17 @@ class Kme:
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "qfabric.kms.server", str(self.config_path)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=open(self.tmp / "kme.log", "ab"))
+        with open(self.tmp / "kme.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "qfabric.kms.server", str(self.config_path)],
+                                         env=env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.config.port), timeout=0.5):
                     return
-            except OSError:
+            except OSError as err:
                 if self.proc.poll() is not None:
-                    raise RuntimeError((self.tmp / "kme.log").read_text())
+                    raise RuntimeError((self.tmp / "kme.log").read_text()) from err
                 time.sleep(0.05)
         raise RuntimeError("KME did not start")
 

@@ -23,7 +23,8 @@ def test_master_and_slave_get_the_same_keys_once(kme):
         assert bob.dec_keys("alice", [i for i, _ in keys]) == keys
         with pytest.raises(KmeError) as err:  # fetched twice: not found the second time
             bob.dec_keys("alice", [keys[0][0]])
-        assert err.value.status == 400 and err.value.body["message"] == "one or more keys specified are not found on KME"
+        assert err.value.status == 400
+        assert err.value.body["message"] == "one or more keys specified are not found on KME"
         with pytest.raises(KmeError) as err:  # a slave not named in enc_keys gets 401, no body
             carol.dec_keys("alice", [keys[1][0]])
         assert err.value.status == 401 and err.value.body is None

@@ -247,7 +247,8 @@ class KeyStore:
     def accounting(self, pool: str) -> dict[str, int]:
         """Units free and used, deliveries, and claims outstanding/done: what conservation checks read."""
         with self.engine.connect() as conn:
-            free = conn.execute(select(func.count()).where(units.c.pool == pool, units.c.delivery_id.is_(None))).scalar()
+            free = conn.execute(select(func.count()).where(units.c.pool == pool,
+                                                           units.c.delivery_id.is_(None))).scalar()
             used = conn.execute(select(func.count()).where(units.c.pool == pool,
                                                            units.c.delivery_id.is_not(None))).scalar()
             delivered = conn.execute(select(func.count()).select_from(deliveries)
