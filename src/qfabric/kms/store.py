@@ -140,14 +140,16 @@ class KeyStore:
 
     # ---- writing ------------------------------------------------------------------------------
 
+    def _unit_row(self, pool: str, material: bytes, now: float) -> dict:
+        """A free unit, its material encrypted under the store secret with the pool name as associated data."""
+        nonce = os.urandom(12)
+        return {"pool": pool, "nonce": nonce, "ciphertext": self._aead.encrypt(nonce, material, pool.encode()),
+                "size_bits": 8 * len(material), "delivery_id": None, "created_at": now}
+
     def add_units(self, pool: str, materials: Iterable[bytes]) -> int:
         """Append key units (each the same size) to ``pool``; returns how many were added."""
         now = time.time()
-        rows = []
-        for m in materials:
-            nonce = os.urandom(12)
-            rows.append({"pool": pool, "nonce": nonce, "ciphertext": self._aead.encrypt(nonce, m, pool.encode()),
-                         "size_bits": 8 * len(m), "delivery_id": None, "created_at": now})
+        rows = [self._unit_row(pool, m, now) for m in materials]
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(insert(units), rows)
@@ -220,6 +222,59 @@ class KeyStore:
             conn.execute(insert(audit).values(at=now, event="dec_keys", sae=slave, peer=master,
                                               key_ids=json.dumps(list(key_ids)), detail=None))
             return out
+
+    def relay(self, hops: Sequence[tuple[str, str]], target: str, count: int) -> dict:
+        """Carry ``count`` fresh end-to-end keys across trusted nodes into pool ``target``, all or nothing.
+
+        ``hops[i]`` names the pools holding hop i's key at its two ends (each end's own copy, from the
+        QKD link's Alice and Bob). For every key the source draws ``K``, sends ``K xor k_0`` over hop 0;
+        node i+1 recovers ``K`` with its copy of ``k_i`` and sends ``K xor k_(i+1)`` on. Each hop spends
+        exactly the key's length. If any hop lacks key, or the two ends disagree, nothing changes.
+        """
+        if count < 1 or not hops:
+            raise QfabricError("relay needs at least one hop and one key")
+        with self.engine.begin() as conn:
+            copies: list[tuple[list, list]] = []
+            unit_bits = None
+            for left_pool, right_pool in hops:
+                sides = []
+                for pool in (left_pool, right_pool):
+                    rows = conn.execute(select(units.c.unit_id, units.c.nonce, units.c.ciphertext, units.c.size_bits)
+                                        .where(units.c.pool == pool, units.c.delivery_id.is_(None))
+                                        .order_by(units.c.unit_id).limit(count)).all()
+                    if len(rows) < count:
+                        raise KeysExhausted(f"hop pool {pool!r} holds {len(rows)} keys, {count} needed")
+                    bits = {r.size_bits for r in rows}
+                    if unit_bits is None:
+                        unit_bits = bits.pop()
+                    if bits and bits != {unit_bits}:
+                        raise QfabricError("relay hops must hold keys of one size")
+                    sides.append(rows)
+                copies.append((sides[0], sides[1]))
+
+            def plain(pool: str, row) -> bytes:
+                return self._aead.decrypt(row.nonce, row.ciphertext, pool.encode())
+
+            keys = []
+            for j in range(count):
+                source_key = os.urandom(unit_bits // 8)
+                carried = source_key
+                for (left_pool, right_pool), (left_rows, right_rows) in zip(hops, copies, strict=True):
+                    ciphertext = bytes(x ^ y for x, y in zip(carried, plain(left_pool, left_rows[j]), strict=True))
+                    carried = bytes(x ^ y for x, y in zip(ciphertext, plain(right_pool, right_rows[j]), strict=True))
+                if carried != source_key:
+                    raise QfabricError("relay: the two copies of a hop key differ; nothing was consumed")
+                keys.append(source_key)
+            relay_id = str(uuid.uuid4())
+            now = time.time()
+            conn.execute(insert(deliveries).values(key_id=relay_id, pool="relay", master_sae="relay",
+                                                   size_bits=unit_bits, created_at=now))
+            spent = [r.unit_id for left_rows, right_rows in copies for r in (*left_rows, *right_rows)]
+            conn.execute(update(units).where(units.c.unit_id.in_(spent)).values(delivery_id=relay_id))
+            conn.execute(insert(units), [self._unit_row(target, k, now) for k in keys])
+            conn.execute(insert(audit).values(at=now, event="relay", sae=None, peer=target, key_ids=None,
+                                              detail=json.dumps({"hops": [list(h) for h in hops], "keys": count})))
+        return {"keys": count, "bits_per_hop": count * unit_bits, "relay_id": relay_id}
 
     def record(self, event_name: str, sae: str | None = None, peer: str | None = None, detail: str | None = None,
                key_ids: Sequence[str] | None = None) -> None:

@@ -1,0 +1,56 @@
+"""Key supply for SAE pairs: QKD link keys into per-end pools, relayed across trusted nodes along a path.
+
+Each QKD link between nodes ``a`` and ``b`` fills two pools, one per end (``link:a|b@a`` holds
+Alice's copy, ``link:a|b@b`` Bob's). Keys for an SAE pair whose nodes are ``path[0]`` and
+``path[-1]`` are relayed over the links of the path (one hop for neighbours).
+
+>>> from qfabric.kms.store import KeyStore
+>>> import numpy as np
+>>> store = KeyStore("sqlite://", b"s" * 32)
+>>> bits = np.random.default_rng(1).integers(0, 2, 4096, dtype=np.uint8)
+>>> feed_link(store, "a", "b", bits, bits, unit_bits=256)
+16
+>>> relay_path(store, ["a", "b"], "sae:alice|bob", count=4)["bits_per_hop"]
+1024
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qfabric.errors import QfabricError
+from qfabric.kms.store import KeyStore
+
+
+def link_pool(a: str, b: str, at: str) -> str:
+    """The pool of the QKD link between nodes ``a`` and ``b``, as held at node ``at``."""
+    first, second = sorted((a, b))
+    return f"link:{first}|{second}@{at}"
+
+
+def feed_link(store: KeyStore, a: str, b: str, bits_at_a: np.ndarray, bits_at_b: np.ndarray,
+              unit_bits: int = 256) -> int:
+    """Cut a link's distilled key (each end's copy) into units and add them to both ends' pools."""
+    if unit_bits % 8 or unit_bits <= 0:
+        raise QfabricError(f"unit_bits = {unit_bits}: expected a positive multiple of 8")
+    if len(bits_at_a) != len(bits_at_b):
+        raise QfabricError("the two copies of a link key must have the same length")
+    n_units = len(bits_at_a) // unit_bits
+    if n_units == 0:
+        return 0
+    usable = n_units * unit_bits
+    for node, bits in ((a, bits_at_a), (b, bits_at_b)):
+        packed = np.packbits(np.asarray(bits[:usable], dtype=np.uint8)).tobytes()
+        unit_bytes = unit_bits // 8
+        store.add_units(link_pool(a, b, node), [packed[i : i + unit_bytes] for i in range(0, len(packed), unit_bytes)])
+    return n_units
+
+
+def relay_path(store: KeyStore, path: Sequence[str], target_pool: str, count: int) -> dict:
+    """Relay ``count`` keys from ``path[0]`` to ``path[-1]`` over the path's links into ``target_pool``."""
+    if len(path) < 2:
+        raise QfabricError(f"a relay path needs at least two nodes, got {list(path)}")
+    hops = [(link_pool(a, b, a), link_pool(a, b, b)) for a, b in zip(path, path[1:], strict=False)]
+    return store.relay(hops, target_pool, count)
