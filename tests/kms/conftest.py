@@ -89,6 +89,11 @@ class Kme:
         return ctx
 
 
+@pytest.fixture(name="free_port")
+def free_port_fixture() -> int:
+    return free_port()
+
+
 @pytest.fixture
 def kme(tmp_path):
     server = Kme(tmp_path)

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from qfabric import __version__
+from qfabric.cli.kms import app as kms_app
 from qfabric.cli.qkd import app as qkd_app
 from qfabric.errors import QfabricError
 from qfabric.network.analysis import nested_exact, swap_asap_exact
@@ -32,6 +33,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="qfabric: sim
 chain_app = typer.Typer(no_args_is_help=True, help="Waiting time and fidelity of homogeneous repeater chains.")
 app.add_typer(chain_app, name="chain")
 app.add_typer(qkd_app, name="qkd")
+app.add_typer(kms_app, name="kms")
 out = Console()
 err = Console(stderr=True)
 

@@ -201,6 +201,8 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                                  + (f"; did you mean {hint[0]!r}?" if hint else f"; links are {sorted(link_names)}")))
         elif q.link is not None:
             problems.append((f"qkd[{i}].link", "bbm92 measures the pairs the chain delivers; it takes no link"))
+    if scenario.kms is not None:
+        problems += _check_kms(scenario, node_names)
     chain = scenario.chain
     for field, node in (("chain.from", chain.source), ("chain.to", chain.target)):
         if node not in node_names:
@@ -244,4 +246,32 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                 problems.append((f"links[{scenario.links.index(spec)}]", f"purification ({purification.rounds} "
                                  f"round(s) at {len(spans)} span(s)) needs memory capacity >= {needed} on link "
                                  f"{link['name']!r}; it has {capacity}"))
+    return problems
+
+
+def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    kms = scenario.kms
+    owner: dict[str, str] = {}
+    for i, kme in enumerate(kms.kmes):
+        for node in kme.nodes:
+            if node not in node_names:
+                problems.append((f"kms.kmes[{i}].nodes", f"unknown node {node!r}; nodes are {sorted(node_names)}"))
+            elif node in owner:
+                problems.append((f"kms.kmes[{i}].nodes", f"node {node!r} already belongs to KME {owner[node]!r}"))
+            owner[node] = kme.id
+    ids = [k.id for k in kms.kmes] + [s.id for s in kms.saes]
+    if len(set(ids)) != len(ids):
+        problems.append(("kms", f"KME and SAE IDs must be distinct: {ids}"))
+    linked = {tuple(sorted(q_link.between)) for q in scenario.qkd if q.protocol == "decoy-bb84"
+              for q_link in scenario.links if q_link.name == q.link}
+    for i, sae in enumerate(kms.saes):
+        if sae.node not in owner:
+            problems.append((f"kms.saes[{i}].node", f"node {sae.node!r} belongs to no KME"))
+    kmes_of_saes = {owner.get(s.node) for s in kms.saes}
+    if len(kmes_of_saes) > 1:
+        problems.append(("kms.saes", "SAEs attached to different KMEs need KME-to-KME key synchronisation, which "
+                         "qfabric does not provide yet: put their nodes under one KME (trusted nodes)"))
+    if not linked:
+        problems.append(("qkd", "the KMS needs decoy-bb84 QKD services on the links between the SAEs' nodes"))
     return problems

@@ -148,6 +148,25 @@ class QkdSpec(_Strict):
     cascade: Literal["original", "option7", "option8"] = "option8"
 
 
+class SaeSpec(_Strict):
+    id: str = Field(min_length=1)
+    node: str = Field(min_length=1)
+
+
+class KmeSpec(_Strict):
+    id: str = Field(min_length=1)
+    nodes: list[str] = Field(min_length=1, description="nodes whose keys this KME manages (trusted nodes)")
+
+
+class KmsSpec(_Strict):
+    """Key management: KMEs, the SAEs attached at nodes, and the key size they hand out."""
+
+    kmes: list[KmeSpec] = Field(min_length=1)
+    saes: list[SaeSpec] = Field(min_length=2)
+    key_size_bits: int = Field(default=256, ge=64, le=8192, multiple_of=8)
+    max_key_count: int = Field(default=100_000, ge=1)
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -158,6 +177,7 @@ class Scenario(_Strict):
     links: list[LinkSpec] = Field(min_length=1)
     chain: ChainSpec
     qkd: list[QkdSpec] = Field(default_factory=list, description="QKD services whose keys the report shows")
+    kms: KmsSpec | None = None
 
     @model_validator(mode="after")
     def _names_unique(self) -> Scenario:

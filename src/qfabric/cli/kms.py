@@ -1,0 +1,111 @@
+"""``qfabric kms``: a development PKI, a KME fed by a scenario's QKD links, and a status call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from qfabric.errors import QfabricError
+from qfabric.kms.certs import make_dev_pki
+from qfabric.kms.client import KmeError, SaeClient
+from qfabric.kms.etsi import KmeConfig, create_app
+from qfabric.kms.server import ServerConfig, load_or_create_secret, uvicorn_config
+from qfabric.kms.store import KeyStore
+from qfabric.scenario import load_scenario
+from qfabric.scenario.keysupply import KeySupply
+
+app = typer.Typer(no_args_is_help=True, help="Key management: ETSI GS QKD 014 KMEs fed by QKD links.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command("certs")
+def certs(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for ca.pem and the key pairs.")] = Path("pki"),
+    kme: Annotated[list[str], typer.Option("--kme", help="KME ID (server certificate); repeatable.")] = None,
+    sae: Annotated[list[str], typer.Option("--sae", help="SAE ID (client certificate); repeatable.")] = None,
+    days: Annotated[int, typer.Option("--days")] = 365,
+) -> None:
+    """A development CA, KME server certificates (127.0.0.1) and SAE client certificates (CN = SAE ID)."""
+    kmes = kme or ["kme-a"]
+    if not sae:
+        _fail("give at least one --sae")
+    try:
+        paths = make_dev_pki(out_dir, kmes, sae, days)
+    except QfabricError as error:
+        _fail(str(error))
+    out.print(f"wrote {len(paths)} files to {out_dir}/: CA {paths['ca'].name}; KMEs {', '.join(kmes)}; "
+              f"SAEs {', '.join(sae)}")
+
+
+@app.command("serve")
+def serve(
+    scenario: Annotated[Path, typer.Option("--scenario", help="Scenario with qkd and kms sections.")],
+    kme: Annotated[str, typer.Option("--kme", help="The KME of the scenario to serve.")],
+    pki: Annotated[Path, typer.Option("--pki", help="Directory made by 'qfabric kms certs'.")] = Path("pki"),
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite file in the PKI dir).")] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8443,
+) -> None:
+    """An HTTPS KME on loopback (client certificates required), fed by the scenario's links at their rates."""
+    try:
+        sc = load_scenario(scenario)
+        if sc.kms is None:
+            raise QfabricError(f"{scenario}: no kms section (KMEs and SAEs at nodes)")
+        spec = next((k for k in sc.kms.kmes if k.id == kme), None)
+        if spec is None:
+            raise QfabricError(f"no KME {kme!r} in {scenario}; KMEs are {[k.id for k in sc.kms.kmes]}")
+        needed = [pki / "ca.pem", pki / f"{kme}.pem", pki / f"{kme}.key"]
+        missing = [str(p) for p in needed if not p.exists()]
+        if missing:
+            saes = " ".join(f"--sae {s.id}" for s in sc.kms.saes)
+            raise QfabricError(f"missing {', '.join(missing)}: run 'qfabric kms certs --out {pki} --kme {kme} {saes}'")
+        saes = {s.id: kme for s in sc.kms.saes if s.node in spec.nodes}
+        cfg = ServerConfig(kme_id=kme, saes=saes, db_url=db or f"sqlite:///{pki / (kme + '.db')}",
+                           secret_file=str(pki / f"{kme}.kek"), certfile=str(needed[1]), keyfile=str(needed[2]),
+                           cafile=str(needed[0]), host=host, port=port, key_size=sc.kms.key_size_bits)
+        store = KeyStore(cfg.db_url, load_or_create_secret(cfg.secret_file))
+        kme_config = KmeConfig(kme_id=kme, saes=saes, key_size=sc.kms.key_size_bits, max_key_count=sc.kms.max_key_count)
+        supply = KeySupply(sc, store, kme, kme_config.pool)
+        err.print(f"distilling the first QKD blocks of {len(supply.feeds)} links ...")
+        rates = supply.prime()
+        server = uvicorn.Server(uvicorn_config(cfg, create_app(kme_config, store)))
+    except QfabricError as error:
+        _fail(str(error))
+    for name, rate in rates.items():
+        err.print(f"  {name}: {rate:,.0f} secret bits/s")
+    err.print(f"KME {kme} serving SAEs {', '.join(saes)} on https://{host}:{port} (Ctrl-C stops)")
+    supply.start()
+    try:
+        server.run()
+    finally:
+        supply.stop()
+
+
+@app.command("status")
+def status(
+    kme: Annotated[str, typer.Option("--kme", help="KME URL, e.g. https://127.0.0.1:8443")],
+    cert: Annotated[Path, typer.Option("--cert", help="This SAE's certificate.")],
+    key: Annotated[Path, typer.Option("--key", help="This SAE's private key.")],
+    slave: Annotated[str, typer.Option("--slave", help="The SAE to share keys with.")],
+    ca: Annotated[Path | None, typer.Option("--ca", help="CA certificate (default: ca.pem beside --cert).")] = None,
+) -> None:
+    """ETSI 014 status between this SAE (from its certificate) and ``--slave``."""
+    ca = ca or cert.parent / "ca.pem"
+    try:
+        with SaeClient(kme, str(cert), str(key), str(ca)) as client:
+            out.print_json(json.dumps(client.status(slave)))
+    except KmeError as error:
+        _fail(f"the KME refused: {error.status} {error.body}")
+    except (OSError, Exception) as error:  # connection refused, TLS failure: say which
+        _fail(f"cannot reach {kme}: {type(error).__name__}: {error}")

@@ -1,0 +1,136 @@
+"""Feed a KME's key store from a scenario's QKD links, at their simulated secret-key rates.
+
+Every decoy-BB84 service on a link between two of the KME's nodes is simulated and distilled; its
+keys (Alice's copy and Bob's) are released into the link's two pools as time passes, at the rate
+the simulation measured, and distilled again when they run out. Keys for each SAE pair are relayed
+along the chain of links between the SAEs' nodes, so a pair gets keys at the rate of its slowest
+link, and no faster than the pool limit allows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qfabric.errors import QfabricError
+from qfabric.kms.relay import feed_link, link_pool, relay_path
+from qfabric.kms.store import KeyStore
+from qfabric.network import Topology
+from qfabric.qkd.link import run_decoy_bb84
+from qfabric.qkd.theory import Channel
+from qfabric.scenario.schema import QkdSpec, Scenario
+from qfabric.sim.kernel import stream_seed
+
+
+@dataclass
+class LinkFeed:
+    a: str
+    b: str
+    spec: QkdSpec
+    channel: Channel
+    rate_bps: float = 0.0
+    alice: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    bob: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    owed_bits: float = 0.0
+    blocks: int = 0
+    released_bits: int = 0
+
+
+class KeySupply:
+    """Moves QKD keys into ``store`` for the SAE pairs of one KME."""
+
+    def __init__(self, scenario: Scenario, store: KeyStore, kme_id: str, pool_of, tick_s: float = 0.2):
+        if scenario.kms is None:
+            raise QfabricError(f"scenario {scenario.name!r} has no kms section")
+        kme = next((k for k in scenario.kms.kmes if k.id == kme_id), None)
+        if kme is None:
+            raise QfabricError(f"no KME {kme_id!r} in the scenario; KMEs are {[k.id for k in scenario.kms.kmes]}")
+        self.scenario, self.store, self.tick_s = scenario, store, tick_s
+        self.unit_bits = scenario.kms.key_size_bits
+        self.max_units = scenario.kms.max_key_count
+        topo = Topology()
+        fibres = {link.name: link for link in scenario.links}
+        for q in scenario.qkd:
+            if q.protocol == "decoy-bb84" and set(fibres[q.link].between) <= set(kme.nodes):
+                f = fibres[q.link]
+                topo.add_link(q.name, *f.between, length_km=f.length_km, spec=q)
+        self.feeds = {}
+        for a, b, data in topo.graph.edges(data=True):
+            f = fibres[data["spec"].link]
+            self.feeds[tuple(sorted((a, b)))] = LinkFeed(a, b, data["spec"], Channel(
+                f.length_km, f.attenuation_db_per_km, data["spec"].detector_efficiency,
+                data["spec"].dark_count_yield, data["spec"].misalignment))
+        saes = [s for s in scenario.kms.saes if s.node in kme.nodes]
+        self.pairs = []
+        for s1, s2 in itertools.combinations(saes, 2):
+            if s1.node == s2.node:
+                continue
+            path = topo.path(s1.node, s2.node)
+            self.pairs.append((s1.id, s2.id, path, pool_of(s1.id, s2.id)))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _distill(self, feed: LinkFeed) -> None:
+        seed = int(stream_seed(self.scenario.seed, f"kms/{feed.spec.name}/{feed.blocks}").generate_state(1)[0])
+        pulses = int(min(feed.spec.source_rate_hz * self.scenario.duration_s, feed.spec.max_simulated_pulses))
+        run = run_decoy_bb84(feed.channel, pulses, seed=seed, variant=feed.spec.cascade, eps_sec=feed.spec.eps_sec,
+                             eps_cor=feed.spec.eps_cor, source_rate_hz=feed.spec.source_rate_hz)
+        feed.blocks += 1
+        feed.rate_bps = run.secret_key_rate_bps
+        keep_a, keep_b = feed.alice[feed.released_bits:], feed.bob[feed.released_bits:]
+        feed.alice = np.concatenate([keep_a, *[b.alice_key for b in run.blocks]])
+        feed.bob = np.concatenate([keep_b, *[b.bob_key for b in run.blocks]])
+        feed.released_bits = 0
+        if feed.rate_bps <= 0:
+            raise QfabricError(f"QKD service {feed.spec.name!r} produces no key: "
+                               + "; ".join(sorted({b.reason for b in run.blocks if b.reason})))
+
+    def prime(self) -> dict[str, float]:
+        """Distill every link once; returns the secret-key rate of each QKD service (bit/s)."""
+        for feed in self.feeds.values():
+            self._distill(feed)
+        return {f.spec.name: f.rate_bps for f in self.feeds.values()}
+
+    def tick(self, dt: float) -> None:
+        """Release ``dt`` seconds of every link's key, then relay what every SAE pair can get."""
+        for feed in self.feeds.values():
+            if self.store.available(link_pool(feed.a, feed.b, feed.a)) >= self.max_units:
+                continue
+            feed.owed_bits += feed.rate_bps * dt
+            units = int(feed.owed_bits // self.unit_bits)
+            if units == 0:
+                continue
+            need = units * self.unit_bits
+            if len(feed.alice) - feed.released_bits < need:
+                self._distill(feed)
+            lo, hi = feed.released_bits, feed.released_bits + need
+            feed_link(self.store, feed.a, feed.b, feed.alice[lo:hi], feed.bob[lo:hi], self.unit_bits)
+            feed.released_bits = hi
+            feed.owed_bits -= need
+        for i, (_, _, path, pool) in enumerate(self.pairs):
+            room = self.max_units - self.store.available(pool)
+            hops = [link_pool(a, b, end) for a, b in zip(path, path[1:], strict=False) for end in (a, b)]
+            share = min(self.store.available(h) for h in hops) // (len(self.pairs) - i)  # fair among later pairs
+            count = min(room, share)
+            if count > 0:
+                relay_path(self.store, path, pool, count)
+
+    def start(self) -> None:
+        def loop():
+            last = time.monotonic()
+            while not self._stop.wait(self.tick_s):
+                now = time.monotonic()
+                self.tick(now - last)
+                last = now
+
+        self._thread = threading.Thread(target=loop, name="key-supply", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
