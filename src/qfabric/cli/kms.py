@@ -77,6 +77,7 @@ def serve(
         store = KeyStore(cfg.db_url, load_or_create_secret(cfg.secret_file))
         kme_config = KmeConfig(kme_id=kme, saes=saes, key_size=sc.kms.key_size_bits, max_key_count=sc.kms.max_key_count)
         supply = KeySupply(sc, store, kme, kme_config.pool)
+        kme_config.status_extension = supply.link_qber
         err.print(f"distilling the first QKD blocks of {len(supply.feeds)} links ...")
         rates = supply.prime()
         server = uvicorn.Server(uvicorn_config(cfg, create_app(kme_config, store)))

@@ -17,6 +17,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
@@ -48,6 +49,7 @@ class KmeConfig:
     max_sae_id_count: int = 4
     max_body_bytes: int = 65_536
     supported_extensions: frozenset[str] = field(default_factory=frozenset)
+    status_extension: Callable[[str, str], dict | None] | None = None  # e.g. the QBER of the pair's links
 
     def pool(self, master: str, slave: str) -> str:
         """The key pool shared by an SAE pair (the same pool in both directions)."""
@@ -57,6 +59,7 @@ class KmeConfig:
 # ---- OpenAPI schemas (the document matches these shapes) ----------------------------------------
 
 class Status(BaseModel):
+    model_config = {"extra": "allow"}
     source_KME_ID: str
     target_KME_ID: str
     master_SAE_ID: str
@@ -196,11 +199,13 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
         pool = config.pool(master, slave)
         count = store.available(pool, config.key_size)
         pool_level.labels(config.kme_id, pool).set(count)
-        return Status(source_KME_ID=config.kme_id, target_KME_ID=config.saes[slave], master_SAE_ID=master,
+        status = Status(source_KME_ID=config.kme_id, target_KME_ID=config.saes[slave], master_SAE_ID=master,
                       slave_SAE_ID=slave, key_size=config.key_size, stored_key_count=min(count, config.max_key_count),
                       max_key_count=config.max_key_count, max_key_per_request=config.max_key_per_request,
                       max_key_size=config.max_key_size, min_key_size=config.min_key_size,
                       max_SAE_ID_count=config.max_sae_id_count).model_dump()
+        extension = config.status_extension(master, slave) if config.status_extension else None
+        return status if extension is None else status | {"status_extension": extension}
 
     @app.get("/api/v1/keys/{slave_SAE_ID}/status", response_model=Status, responses=ERRORS)
     async def get_status(slave_SAE_ID: str, request: Request):
@@ -244,6 +249,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
                 keys = await run_in_threadpool(store.reserve, config.pool(master, slave), master, [slave, *extra],
                                                number, size)
             except KeysExhausted as err:
+                await run_in_threadpool(store.record, "refused", master, slave, f"503 exhausted: {err}")
                 raise Refusal(503, "not enough keys available", [{"reason": str(err)}], reason="exhausted") from None
             served.labels(config.kme_id, "enc_keys").inc(len(keys))
             return JSONResponse({"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.material).decode()}

@@ -46,6 +46,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
 
 from qfabric.errors import QfabricError
 
@@ -131,7 +132,10 @@ class KeyStore:
             raise QfabricError("the key-encryption secret must be 32 bytes")
         self.url = url
         self._aead = AESGCM(secret)
-        self.engine: Engine = create_engine(url, future=True)
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        # an in-memory database exists per connection: share one across threads (tests, demos)
+        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}} if in_memory else {}
+        self.engine: Engine = create_engine(url, future=True, **options)
         self._sqlite = self.engine.dialect.name == "sqlite"
         if self._sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)

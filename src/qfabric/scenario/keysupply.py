@@ -38,6 +38,7 @@ class LinkFeed:
     owed_bits: float = 0.0
     blocks: int = 0
     released_bits: int = 0
+    qber: float | None = None
 
 
 class KeySupply:
@@ -81,6 +82,7 @@ class KeySupply:
                              eps_cor=feed.spec.eps_cor, source_rate_hz=feed.spec.source_rate_hz)
         feed.blocks += 1
         feed.rate_bps = run.secret_key_rate_bps
+        feed.qber = run.summary()["qber"]
         keep_a, keep_b = feed.alice[feed.released_bits:], feed.bob[feed.released_bits:]
         feed.alice = np.concatenate([keep_a, *[b.alice_key for b in run.blocks]])
         feed.bob = np.concatenate([keep_b, *[b.bob_key for b in run.blocks]])
@@ -88,6 +90,15 @@ class KeySupply:
         if feed.rate_bps <= 0:
             raise QfabricError(f"QKD service {feed.spec.name!r} produces no key: "
                                + "; ".join(sorted({b.reason for b in run.blocks if b.reason})))
+
+    def link_qber(self, sae_a: str, sae_b: str) -> dict | None:
+        """ETSI status extension: the worst QBER among the links that carry this SAE pair's keys."""
+        for s1, s2, path, _ in self.pairs:
+            if {s1, s2} == {sae_a, sae_b}:
+                qbers = [self.feeds[tuple(sorted((a, b)))].qber for a, b in zip(path, path[1:], strict=False)]
+                known = [q for q in qbers if q is not None]
+                return {"link_qber": max(known) if known else None, "hops": len(path) - 1}
+        return None
 
     def prime(self) -> dict[str, float]:
         """Distill every link once; returns the secret-key rate of each QKD service (bit/s)."""

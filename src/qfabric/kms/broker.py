@@ -1,0 +1,75 @@
+"""Session keys for applications under a crypto policy: QKD keys from the KME over ETSI 014, combined
+with ML-KEM-768 and X25519, or post-quantum only when QKD cannot serve; every fallback is audited.
+
+The initiator (master SAE) asks its KME for a key, derives the session key and sends the responder
+a :class:`~qfabric.kms.hybrid.Hello` carrying the key ID (never the key); the responder fetches the same
+key from its KME by ID and derives the same session key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qfabric.kms.client import KmeError, SaeClient
+from qfabric.kms.hybrid import Hello, Mode, ResponderKeys, ResponderPublic, initiate, respond
+from qfabric.kms.policy import Policy
+
+AuditSink = Callable[[dict], None]
+
+
+def jsonl_audit(path: str | Path) -> AuditSink:
+    """An append-only audit file: one JSON object per line (who, what, why; never key material)."""
+    path = Path(path)
+
+    def write(event: dict) -> None:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"at": time.time(), **event}) + "\n")
+
+    return write
+
+
+@dataclass
+class SessionBroker:
+    """One SAE's side: its KME client, its policy, where audit events go."""
+
+    sae_id: str
+    kme: SaeClient
+    policy: Policy
+    audit: AuditSink
+
+    def _link_qber(self, peer: str) -> tuple[int, float | None]:
+        status = self.kme.status(peer)
+        extension = status.get("status_extension") or {}
+        return status["stored_key_count"], extension.get("link_qber")
+
+    def initiate(self, peer: str, peer_public: ResponderPublic) -> tuple[Hello, bytes]:
+        """Derive a session key with ``peer`` under the policy; returns the hello to send and the key."""
+        stored, qber = self._link_qber(peer)
+        decision = self.policy.decide(qkd_available=stored > 0, link_qber=qber)
+        qkd_key = key_id = None
+        if decision.mode != Mode.PQ_ONLY:
+            try:
+                [(key_id, qkd_key)] = self.kme.enc_keys(peer, number=1)
+            except KmeError as err:
+                if err.status != 503:
+                    raise
+                decision = self.policy.decide(qkd_available=False, link_qber=qber)
+        if decision.fallback:
+            self.audit({"event": "fallback", "sae": self.sae_id, "peer": peer, "mode": decision.mode,
+                        "wanted": self.policy.mode, "reason": decision.reason})
+        hello, key = initiate(peer_public, self.sae_id, peer, decision.mode, qkd_key, key_id)
+        self.audit({"event": "session", "sae": self.sae_id, "peer": peer, "mode": decision.mode, "key_ID": key_id})
+        return hello, key
+
+    def respond(self, peer: str, hello: Hello, keys: ResponderKeys) -> bytes:
+        """The responder's side: fetch the QKD key the hello names (if any) and derive the session key."""
+        qkd_key = None
+        if hello.qkd_key_id is not None:
+            [(_, qkd_key)] = self.kme.dec_keys(peer, [hello.qkd_key_id])
+        self.audit({"event": "session", "sae": self.sae_id, "peer": peer, "mode": hello.mode.value,
+                    "key_ID": hello.qkd_key_id})
+        return respond(keys, hello, peer, self.sae_id, qkd_key)

@@ -1,0 +1,68 @@
+"""Crypto agility end to end: session keys from QKD keys over ETSI 014, audited fallback to post-quantum."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qfabric.kms.broker import SessionBroker, jsonl_audit
+from qfabric.kms.etsi import KmeConfig, create_app
+from qfabric.kms.hybrid import Mode, ResponderKeys
+from qfabric.kms.policy import NoKeyAvailable, Policy
+from qfabric.kms.store import KeyStore
+from qfabric.kms.tls import _with_tls
+
+
+def brokers(kme, tmp_path, policy):
+    audit = jsonl_audit(tmp_path / "audit.jsonl")
+    return (SessionBroker("alice", kme.client("alice"), policy, audit),
+            SessionBroker("bob", kme.client("bob"), policy, audit), tmp_path / "audit.jsonl")
+
+
+def events(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_hybrid_session_keys_agree_and_only_the_key_id_travels(kme, tmp_path):
+    kme.fill("alice", "bob", 5)
+    alice, bob, log = brokers(kme, tmp_path, Policy("hybrid"))
+    bob_keys = ResponderKeys.generate()
+    hello, k_alice = alice.initiate("bob", bob_keys.public())
+    assert hello.mode is Mode.HYBRID and hello.qkd_key_id is not None
+    assert bob.respond("alice", hello, bob_keys) == k_alice
+    assert [e["event"] for e in events(log)] == ["session", "session"]
+    assert kme.accounting("alice", "bob")["claims_done"] == 1  # the QKD key was used once, by both
+
+
+def test_empty_pool_falls_back_to_post_quantum_with_an_audit_event(kme, tmp_path):
+    alice, bob, log = brokers(kme, tmp_path, Policy("hybrid", "pq-only"))
+    bob_keys = ResponderKeys.generate()
+    hello, k_alice = alice.initiate("bob", bob_keys.public())
+    assert hello.mode is Mode.PQ_ONLY and hello.qkd_key_id is None
+    assert bob.respond("alice", hello, bob_keys) == k_alice
+    fallback = [e for e in events(log) if e["event"] == "fallback"]
+    assert fallback == [{**fallback[0], "sae": "alice", "peer": "bob", "mode": "pq-only", "wanted": "hybrid",
+                         "reason": "no QKD key available"}]
+
+
+def test_qkd_only_without_fallback_refuses(kme, tmp_path):
+    alice, _, _ = brokers(kme, tmp_path, Policy("qkd-only", "none"))
+    with pytest.raises(NoKeyAvailable):
+        alice.initiate("bob", ResponderKeys.generate().public())
+
+
+def test_status_extension_carries_link_qber_and_drives_the_policy(tmp_path):
+    from qfabric.kms.certs import make_dev_pki
+
+    pki = make_dev_pki(tmp_path, kmes=["kme-a"], saes=["alice", "bob"])
+    store = KeyStore("sqlite://", b"s" * 32)
+    config = KmeConfig("kme-a", {"alice": "kme-a", "bob": "kme-a"},
+                       status_extension=lambda m, s: {"link_qber": 0.14, "hops": 3})
+    store.add_units(config.pool("alice", "bob"), [bytes(32)] * 4)
+    app = create_app(config, store)
+    cert = pki["alice"].read_text()
+    with TestClient(_with_tls(app, {"client_cert_chain": [cert], "tls_version": "TLSv1.3"})) as http:
+        status = http.get("/api/v1/keys/bob/status").json()
+    assert status["status_extension"] == {"link_qber": 0.14, "hops": 3}
+    decision = Policy("hybrid").decide(status["stored_key_count"] > 0, status["status_extension"]["link_qber"])
+    assert decision.fallback and decision.reason == "link QBER 0.140 above 0.11"
