@@ -1,9 +1,10 @@
 """Crypto agility end to end: session keys from QKD keys over ETSI 014, audited fallback to post-quantum."""
 
+import asyncio
 import json
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from qfabric.kms.broker import SessionBroker, jsonl_audit
 from qfabric.kms.etsi import KmeConfig, create_app
@@ -61,8 +62,13 @@ def test_status_extension_carries_link_qber_and_drives_the_policy(tmp_path):
     store.add_units(config.pool("alice", "bob"), [bytes(32)] * 4)
     app = create_app(config, store)
     cert = pki["alice"].read_text()
-    with TestClient(_with_tls(app, {"client_cert_chain": [cert], "tls_version": "TLSv1.3"})) as http:
-        status = http.get("/api/v1/keys/bob/status").json()
+    transport = httpx.ASGITransport(app=_with_tls(app, {"client_cert_chain": [cert], "tls_version": "TLSv1.3"}))
+
+    async def get_status():
+        async with httpx.AsyncClient(transport=transport, base_url="https://kme-a") as http:
+            return (await http.get("/api/v1/keys/bob/status")).json()
+
+    status = asyncio.run(get_status())
     assert status["status_extension"] == {"link_qber": 0.14, "hops": 3}
     decision = Policy("hybrid").decide(status["stored_key_count"] > 0, status["status_extension"]["link_qber"])
     assert decision.fallback and decision.reason == "link QBER 0.140 above 0.11"
