@@ -38,6 +38,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -62,6 +63,7 @@ units = Table(
     Column("delivery_id", String(36), ForeignKey("deliveries.key_id"), nullable=True),
     Column("created_at", Float, nullable=False),
     Index("ix_units_pool_free", "pool", "delivery_id", "unit_id"),
+    Index("ix_units_delivery", "delivery_id"),
 )
 deliveries = Table(
     "deliveries", metadata,
@@ -132,6 +134,7 @@ class KeyStore:
             raise QfabricError("the key-encryption secret must be 32 bytes")
         self.url = url
         self._aead = AESGCM(secret)
+        self._unit_bits: dict[str, int] = {}
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
         # an in-memory database exists per connection: share one across threads (tests, demos)
         options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}} if in_memory else {}
@@ -141,6 +144,25 @@ class KeyStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         metadata.create_all(self.engine)
+        # the hot statements, built once (building SQLAlchemy expressions costs more than running them)
+        free = (select(units.c.unit_id, units.c.nonce, units.c.ciphertext)
+                .where(units.c.pool == bindparam("pool"), units.c.delivery_id.is_(None))
+                .order_by(units.c.unit_id).limit(bindparam("n")))
+        self._q_free = free if self._sqlite else free.with_for_update(skip_locked=True)
+        self._q_mark = update(units).where(units.c.unit_id == bindparam("uid")).values(delivery_id=bindparam("kid"))
+        self._q_deliver = insert(deliveries)
+        self._q_claims = insert(claims)
+        self._q_audit = insert(audit)
+        self._q_issued = (select(deliveries.c.key_id, deliveries.c.pool, deliveries.c.size_bits, claims.c.claimed_at)
+                          .join(claims, claims.c.key_id == deliveries.c.key_id)
+                          .where(deliveries.c.key_id.in_(bindparam("ids", expanding=True)),
+                                 deliveries.c.master_sae == bindparam("master"),
+                                 claims.c.slave_sae == bindparam("slave")))
+        self._q_parts = (select(units.c.delivery_id, units.c.nonce, units.c.ciphertext)
+                         .where(units.c.delivery_id.in_(bindparam("ids", expanding=True))).order_by(units.c.unit_id))
+        self._q_claim = (update(claims).where(claims.c.key_id.in_(bindparam("ids", expanding=True)),
+                                              claims.c.slave_sae == bindparam("slave"))
+                         .values(claimed_at=bindparam("at")))
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -164,45 +186,36 @@ class KeyStore:
 
         Raises :class:`KeysExhausted` (and changes nothing) if the pool cannot cover the request.
         """
+        unit_bits = self.unit_bits(pool)
+        if unit_bits is None:
+            raise KeysExhausted(f"no keys in pool {pool!r}")
+        per_key = -(-size_bits // unit_bits)
         with self.engine.begin() as conn:
-            unit_bits = conn.execute(select(units.c.size_bits).where(units.c.pool == pool).limit(1)).scalar()
-            if unit_bits is None:
-                raise KeysExhausted(f"no keys in pool {pool!r}")
-            per_key = -(-size_bits // unit_bits)
-            query = (select(units.c.unit_id, units.c.nonce, units.c.ciphertext)
-                     .where(units.c.pool == pool, units.c.delivery_id.is_(None))
-                     .order_by(units.c.unit_id).limit(number * per_key))
-            if not self._sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = conn.execute(query).all()
+            rows = conn.execute(self._q_free, {"pool": pool, "n": number * per_key}).all()
             if len(rows) < number * per_key:
                 raise KeysExhausted(f"pool {pool!r} has {len(rows) // per_key} keys of {size_bits} bits, "
                                     f"{number} asked")
             now = time.time()
-            out = []
+            out, unit_rows = [], []
             for k in range(number):
                 chunk = rows[k * per_key : (k + 1) * per_key]
                 key_id = str(uuid.uuid4())
                 material = b"".join(self._aead.decrypt(r.nonce, r.ciphertext, pool.encode()) for r in chunk)
-                conn.execute(insert(deliveries).values(key_id=key_id, pool=pool, master_sae=master,
-                                                       size_bits=size_bits, created_at=now))
-                conn.execute(update(units).where(units.c.unit_id.in_([r.unit_id for r in chunk]))
-                             .values(delivery_id=key_id))
-                conn.execute(insert(claims), [{"key_id": key_id, "slave_sae": s, "claimed_at": None} for s in slaves])
+                unit_rows += [{"uid": r.unit_id, "kid": key_id} for r in chunk]
                 out.append(Delivery(key_id, material[: size_bits // 8], size_bits))
-            conn.execute(insert(audit).values(at=now, event="enc_keys", sae=master, peer=",".join(slaves),
-                                              key_ids=json.dumps([d.key_id for d in out]), detail=pool))
+            conn.execute(self._q_deliver, [{"key_id": d.key_id, "pool": pool, "master_sae": master,
+                                            "size_bits": size_bits, "created_at": now} for d in out])
+            conn.execute(self._q_mark, unit_rows)
+            conn.execute(self._q_claims, [{"key_id": d.key_id, "slave_sae": s, "claimed_at": None}
+                                          for d in out for s in slaves])
+            conn.execute(self._q_audit, {"at": now, "event": "enc_keys", "sae": master, "peer": ",".join(slaves),
+                                         "key_ids": json.dumps([d.key_id for d in out]), "detail": pool})
             return out
 
     def claim(self, slave: str, master: str, key_ids: Sequence[str]) -> list[Delivery]:
         """Hand the keys ``key_ids`` to ``slave``, each once, all or none (:class:`KeysNotFound` otherwise)."""
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(deliveries.c.key_id, deliveries.c.pool, deliveries.c.size_bits, claims.c.claimed_at)
-                .join(claims, claims.c.key_id == deliveries.c.key_id)
-                .where(deliveries.c.key_id.in_(list(key_ids)), deliveries.c.master_sae == master,
-                       claims.c.slave_sae == slave)
-            ).all()
+            rows = conn.execute(self._q_issued, {"ids": list(key_ids), "master": master, "slave": slave}).all()
             found = {r.key_id: r for r in rows if r.claimed_at is None}
             missing = [k for k in key_ids if k not in found]
             if missing:
@@ -214,17 +227,17 @@ class KeyStore:
                     raise KeysNotForCaller(foreign)
                 raise KeysNotFound(missing)
             now = time.time()
+            parts: dict[str, list] = {k: [] for k in key_ids}
+            for p in conn.execute(self._q_parts, {"ids": list(key_ids)}):
+                parts[p.delivery_id].append(p)
             out = []
             for key_id in key_ids:
                 r = found[key_id]
-                parts = conn.execute(select(units.c.nonce, units.c.ciphertext).where(units.c.delivery_id == key_id)
-                                     .order_by(units.c.unit_id)).all()
-                material = b"".join(self._aead.decrypt(p.nonce, p.ciphertext, r.pool.encode()) for p in parts)
+                material = b"".join(self._aead.decrypt(p.nonce, p.ciphertext, r.pool.encode()) for p in parts[key_id])
                 out.append(Delivery(key_id, material[: r.size_bits // 8], r.size_bits))
-            conn.execute(update(claims).where(claims.c.key_id.in_(list(key_ids)), claims.c.slave_sae == slave)
-                         .values(claimed_at=now))
-            conn.execute(insert(audit).values(at=now, event="dec_keys", sae=slave, peer=master,
-                                              key_ids=json.dumps(list(key_ids)), detail=None))
+            conn.execute(self._q_claim, {"ids": list(key_ids), "slave": slave, "at": now})
+            conn.execute(self._q_audit, {"at": now, "event": "dec_keys", "sae": slave, "peer": master,
+                                         "key_ids": json.dumps(list(key_ids)), "detail": None})
             return out
 
     def relay(self, hops: Sequence[tuple[str, str]], target: str, count: int) -> dict:
@@ -300,8 +313,14 @@ class KeyStore:
         return free if size_bits is None else free // -(-size_bits // unit_bits)
 
     def unit_bits(self, pool: str) -> int | None:
-        with self.engine.connect() as conn:
-            return conn.execute(select(units.c.size_bits).where(units.c.pool == pool).limit(1)).scalar()
+        """The unit size of ``pool`` (fixed once the pool has keys; remembered)."""
+        bits = self._unit_bits.get(pool)
+        if bits is None:
+            with self.engine.connect() as conn:
+                bits = conn.execute(select(units.c.size_bits).where(units.c.pool == pool).limit(1)).scalar()
+            if bits is not None:
+                self._unit_bits[pool] = bits
+        return bits
 
     def accounting(self, pool: str) -> dict[str, int]:
         """Units free and used, deliveries, and claims outstanding/done: what conservation checks read."""

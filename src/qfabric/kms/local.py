@@ -1,0 +1,94 @@
+"""Run a development KME as a separate process on loopback (for demos, tests and benchmarks).
+
+>>> # kme = LocalKme.create(tmp_dir, saes=["alice", "bob"]); kme.start(); ...; kme.stop()
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from qfabric.errors import QfabricError
+from qfabric.kms.certs import make_dev_pki
+from qfabric.kms.client import SaeClient
+from qfabric.kms.server import ServerConfig, load_or_create_secret
+from qfabric.kms.store import KeyStore
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalKme:
+    """A KME process with its own dev PKI and database in ``directory``; the caller's process can open the
+    same store to fill pools and check accounting."""
+
+    def __init__(self, directory: Path, config: ServerConfig, pki: dict[str, Path]):
+        self.directory, self.config, self.pki = directory, config, pki
+        self.config_path = config.save(directory / f"{config.kme_id}.json")
+        self.store = KeyStore(config.db_url, load_or_create_secret(config.secret_file))
+        self.proc: subprocess.Popen | None = None
+
+    @classmethod
+    def create(cls, directory: str | Path, saes: list[str], kme_id: str = "kme-a", db_url: str | None = None,
+               **limits) -> LocalKme:
+        directory = Path(directory)
+        pki = make_dev_pki(directory / "pki", kmes=[kme_id], saes=saes)
+        config = ServerConfig(kme_id=kme_id, saes={s: kme_id for s in saes},
+                              db_url=db_url or f"sqlite:///{directory / (kme_id + '.db')}",
+                              secret_file=str(directory / "kek.bin"), certfile=str(pki[kme_id]),
+                              keyfile=str(pki[f"{kme_id}.key"]), cafile=str(pki["ca"]), port=free_port(), **limits)
+        return cls(directory, config, pki)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.config.port}"
+
+    def start(self, timeout_s: float = 30) -> None:
+        log = self.directory / "kme.log"
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "qfabric.kms.server", str(self.config_path)],
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.DEVNULL,
+                                         stderr=out)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.config.port), timeout=0.5):
+                    return
+            except OSError as err:
+                if self.proc.poll() is not None:
+                    raise QfabricError(f"the KME exited: {log.read_text()[-2000:]}") from err
+                time.sleep(0.05)
+        raise QfabricError(f"the KME did not listen on port {self.config.port} within {timeout_s} s")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of any kind."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, sae: str, timeout: float = 10.0) -> SaeClient:
+        return SaeClient(self.url, str(self.pki[sae]), str(self.pki[f"{sae}.key"]), str(self.pki["ca"]), timeout)
+
+    def fill(self, a: str, b: str, units: int, unit_bytes: int = 32) -> None:
+        pool = self.config.kme().pool(a, b)
+        for start in range(0, units, 10_000):
+            self.store.add_units(pool, [os.urandom(unit_bytes) for _ in range(min(10_000, units - start))])
+
+    def accounting(self, a: str, b: str) -> dict:
+        return self.store.accounting(self.config.kme().pool(a, b))
