@@ -56,6 +56,8 @@ def serve(
     db: Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite file in the PKI dir).")] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8443,
+    rate_scale: Annotated[float, typer.Option("--rate-scale", help="Feed this fraction of the simulated key "
+                                              "rate (real-time distillation of fast links needs many cores).")] = 1.0,
 ) -> None:
     """An HTTPS KME on loopback (client certificates required), fed by the scenario's links at their rates."""
     try:
@@ -76,7 +78,7 @@ def serve(
                            cafile=str(needed[0]), host=host, port=port, key_size=sc.kms.key_size_bits)
         store = KeyStore(cfg.db_url, load_or_create_secret(cfg.secret_file))
         kme_config = KmeConfig(kme_id=kme, saes=saes, key_size=sc.kms.key_size_bits, max_key_count=sc.kms.max_key_count)
-        supply = KeySupply(sc, store, kme, kme_config.pool)
+        supply = KeySupply(sc, store, kme, kme_config.pool, rate_scale=rate_scale)
         kme_config.status_extension = supply.link_qber
         err.print(f"distilling the first QKD blocks of {len(supply.feeds)} links ...")
         rates = supply.prime()

@@ -5,6 +5,11 @@ keys (Alice's copy and Bob's) are released into the link's two pools as time pas
 the simulation measured, and distilled again when they run out. Keys for each SAE pair are relayed
 along the chain of links between the SAEs' nodes, so a pair gets keys at the rate of its slowest
 link, and no faster than the pool limit allows.
+
+Simulating and post-processing a 1 GHz link in full costs more CPU than one second of its key is
+worth on a small machine (about 1 s of CPU for 0.2 s of a metro link's key here), so at
+``rate_scale=1`` a 2-core machine falls behind and pools fill more slowly than the simulated rate;
+``rate_scale`` feeds a fixed fraction of it instead.
 """
 
 from __future__ import annotations
@@ -44,7 +49,11 @@ class LinkFeed:
 class KeySupply:
     """Moves QKD keys into ``store`` for the SAE pairs of one KME."""
 
-    def __init__(self, scenario: Scenario, store: KeyStore, kme_id: str, pool_of, tick_s: float = 0.2):
+    def __init__(self, scenario: Scenario, store: KeyStore, kme_id: str, pool_of, tick_s: float = 0.2,
+                 rate_scale: float = 1.0):
+        if not 0 < rate_scale <= 1:
+            raise QfabricError(f"rate_scale = {rate_scale}: expected a fraction in (0, 1]")
+        self.rate_scale = rate_scale
         if scenario.kms is None:
             raise QfabricError(f"scenario {scenario.name!r} has no kms section")
         kme = next((k for k in scenario.kms.kmes if k.id == kme_id), None)
@@ -97,7 +106,9 @@ class KeySupply:
             if {s1, s2} == {sae_a, sae_b}:
                 qbers = [self.feeds[tuple(sorted((a, b)))].qber for a, b in zip(path, path[1:], strict=False)]
                 known = [q for q in qbers if q is not None]
-                return {"link_qber": max(known) if known else None, "hops": len(path) - 1}
+                rates = [self.feeds[tuple(sorted((a, b)))].rate_bps for a, b in zip(path, path[1:], strict=False)]
+                return {"link_qber": max(known) if known else None, "hops": len(path) - 1,
+                        "simulated_key_rate_bps": min(rates), "supply_rate_scale": self.rate_scale}
         return None
 
     def prime(self) -> dict[str, float]:
@@ -111,7 +122,7 @@ class KeySupply:
         for feed in self.feeds.values():
             if self.store.available(link_pool(feed.a, feed.b, feed.a)) >= self.max_units:
                 continue
-            feed.owed_bits += feed.rate_bps * dt
+            feed.owed_bits += feed.rate_bps * self.rate_scale * dt
             units = int(feed.owed_bits // self.unit_bits)
             if units == 0:
                 continue
