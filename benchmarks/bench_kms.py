@@ -17,7 +17,6 @@ import threading
 import time
 
 from peers import machine
-
 from qfabric.kms.local import LocalKme
 
 
@@ -70,7 +69,8 @@ def main() -> None:
         kme.start()
         try:
             print(f"machine: {machine()}; store: {kme.config.db_url.split(':')[0]}")
-            print("| clients | keys per request | key pairs/s | requests | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
+            print("| clients | keys per request | key pairs/s | requests | p50 ms | p99 ms |")
+            print("|---|---|---|---|---|---|")
             for number in (1, 10):
                 for clients in a.clients:
                     r = load(kme, clients, a.seconds, number)
