@@ -8,25 +8,20 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from rich.console import Console
 
+from qfabric.cli.common import err, fail, out
 from qfabric.errors import QfabricError
 from qfabric.kms.certs import make_dev_pki
 from qfabric.kms.client import KmeError, SaeClient
-from qfabric.kms.etsi import KmeConfig, create_app
+from qfabric.kms.etsi import create_app
 from qfabric.kms.server import ServerConfig, load_or_create_secret, uvicorn_config
 from qfabric.kms.store import KeyStore
 from qfabric.scenario import load_scenario
 from qfabric.scenario.keysupply import KeySupply
 
 app = typer.Typer(no_args_is_help=True, help="Key management: ETSI GS QKD 014 KMEs fed by QKD links.")
-out = Console()
-err = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
-    raise typer.Exit(code=2)
 
 
 @app.command("certs")
@@ -39,11 +34,11 @@ def certs(
     """A development CA, KME server certificates (127.0.0.1) and SAE client certificates (CN = SAE ID)."""
     kmes = kme or ["kme-a"]
     if not sae:
-        _fail("give at least one --sae")
+        fail("give at least one --sae")
     try:
         paths = make_dev_pki(out_dir, kmes, sae, days)
     except QfabricError as error:
-        _fail(str(error))
+        fail(str(error))
     out.print(f"wrote {len(paths)} files to {out_dir}/: CA {paths['ca'].name}; KMEs {', '.join(kmes)}; "
               f"SAEs {', '.join(sae)}")
 
@@ -75,16 +70,17 @@ def serve(
         saes = {s.id: kme for s in sc.kms.saes if s.node in spec.nodes}
         cfg = ServerConfig(kme_id=kme, saes=saes, db_url=db or f"sqlite:///{pki / (kme + '.db')}",
                            secret_file=str(pki / f"{kme}.kek"), certfile=str(needed[1]), keyfile=str(needed[2]),
-                           cafile=str(needed[0]), host=host, port=port, key_size=sc.kms.key_size_bits)
+                           cafile=str(needed[0]), host=host, port=port,
+                           limits={"key_size": sc.kms.key_size_bits, "max_key_count": sc.kms.max_key_count})
         store = KeyStore(cfg.db_url, load_or_create_secret(cfg.secret_file))
-        kme_config = KmeConfig(kme_id=kme, saes=saes, key_size=sc.kms.key_size_bits, max_key_count=sc.kms.max_key_count)
+        kme_config = cfg.kme()
         supply = KeySupply(sc, store, kme, kme_config.pool, rate_scale=rate_scale)
         kme_config.status_extension = supply.link_qber
         err.print(f"distilling the first QKD blocks of {len(supply.feeds)} links ...")
         rates = supply.prime()
         server = uvicorn.Server(uvicorn_config(cfg, create_app(kme_config, store)))
     except QfabricError as error:
-        _fail(str(error))
+        fail(str(error))
     for name, rate in rates.items():
         err.print(f"  {name}: {rate:,.0f} secret bits/s")
     err.print(f"KME {kme} serving SAEs {', '.join(saes)} on https://{host}:{port} (Ctrl-C stops)")
@@ -109,6 +105,6 @@ def status(
         with SaeClient(kme, str(cert), str(key), str(ca)) as client:
             out.print_json(json.dumps(client.status(slave)))
     except KmeError as error:
-        _fail(f"the KME refused: {error.status} {error.body}")
+        fail(f"the KME refused: {error.status} {error.body}")
     except (OSError, Exception) as error:  # connection refused, TLS failure: say which
-        _fail(f"cannot reach {kme}: {type(error).__name__}: {error}")
+        fail(f"cannot reach {kme}: {type(error).__name__}: {error}")

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from qfabric import __version__
+from qfabric.cli.common import err, fail, out
 from qfabric.cli.kms import app as kms_app
 from qfabric.cli.qkd import app as qkd_app
 from qfabric.errors import QfabricError
@@ -34,13 +34,8 @@ chain_app = typer.Typer(no_args_is_help=True, help="Waiting time and fidelity of
 app.add_typer(chain_app, name="chain")
 app.add_typer(qkd_app, name="qkd")
 app.add_typer(kms_app, name="kms")
-out = Console()
-err = Console(stderr=True)
 
 
-def _fail(error: QfabricError) -> None:
-    err.print(f"[bold red]error:[/bold red] {error}", markup=True, highlight=False)
-    raise typer.Exit(code=2)
 
 
 @app.callback(invoke_without_command=True)
@@ -68,7 +63,7 @@ def run(
                 task = bar.add_task(f"simulating {sc.name} ({sc.duration_s:g} s)", total=1.0)
                 report = run_scenario(sc, source_file=path, progress=lambda f: bar.update(task, completed=f))
     except QfabricError as error:
-        _fail(error)
+        fail(error)
     print_report(report, out)
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
@@ -81,7 +76,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML to che
     try:
         sc = load_scenario(scenario)
     except QfabricError as error:
-        _fail(error)
+        fail(error)
     out.print(f"{scenario}: ok ({sc.name}: {len(sc.nodes)} nodes, {len(sc.links)} links, "
               f"{sc.chain.scheme} chain {sc.chain.source} -> {sc.chain.target}, {sc.duration_s:g} s)")
 
@@ -92,16 +87,16 @@ def _parse_cutoffs(text: str | None) -> list[int | None] | None:
     try:
         return [None if part.strip() in ("", "none", "inf") else int(part) for part in text.split(",")]
     except ValueError:
-        _fail(QfabricError(f"--cutoff {text!r}: expected whole numbers of attempts separated by commas, e.g. 10,20"))
+        fail(QfabricError(f"--cutoff {text!r}: expected whole numbers of attempts separated by commas, e.g. 10,20"))
         raise  # unreachable
 
 
 def _chain_options(scheme: str, segments: int, cutoff: str | None) -> list[int | None] | None:
     cutoffs = _parse_cutoffs(cutoff)
     if scheme not in ("nested", "swap-asap"):
-        _fail(QfabricError(f"--scheme {scheme!r}: expected nested or swap-asap"))
+        fail(QfabricError(f"--scheme {scheme!r}: expected nested or swap-asap"))
     if cutoffs is not None and scheme == "swap-asap" and len(cutoffs) != 1:
-        _fail(QfabricError("--cutoff: swap-asap takes one cut-off (a pair's maximum storage time in attempts)"))
+        fail(QfabricError("--cutoff: swap-asap takes one cut-off (a pair's maximum storage time in attempts)"))
     return cutoffs
 
 
@@ -140,7 +135,7 @@ def chain_exact(
                 raise QfabricError("the exact swap-asap computation has no cut-offs; use 'qfabric chain simulate'")
             result = swap_asap_exact(segments, p_gen, p_swap, w0, t_coh)
     except QfabricError as error:
-        _fail(error)
+        fail(error)
     _print_chain(result.to_dict(), as_json)
 
 
@@ -165,7 +160,7 @@ def chain_simulate(
                 result = simulate_chain(segments, p_gen, p_swap, w0, t_coh, cutoffs, scheme, samples, seed,
                                         progress=lambda n: bar.update(task, completed=n))
     except QfabricError as error:
-        _fail(error)
+        fail(error)
     _print_chain(result.to_dict(), as_json)
 
 

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from qfabric.cli.common import err, fail, out
 from qfabric.errors import ParameterError, QfabricError
 from qfabric.observe import figure_to_img, key_rate_figure, page, table
 from qfabric.qkd.bb84 import InterceptResend, PhotonNumberSplitting
@@ -22,22 +22,17 @@ from qfabric.qkd.theory import Channel
 from qfabric.states import BellDiagonal
 
 app = typer.Typer(no_args_is_help=True, help="Simulate QKD links with full post-processing.")
-out = Console()
-err = Console(stderr=True)
 
 
-def _fail(error: QfabricError) -> None:
-    err.print(f"[bold red]error:[/bold red] {error}", highlight=False)
-    raise typer.Exit(code=2)
 
 
 def _count(name: str, text: str) -> int:
     try:
         value = float(text)
     except ValueError:
-        _fail(ParameterError(name, text, "a number such as 1e8"))
+        fail(ParameterError(name, text, "a number such as 1e8"))
     if not value >= 1 or value != int(value):
-        _fail(ParameterError(name, text, "a whole number >= 1"))
+        fail(ParameterError(name, text, "a whole number >= 1"))
     return int(value)
 
 
@@ -51,8 +46,8 @@ def _eve(text: str | None):
         try:
             return InterceptResend(float(fraction) if fraction else 1.0)
         except ValueError:
-            _fail(ParameterError("--eve", text, "intercept-resend[:fraction] or pns"))
-    _fail(ParameterError("--eve", text, "intercept-resend[:fraction] (fraction of pulses, default 1) or pns"))
+            fail(ParameterError("--eve", text, "intercept-resend[:fraction] or pns"))
+    fail(ParameterError("--eve", text, "intercept-resend[:fraction] (fraction of pulses, default 1) or pns"))
     return None
 
 
@@ -113,7 +108,7 @@ def link(
         else:
             raise ParameterError("--protocol", protocol, "decoy-bb84 or bbm92")
     except QfabricError as error:
-        _fail(error)
+        fail(error)
     summary = run.summary()
     t = Table(title=f"{protocol} over {distance_km:g} km", show_header=False, title_justify="left")
     for key in ("pulses", "blocks", "aborted_blocks", "sifted_bits", "qber", "leaked_bits",
@@ -144,18 +139,18 @@ def curve(
 ) -> None:
     """Key rate against distance: simulated points against analytic curves and the PLOB bound."""
     if protocol != "decoy-bb84":
-        _fail(ParameterError("--protocol", protocol, "decoy-bb84 (the only protocol with a distance curve)"))
+        fail(ParameterError("--protocol", protocol, "decoy-bb84 (the only protocol with a distance curve)"))
     n = _count("--pulses", pulses)
     try:
         km = [float(x) for x in simulate.split(",") if x.strip()]
     except ValueError:
-        _fail(ParameterError("--simulate-km", simulate, "distances separated by commas"))
+        fail(ParameterError("--simulate-km", simulate, "distances separated by commas"))
     try:
         template = Channel(0.0, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment, f_ec)
         data = _with_progress("computing the curve", quiet, lambda progress: key_rate_curve(
             template, max_km=max_km, step_km=step_km, simulate_km=km, pulses=n, seed=seed, progress=progress))
     except QfabricError as error:
-        _fail(error)
+        fail(error)
     rows = data["simulated"]
     t = Table(title="simulated points", title_justify="left")
     for col in ("km", "bits/pulse (simulated)", "bits/pulse (finite-key theory)", "QBER", "f"):

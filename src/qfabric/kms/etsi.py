@@ -195,6 +195,12 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
         finally:
             latency.labels(config.kme_id, call).observe(time.perf_counter() - t0)
 
+    def delivered(call: str, keys) -> JSONResponse:
+        """The ETSI key container, counted in the metrics."""
+        served.labels(config.kme_id, call).inc(len(keys))
+        return JSONResponse({"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.material).decode()}
+                                      for k in keys]})
+
     def status_of(master: str, slave: str) -> dict:
         pool = config.pool(master, slave)
         count = store.available(pool, config.key_size)
@@ -251,9 +257,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             except KeysExhausted as err:
                 await run_in_threadpool(store.record, "refused", master, slave, f"503 exhausted: {err}")
                 raise Refusal(503, "not enough keys available", [{"reason": str(err)}], reason="exhausted") from None
-            served.labels(config.kme_id, "enc_keys").inc(len(keys))
-            return JSONResponse({"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.material).decode()}
-                                          for k in keys]})
+            return delivered("enc_keys", keys)
         return await guarded("enc_keys", work)
 
     @app.post("/api/v1/keys/{slave_SAE_ID}/enc_keys", response_model=KeyContainer, responses=ERRORS,
@@ -299,9 +303,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
                 raise Refusal(401, reason="not_a_slave") from None
             except KeysNotFound as err:
                 raise Refusal(400, NOT_FOUND, [{"key_IDs": list(err.args[0])}], reason="not_found") from None
-            served.labels(config.kme_id, "dec_keys").inc(len(keys))
-            return JSONResponse({"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.material).decode()}
-                                          for k in keys]})
+            return delivered("dec_keys", keys)
         return await guarded("dec_keys", work)
 
     @app.post("/api/v1/keys/{master_SAE_ID}/dec_keys", response_model=KeyContainer, responses=ERRORS,

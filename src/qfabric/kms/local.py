@@ -44,7 +44,8 @@ class LocalKme:
         config = ServerConfig(kme_id=kme_id, saes={s: kme_id for s in saes},
                               db_url=db_url or f"sqlite:///{directory / (kme_id + '.db')}",
                               secret_file=str(directory / "kek.bin"), certfile=str(pki[kme_id]),
-                              keyfile=str(pki[f"{kme_id}.key"]), cafile=str(pki["ca"]), port=free_port(), **limits)
+                              keyfile=str(pki[f"{kme_id}.key"]), cafile=str(pki["ca"]), port=free_port(),
+                              limits=limits)
         return cls(directory, config, pki)
 
     @property

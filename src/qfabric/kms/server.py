@@ -34,17 +34,10 @@ class ServerConfig:
     cafile: str
     host: str = "127.0.0.1"
     port: int = 8443
-    key_size: int = 256
-    max_key_per_request: int = 128
-    max_key_size: int = 1024
-    min_key_size: int = 64
-    max_sae_id_count: int = 4
-    extra: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)  # KmeConfig fields: key_size, max_key_per_request, ...
 
     def kme(self) -> KmeConfig:
-        return KmeConfig(kme_id=self.kme_id, saes=self.saes, key_size=self.key_size,
-                         max_key_per_request=self.max_key_per_request, max_key_size=self.max_key_size,
-                         min_key_size=self.min_key_size, max_sae_id_count=self.max_sae_id_count)
+        return KmeConfig(kme_id=self.kme_id, saes=self.saes, **self.limits)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

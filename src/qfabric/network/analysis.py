@@ -65,7 +65,8 @@ def _check(name: str, p: float) -> None:
         raise ParameterError(name, p, "a probability in (0, 1]")
 
 
-def _check_common(segments: int, p_gen: float, p_swap: float, w0: float, t_coh: float) -> float:
+def check_chain_parameters(segments: int, p_gen: float, p_swap: float, w0: float, t_coh: float) -> float:
+    """Validate the chain model's parameters; returns the per-step decay factor ``exp(-1/t_coh)``."""
     if not isinstance(segments, int) or segments < 1:
         raise ParameterError("segments", segments, "a whole number >= 1")
     _check("p_gen", p_gen)
@@ -124,7 +125,7 @@ def nested_exact(
     The horizon (number of time steps kept) doubles until the probability mass in its upper
     half is below ``tolerance``; that mass bounds the relative error (``truncation_error``).
     """
-    decay = _check_common(segments, p_gen, p_swap, w0, t_coh)
+    decay = check_chain_parameters(segments, p_gen, p_swap, w0, t_coh)
     if segments & (segments - 1):
         raise ParameterError("segments", segments, "a power of two for the nested scheme")
     levels = segments.bit_length() - 1
@@ -201,7 +202,7 @@ def swap_asap_exact(
     keeps one unknown per subset of its pairs. Swaps at one step are done left to right, as the
     event engine does. Cut-offs are not part of this computation (use the event engine).
     """
-    decay = _check_common(segments, p_gen, p_swap, w0, t_coh)
+    decay = check_chain_parameters(segments, p_gen, p_swap, w0, t_coh)
     if segments > 10:
         raise ParameterError("segments", segments, "at most 10 for the exact swap-ASAP computation")
     n = segments

@@ -18,6 +18,7 @@ import numpy as np
 
 from qfabric.errors import ParameterError
 from qfabric.hardware import Memory
+from qfabric.network.analysis import check_chain_parameters
 from qfabric.network.chain import NodeModel, RepeaterChain, SegmentModel, SwapScheme
 from qfabric.sim import Simulator
 from qfabric.states import BellDiagonal
@@ -63,10 +64,7 @@ def simulate_chain(
     """Deliver ``samples`` end-to-end pairs one after another (the chain restarts empty after each)."""
     if samples < 2:
         raise ParameterError("samples", samples, "at least 2 samples")
-    if not 0 < p_gen <= 1 or not 0 < p_swap <= 1:
-        raise ParameterError("p_gen/p_swap", (p_gen, p_swap), "probabilities in (0, 1]")
-    if not t_coh > 0:
-        raise ParameterError("t_coh", t_coh, "a positive coherence time (inf: no decay)")
+    check_chain_parameters(segments, p_gen, p_swap, w0, t_coh)
     sim = Simulator(seed=seed)
     segment = SegmentModel(
         success_probability=p_gen, attempt_period=1, herald_delay=1, state=BellDiagonal.werner(w0).weights

@@ -129,6 +129,32 @@ def _check_common(eps_sec: float, eps_cor: float, frame_bits: int) -> None:
         raise ParameterError("frame_bits", frame_bits, "at least 256 bits per Cascade frame")
 
 
+def _distill(records: RawRecords, protocol: str, estimate, key_length, *, eps_cor: float, variant: str,
+             frame_bits: int, seed: int, qber_threshold: float) -> KeyBlock:
+    """The steps every protocol shares. ``estimate(records, test_idx) -> QBER`` (or ``None`` if there is
+    nothing to test with); ``key_length(block) -> (length, reason if not positive)``."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    t0 = time.perf_counter()
+    key_idx, test_idx = _split_sifted(records)
+    alice, bob = records.alice_bit[key_idx], records.bob_bit[key_idx]
+    qber_est = estimate(records, test_idx)
+    block = KeyBlock(protocol, records.pulses, len(records.intensity), len(key_idx), len(test_idx),
+                     0.5 if qber_est is None else float(qber_est), float(np.mean(alice != bob)) if len(alice) else 0.5)
+    block.seconds["sift_estimate"] = time.perf_counter() - t0
+    if len(key_idx) < 2 or qber_est is None:
+        return _abort(block, "too few detections to sift a key and test it: send more pulses or pairs")
+    if qber_est > qber_threshold:
+        return _abort(block, f"QBER estimate {qber_est:.3f} above the {qber_threshold:.2f} threshold")
+    corrected = _reconcile(alice, bob, max(qber_est, 1e-3), variant, frame_bits, eps_cor, rng, block)
+    if corrected is None:
+        return _abort(block, "verification failed: a frame kept errors after Cascade")
+    length, reason = key_length(block)
+    if length < 1:
+        return _abort(block, reason)
+    _amplify(alice, corrected, int(math.floor(length)), rng, block)
+    return block
+
+
 def distill_decoy_bb84(
     records: RawRecords, settings: DecoySettings, *, eps_sec: float = 1e-10, eps_cor: float = 1e-15,
     variant: str = "option8", frame_bits: int = 65_536, seed: int = 0, qber_threshold: float = QBER_THRESHOLD,
@@ -137,32 +163,21 @@ def distill_decoy_bb84(
     phase error; key length from Lim et al. (2014) with the bits Cascade and verification leaked."""
     _check_common(eps_sec, eps_cor, frame_bits)
     _check_block(records)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    t0 = time.perf_counter()
-    key_idx, test_idx = _split_sifted(records)
     counts = records.counts()
-    alice, bob = records.alice_bit[key_idx], records.bob_bit[key_idx]
-    n_x_signal = counts["n_x"][0]
-    qber_est = counts["m_x"][0] / n_x_signal if n_x_signal else 0.5
-    block = KeyBlock("decoy-bb84", records.pulses, len(records.intensity), len(key_idx), len(test_idx),
-                     float(qber_est), float(np.mean(alice != bob)) if len(alice) else 0.5)
-    block.seconds["sift_estimate"] = time.perf_counter() - t0
-    if len(key_idx) < 2 or n_x_signal == 0:
-        return _abort(block, "too few detections to sift a key and test it: send more pulses")
-    if qber_est > qber_threshold:
-        return _abort(block, f"QBER estimate {qber_est:.3f} above the {qber_threshold:.2f} threshold")
-    corrected = _reconcile(alice, bob, max(qber_est, 1e-3), variant, frame_bits, eps_cor, rng, block)
-    if corrected is None:
-        return _abort(block, "verification failed: a frame kept errors after Cascade")
-    fk = finite_key_length(counts["n_z"], counts["n_x"], counts["m_x"], settings, block.leaked_bits,
-                           eps_sec, eps_cor)
-    block.finite_key = fk
-    if fk.length < 1:
-        return _abort(block, f"finite-key length {fk.length:.0f} <= 0 (single-photon bits {fk.s1:.0f}, "
-                      f"phase error bound {fk.phi1:.3f}): the block is too small for eps_sec={eps_sec:g}, "
-                      "or an eavesdropper was detected")
-    _amplify(alice, corrected, int(math.floor(fk.length)), rng, block)
-    return block
+
+    def estimate(_records, _test_idx):
+        return counts["m_x"][0] / counts["n_x"][0] if counts["n_x"][0] else None  # signal intensity, X basis
+
+    def key_length(block):
+        fk = finite_key_length(counts["n_z"], counts["n_x"], counts["m_x"], settings, block.leaked_bits,
+                               eps_sec, eps_cor)
+        block.finite_key = fk
+        return fk.length, (f"finite-key length {fk.length:.0f} <= 0 (single-photon bits {fk.s1:.0f}, phase error "
+                           f"bound {fk.phi1:.3f}): the block is too small for eps_sec={eps_sec:g}, or an "
+                           "eavesdropper was detected")
+
+    return _distill(records, "decoy-bb84", estimate, key_length, eps_cor=eps_cor, variant=variant,
+                    frame_bits=frame_bits, seed=seed, qber_threshold=qber_threshold)
 
 
 def bbm92_key_length(n_key: int, n_test: int, test_errors: int, leaked: int, eps_sec: float,
@@ -183,30 +198,22 @@ def distill_bbm92(
 ) -> KeyBlock:
     """BBM92 block: key from Z-Z measurements, X-X measurements disclosed to bound the phase error."""
     _check_common(eps_sec, eps_cor, frame_bits)
-    _check_block(records)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    t0 = time.perf_counter()
-    key_idx, test_idx = _split_sifted(records)
-    alice, bob = records.alice_bit[key_idx], records.bob_bit[key_idx]
-    test_errors = int(np.count_nonzero(records.alice_bit[test_idx] != records.bob_bit[test_idx]))
-    qber_est = test_errors / len(test_idx) if len(test_idx) else 0.5
-    block = KeyBlock("bbm92", records.pulses, len(records.intensity), len(key_idx), len(test_idx), qber_est,
-                     float(np.mean(alice != bob)) if len(alice) else 0.5)
-    block.seconds["sift_estimate"] = time.perf_counter() - t0
-    if len(key_idx) < 2 or len(test_idx) == 0:
-        return _abort(block, "too few pairs to sift a key and test it")
-    if qber_est > qber_threshold:
-        return _abort(block, f"QBER estimate {qber_est:.3f} above the {qber_threshold:.2f} threshold")
-    corrected = _reconcile(alice, bob, max(qber_est, 1e-3), variant, frame_bits, eps_cor, rng, block)
-    if corrected is None:
-        return _abort(block, "verification failed: a frame kept errors after Cascade")
-    length, phase = bbm92_key_length(len(key_idx), len(test_idx), test_errors, block.leaked_bits, eps_sec,
-                                     eps_cor)
-    if length < 1:
-        return _abort(block, f"finite-key length {length:.0f} <= 0 (phase error bound {phase:.3f}): "
-                      "the block is too small for the security parameters")
-    _amplify(alice, corrected, int(math.floor(length)), rng, block)
-    return block
+    errors = {}
+
+    def estimate(rec, test_idx):
+        if not len(test_idx):
+            return None
+        errors["x"] = int(np.count_nonzero(rec.alice_bit[test_idx] != rec.bob_bit[test_idx]))
+        return errors["x"] / len(test_idx)
+
+    def key_length(block):
+        length, phase = bbm92_key_length(block.sifted_bits, block.test_bits, errors["x"], block.leaked_bits,
+                                         eps_sec, eps_cor)
+        return length, (f"finite-key length {length:.0f} <= 0 (phase error bound {phase:.3f}): the block is "
+                        "too small for the security parameters")
+
+    return _distill(records, "bbm92", estimate, key_length, eps_cor=eps_cor, variant=variant,
+                    frame_bits=frame_bits, seed=seed, qber_threshold=qber_threshold)
 
 
 def _abort(block: KeyBlock, reason: str) -> KeyBlock:

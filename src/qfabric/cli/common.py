@@ -1,0 +1,15 @@
+"""What every qfabric command shares: the consoles and the way bad input ends a command (exit code 2)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(error: Exception | str) -> None:
+    """Print ``error`` without a traceback and exit with code 2."""
+    err.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+    raise typer.Exit(code=2)
