@@ -1,0 +1,1 @@
+"""Workloads on top of the network: federated learning (and, later, QML and QRNG)."""

@@ -1,0 +1,92 @@
+"""Secure aggregation with pairwise masks keyed by QKD: the aggregator learns only the sum of updates.
+
+Updates are encoded in fixed point modulo 2^32. Every pair of organisations (i, j) shares a key (a QKD
+key relayed between their KMEs); from it and the round number, ChaCha20 expands a mask ``m_ij``. Client
+i adds ``m_ij`` for every j > i and subtracts it for every j < i, so the masks cancel in the sum. If a
+client drops out, the survivors reveal their masks with it (and only those), and the round completes.
+
+>>> import numpy as np
+>>> keys = {("a", "b"): bytes(32), ("a", "c"): bytes([1]) * 32, ("b", "c"): bytes([2]) * 32}
+>>> updates = {c: np.full(4, v, np.float32) for c, v in (("a", 1.0), ("b", 2.0), ("c", 3.0))}
+>>> masked = {c: mask_update(u, c, keys, round_number=1) for c, u in updates.items()}
+>>> aggregate(masked.values()).tolist()
+[6.0, 6.0, 6.0, 6.0]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+from qfabric.errors import QfabricError
+
+SCALE = 2.0**16  # fixed point: 16 fractional bits
+MAX_CLIENTS = 64
+
+
+def value_limit(max_clients: int = MAX_CLIENTS) -> float:
+    """Largest |value| per coordinate so that the sum of ``max_clients`` updates stays in int32 fixed point."""
+    return 2.0**31 / SCALE / max_clients
+
+
+def encode(x: np.ndarray, max_clients: int = MAX_CLIENTS) -> np.ndarray:
+    """Floats to fixed point modulo 2^32; values must lie within ``value_limit(max_clients)``."""
+    x = np.asarray(x, dtype=np.float64)
+    limit = value_limit(max_clients)
+    if np.any(np.abs(x) >= limit):
+        raise QfabricError(f"update values must lie within +-{limit:g} to aggregate {max_clients} clients in "
+                           "fixed point (clip first)")
+    return np.round(x * SCALE).astype(np.int64).astype(np.uint32)
+
+
+def decode(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.uint32).view(np.int32).astype(np.float64) / SCALE
+
+
+def pair_mask(key: bytes, round_number: int, size: int) -> np.ndarray:
+    """The mask of one pair for one round: a ChaCha20 keystream (key = the pair's QKD key) as uint32."""
+    if len(key) != 32:
+        raise QfabricError("a pairwise mask key must be 32 bytes")
+    nonce = hashlib.sha256(f"qfabric-secagg-round-{round_number}".encode()).digest()[:16]
+    stream = Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor().update(bytes(4 * size))
+    return np.frombuffer(stream, dtype=np.uint32).copy()
+
+
+def _pair_key(keys: Mapping[tuple[str, str], bytes], a: str, b: str) -> bytes:
+    key = keys.get((a, b)) or keys.get((b, a))
+    if key is None:
+        raise QfabricError(f"no pairwise key for {a!r} and {b!r}")
+    return key
+
+
+def mask_update(update: np.ndarray, me: str, keys: Mapping[tuple[str, str], bytes], round_number: int) -> np.ndarray:
+    """``encode(update) + sum_j sign(j - me) m_(me, j)`` modulo 2^32, over every peer ``me`` shares a key with."""
+    masked = encode(update).ravel().astype(np.uint32)
+    peers = sorted({p for pair in keys for p in pair if me in pair} - {me})
+    for peer in peers:
+        m = pair_mask(_pair_key(keys, me, peer), round_number, masked.size)
+        masked = masked + m if me < peer else masked - m  # uint32 arithmetic wraps modulo 2^32
+    return masked.reshape(np.shape(update))
+
+
+def recovery_share(me: str, dropped: str, keys: Mapping[tuple[str, str], bytes], round_number: int,
+                   size: int) -> np.ndarray:
+    """What survivor ``me`` reveals when ``dropped`` is gone: its signed mask with ``dropped`` only."""
+    m = pair_mask(_pair_key(keys, me, dropped), round_number, size)
+    return m if me < dropped else (np.uint32(0) - m)
+
+
+def aggregate(masked: Iterable[np.ndarray], recovery: Iterable[np.ndarray] = ()) -> np.ndarray:
+    """The sum of the (unmasked) updates: add the masked updates, remove the dropped pairs' masks."""
+    masked = list(masked)
+    if not masked:
+        raise QfabricError("no masked updates to aggregate")
+    total = np.zeros(masked[0].shape, dtype=np.uint32)
+    for m in masked:
+        total = total + m.astype(np.uint32)
+    for share in recovery:
+        total = total - share.reshape(total.shape).astype(np.uint32)
+    return decode(total)
