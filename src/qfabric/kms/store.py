@@ -269,17 +269,17 @@ class KeyStore:
                     sides.append(rows)
                 copies.append((sides[0], sides[1]))
 
-            def plain(pool: str, row) -> bytes:
-                return self._aead.decrypt(row.nonce, row.ciphertext, pool.encode())
+            def plain(pool: str, row) -> int:
+                return int.from_bytes(self._aead.decrypt(row.nonce, row.ciphertext, pool.encode()))
 
             keys = []
             for j in range(count):
                 source_key = os.urandom(unit_bits // 8)
-                carried = source_key
+                carried = int.from_bytes(source_key)
                 for (left_pool, right_pool), (left_rows, right_rows) in zip(hops, copies, strict=True):
-                    ciphertext = bytes(x ^ y for x, y in zip(carried, plain(left_pool, left_rows[j]), strict=True))
-                    carried = bytes(x ^ y for x, y in zip(ciphertext, plain(right_pool, right_rows[j]), strict=True))
-                if carried != source_key:
+                    ciphertext = carried ^ plain(left_pool, left_rows[j])  # sent over hop i
+                    carried = ciphertext ^ plain(right_pool, right_rows[j])  # decrypted at node i+1
+                if carried.to_bytes(unit_bits // 8) != source_key:
                     raise QfabricError("relay: the two copies of a hop key differ; nothing was consumed")
                 keys.append(source_key)
             relay_id = str(uuid.uuid4())
