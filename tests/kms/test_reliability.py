@@ -70,12 +70,19 @@ def test_sigkill_under_load_loses_nothing_and_delivers_nothing_twice(kme):
     assert acc["units_used"] == acc["keys_delivered"]  # each used unit belongs to exactly one issued key
     ids = [i for i, _ in received]
     assert len(ids) == len(set(ids))
-    # every key the master received and the slave has not yet fetched is still there for the slave, once
+    # Every key the master received is accounted for: either still there for the slave, once, or claimed by
+    # the slave just before the kill (its response lost in the crash: recorded, never handed out again).
+    # ETSI 014 has no acknowledgement, so exactly-once is impossible; qfabric never delivers twice.
     pending = [(i, m) for i, m in received if i not in claimed]
+    state = kme.store.claims_of([i for i, _ in pending])
+    assert all(set(state[i]) == {"bob"} for i, _ in pending)  # issued to bob and nobody else
+    still_open = [(i, m) for i, m in pending if state[i]["bob"] is None]
+    lost_in_crash = [i for i, _ in pending if state[i]["bob"] is not None]
+    assert len(lost_in_crash) <= 4 * 2  # at most the keys of the requests in flight when the KME died
     with kme.client("bob") as bob, kme.client("alice") as alice:
-        if pending:
-            assert bob.dec_keys("alice", [i for i, _ in pending]) == pending
-        for i in list(claimed)[:5]:
+        if still_open:
+            assert bob.dec_keys("alice", [i for i, _ in still_open]) == still_open
+        for i in list(claimed)[:5] + lost_in_crash:
             try:
                 bob.dec_keys("alice", [i])
                 raise AssertionError("a claimed key was delivered twice")

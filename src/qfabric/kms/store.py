@@ -335,6 +335,15 @@ class KeyStore:
                                    .where(deliveries.c.pool == pool, claims.c.claimed_at.is_not(None))).scalar()
         return {"units_free": free, "units_used": used, "keys_delivered": delivered, "claims_done": claimed}
 
+    def claims_of(self, key_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
+        """Per key ID, each named slave and when it claimed the key (``None``: not yet)."""
+        out: dict[str, dict[str, float | None]] = {k: {} for k in key_ids}
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(claims.c.key_id, claims.c.slave_sae, claims.c.claimed_at)
+                                  .where(claims.c.key_id.in_(list(key_ids)))):
+                out[r.key_id][r.slave_sae] = r.claimed_at
+        return out
+
     def audit_log(self, limit: int = 1000) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(audit).order_by(audit.c.seq.desc()).limit(limit)).all()
