@@ -31,6 +31,16 @@ def test_run_writes_json_report(write_scenario, small_data, tmp_path):
     assert "End to end" in result.output
 
 
+def test_run_writes_an_html_report_with_plots(write_scenario, small_data, tmp_path):
+    small_data["qkd"] = [{"name": "keys", "link": "a-r", "max_simulated_pulses": 1e8}]
+    html = tmp_path / "report.html"
+    result = runner.invoke(app, ["run", str(write_scenario(small_data)), "--html", str(html), "--quiet"])
+    assert result.exit_code == 0, result.output
+    text = html.read_text()
+    assert text.count("data:image/png;base64,") == 3  # delivered pairs, links, QKD services
+    assert "End to end: a - b" in text and "QKD services" in text and "keys" in text
+
+
 def test_run_missing_file_exits_2(tmp_path):
     result = runner.invoke(app, ["run", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2 and "file not found" in result.output

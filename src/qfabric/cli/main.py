@@ -24,7 +24,7 @@ from qfabric.cli.qkd import app as qkd_app
 from qfabric.errors import QfabricError
 from qfabric.network.analysis import nested_exact, swap_asap_exact
 from qfabric.network.discrete import simulate_chain
-from qfabric.observe import print_report
+from qfabric.observe import print_report, run_report_html
 from qfabric.scenario import load_scenario, run_scenario
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "metro-chain.yaml"
@@ -49,6 +49,7 @@ def _main(version: Annotated[bool, typer.Option("--version", help="Print the ver
 def run(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: scenarios/metro-chain.yaml)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Write the report with plots as HTML here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate a scenario: progress bar, then the SLI tables."""
@@ -68,6 +69,9 @@ def run(
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
         out.print(f"report written to {json_out}")
+    if html_out is not None:
+        html_out.write_text(run_report_html(report))
+        out.print(f"HTML report written to {html_out}")
 
 
 @app.command()

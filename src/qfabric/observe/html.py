@@ -71,3 +71,63 @@ def key_rate_figure(curve: dict) -> Figure:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def run_report_html(report: dict) -> str:
+    """The HTML page of a ``qfabric run`` report: SLI tables and the plots an operator reads."""
+    meta = report.get("scenario", {})
+    sections: list[tuple[str, str]] = []
+    for e2e in report["end_to_end"]:
+        f, w = e2e["fidelity"], e2e["waiting_time_s"]
+        lo, hi = e2e["rate_ci95_hz"]
+        summary = [{"path": " > ".join(e2e["path"]), "scheme": e2e["scheme"], "pairs": e2e["pairs_delivered"],
+                    "rate (pairs/s)": e2e["rate_hz"], "95% CI": f"{lo:.4g} - {hi:.4g}",
+                    "fidelity mean": f.get("mean"), "QBER Z": e2e["qber_z_mean"], "QBER X": e2e["qber_x_mean"],
+                    "wait mean (ms)": w["mean"] * 1e3 if w.get("count") else None}]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        hist = f.get("histogram") or {}
+        if hist.get("counts"):
+            edges = hist["edges"]
+            ax1.bar(edges[:-1], hist["counts"], width=[b - a for a, b in zip(edges, edges[1:], strict=False)],
+                    align="edge", color="tab:blue")
+        ax1.set_xlabel("delivered fidelity")
+        ax1.set_ylabel("pairs")
+        ax1.set_title("Fidelity of delivered pairs")
+        if w.get("count"):
+            pct = ["p5", "p50", "p90", "p95", "p99"]
+            ax2.bar(pct, [w[k] * 1e3 for k in pct], color="tab:orange")
+        ax2.set_ylabel("waiting time (ms)")
+        ax2.set_title("Time between deliveries")
+        sections.append((f"End to end: {' - '.join(e2e['between'])}", table(summary) + figure_to_img(fig)))
+    links = report["links"]
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    names = [row["name"] for row in links]
+    ax.bar([i - 0.2 for i in range(len(links))], [row["success_rate"] or 0 for row in links], 0.4, label="simulated")
+    ax.bar([i + 0.2 for i in range(len(links))], [row["success_probability"] for row in links], 0.4, label="model")
+    ax.set_xticks(range(len(links)), names)
+    ax.set_ylabel("success probability per attempt")
+    ax.legend()
+    columns = ["name", "length_km", "scheme", "attempts", "success_rate", "success_probability", "pairs_per_s",
+               "heralded_fidelity", "hashing_ebits_per_s", "plob_bound_ebits_per_s", "fraction_of_plob"]
+    sections.append(("Links", table(links, columns) + figure_to_img(fig)))
+    if report.get("qkd"):
+        qkd = report["qkd"]
+        fig, ax = plt.subplots(figsize=(8, 3.4))
+        names = [row["name"] for row in qkd]
+        ax.bar(names, [row.get("secret_key_rate_bps") or 0 for row in qkd], color="tab:green", label="secret key")
+        plob = [(row.get("plob_bits_per_pulse") or 0) * (row.get("source_rate_hz") or 0) for row in qkd]
+        ax.plot(names, plob, "k_", markersize=30, label="PLOB bound")
+        ax.set_yscale("log")
+        ax.set_ylabel("bit/s")
+        ax.legend()
+        cols = ["name", "protocol", "between", "secret_key_rate_bps", "qber", "reconciliation_efficiency",
+                "leaked_bits", "aborted_blocks", "blocks", "simulated_seconds"]
+        rows = [{c: (" - ".join(r[c]) if c == "between" and r.get(c) else r.get(c)) for c in cols} for r in qkd]
+        sections.append(("QKD services", table(rows, cols) + figure_to_img(fig)
+                         + "<p class='note'>Key rates are measured on the simulated seconds shown and reported "
+                           "per second.</p>"))
+    perf = report.get("performance", {})
+    sections.append(("Run", table([{"seed": meta.get("seed"), "simulated s": meta.get("duration_s"),
+                                    "events": perf.get("events"), "wall s (chain)": perf.get("wall_time_s"),
+                                    "wall s (QKD)": perf.get("qkd_wall_time_s")}])))
+    return page(f"qfabric run: {meta.get('name', '')}", sections)
