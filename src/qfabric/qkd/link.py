@@ -106,17 +106,18 @@ def run_decoy_bb84(
     block_pulses = int(min(pulses, max(1, block_bits * 0.8 / max(sifted_per_pulse, 1e-300))))
     n_blocks = math.ceil(pulses / block_pulses)
     settings = settings or optimise_settings(channel, block_pulses, eps_sec, eps_cor)
-    if finite_key_rate(channel, settings, block_pulses, eps_sec, eps_cor).rate <= 0:
+    expected = finite_key_rate(channel, settings, block_pulses, eps_sec, eps_cor).rate
+    if expected <= 0:
         needed = minimum_pulses(channel, settings, eps_sec, eps_cor)
         hint = (f"at least {needed:.2g} pulses per block" if math.isfinite(needed)
                 else "a shorter or less noisy link: no block size gives a key")
         raise ParameterError("pulses", pulses, f"{hint} for a positive finite key over {channel.distance_km:g} km "
                              f"at eps_sec={eps_sec:g}, eps_cor={eps_cor:g} (blocks here hold {block_pulses:.2g})")
     link = DecoyBB84Link(channel, settings, eavesdropper)
+    asymptotic = decoy_bb84_rate(channel, "infinite")
     run = LinkRun("decoy-bb84", channel.distance_km, int(pulses), source_rate_hz, settings=settings,
-                  analytic_bits_per_pulse=finite_key_rate(channel, settings, block_pulses, eps_sec, eps_cor).rate,
-                  asymptotic_bits_per_pulse=decoy_bb84_rate(channel, "infinite").rate,
-                  plob_bits_per_pulse=decoy_bb84_rate(channel, "infinite").plob)
+                  analytic_bits_per_pulse=expected,
+                  asymptotic_bits_per_pulse=asymptotic.rate, plob_bits_per_pulse=asymptotic.plob)
     for i in range(n_blocks):
         n = block_pulses if i < n_blocks - 1 else pulses - block_pulses * (n_blocks - 1)
         rng = np.random.Generator(np.random.PCG64(_block_seed(seed, "bb84-pulses", i)))
