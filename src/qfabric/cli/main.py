@@ -1,6 +1,7 @@
 """The ``qfabric`` command line.
 
-    qfabric run [SCENARIO] [--json FILE]      simulate a scenario, print its SLIs
+    qfabric run [SCENARIO] [--json FILE]      simulate a scenario (and its federation), print its SLIs
+    qfabric fl --scenario FILE [--rounds N]   run a scenario's federated training on Flower
     qfabric validate SCENARIO                 check a scenario file, explain every problem
     qfabric chain exact|simulate ...          waiting time and fidelity of homogeneous chains
 """
@@ -26,8 +27,9 @@ from qfabric.network.analysis import nested_exact, swap_asap_exact
 from qfabric.network.discrete import simulate_chain
 from qfabric.observe import print_report, run_report_html
 from qfabric.scenario import load_scenario, run_scenario
+from qfabric.scenario.federation import run_federation
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "metro-chain.yaml"
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "three-hospitals.yaml"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="qfabric: simulate and operate quantum networks.")
 chain_app = typer.Typer(no_args_is_help=True, help="Waiting time and fidelity of homogeneous repeater chains.")
@@ -47,24 +49,82 @@ def _main(version: Annotated[bool, typer.Option("--version", help="Print the ver
 
 @app.command()
 def run(
-    scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: scenarios/metro-chain.yaml)")] = None,
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: three-hospitals.yaml)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the report with plots as HTML here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Simulate a scenario: progress bar, then the SLI tables."""
+    """Simulate a scenario (network, QKD, and its federation if it has one): progress, then the SLI tables."""
     path = scenario or DEFAULT_SCENARIO
     try:
         sc = load_scenario(path)
-        if quiet or not sys.stderr.isatty():
-            report = run_scenario(sc, source_file=path)
-        else:
-            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                          TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
-                task = bar.add_task(f"simulating {sc.name} ({sc.duration_s:g} s)", total=1.0)
-                report = run_scenario(sc, source_file=path, progress=lambda f: bar.update(task, completed=f))
+        with _progress(quiet) as bar:
+            task = bar.add_task(f"simulating {sc.name} ({sc.duration_s:g} s)", total=1.0)
+            report = run_scenario(sc, source_file=path, progress=lambda f: bar.update(task, completed=f))
+            if sc.federated is not None:
+                fl_task = bar.add_task(f"federated training ({sc.federated.rounds} rounds)", total=1.0)
+                report["federated"] = run_federation(sc, progress=lambda f, label: bar.update(
+                    fl_task, completed=f, description=f"federated training: {label}"))
     except QfabricError as error:
         fail(error)
+    _write(report, json_out, html_out)
+
+
+class _NoBar:
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _progress(quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return _NoBar()
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+
+
+@app.command()
+def fl(
+    scenario: Annotated[Path, typer.Option("--scenario", help="Scenario YAML with kms and federated sections.")] = None,
+    rounds: Annotated[int | None, typer.Option("--rounds", min=1, help="Override the scenario's rounds.")] = None,
+    policy: Annotated[str | None, typer.Option("--policy", help="qkd-only, hybrid or pq-only.")] = None,
+    fallback: Annotated[str | None, typer.Option("--fallback", help="pq-only, none or wait.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Write the report with plots as HTML here.")] = None,
+    workdir: Annotated[Path | None, typer.Option("--workdir", help="Keep the PKI and key database here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Federated training on Flower between a scenario's organisations, keyed by its QKD links and KMS."""
+    path = scenario or DEFAULT_SCENARIO
+    try:
+        sc = load_scenario(path)
+        if sc.federated is None:
+            raise QfabricError(f"{path}: no federated section (organisations, aggregator, rounds)")
+        for name, value, allowed in (("--policy", policy, ("qkd-only", "hybrid", "pq-only")),
+                                     ("--fallback", fallback, ("pq-only", "none", "wait"))):
+            if value is not None and value not in allowed:
+                raise QfabricError(f"{name} {value!r}: expected one of {', '.join(allowed)}")
+        with _progress(quiet) as bar:
+            task = bar.add_task("federated training", total=1.0)
+            fed = run_federation(sc, rounds=rounds, policy=policy, fallback=fallback, workdir=workdir,
+                                 progress=lambda f, label: bar.update(task, completed=f,
+                                                                      description=f"federated training: {label}"))
+    except QfabricError as error:
+        fail(error)
+    report = {"qfabric_version": __version__, "scenario": {"name": sc.name, "file": str(path), "seed": sc.seed},
+              "federated": fed}
+    _write(report, json_out, html_out)
+
+
+def _write(report: dict, json_out: Path | None, html_out: Path | None) -> None:
     print_report(report, out)
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n")

@@ -93,3 +93,42 @@ class LocalKme:
 
     def accounting(self, a: str, b: str) -> dict:
         return self.store.accounting(self.config.kme().pool(a, b))
+
+
+class ThreadedKme:
+    """A KME serving HTTPS on loopback from a thread of this process, on a store this process also feeds
+    (used where the caller drives the key supply itself, in simulated time).
+
+    >>> # kme = ThreadedKme(config, store, kme_config); kme.start(); ...; kme.stop()
+    """
+
+    def __init__(self, config: ServerConfig, store: KeyStore, kme_config=None):
+        import uvicorn
+
+        from qfabric.kms.etsi import create_app
+        from qfabric.kms.server import uvicorn_config
+
+        self.config, self.store = config, store
+        self.kme_config = kme_config or config.kme()
+        self.server = uvicorn.Server(uvicorn_config(config, create_app(self.kme_config, store)))
+        self._thread = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.config.port}"
+
+    def start(self, timeout_s: float = 30) -> None:
+        import threading
+
+        self._thread = threading.Thread(target=self.server.run, name=f"kme-{self.config.kme_id}", daemon=True)
+        self._thread.start()
+        deadline = time.time() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive() or time.time() > deadline:
+                raise QfabricError(f"the KME {self.config.kme_id} did not start on port {self.config.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)

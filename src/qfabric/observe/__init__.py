@@ -1,10 +1,11 @@
 """Metrics, SLI aggregation and run reports (JSON data, console tables)."""
 
 from qfabric.observe.console import print_report
-from qfabric.observe.html import figure_to_img, key_rate_figure, page, run_report_html, table
+from qfabric.observe.html import federated_sections, figure_to_img, key_rate_figure, page, run_report_html, table
 from qfabric.observe.report import LinkRecord, chain_report, histogram, rate_with_ci, summarize
 
 __all__ = [
+    "federated_sections",
     "figure_to_img",
     "key_rate_figure",
     "page",

@@ -18,6 +18,9 @@ def print_report(report: dict, console: Console | None = None) -> None:
     """Print the end-to-end SLIs and the per-link table."""
     console = console or Console()
     meta = report.get("scenario", {})
+    if "end_to_end" not in report:  # a federation-only report (qfabric fl)
+        print_federated(report["federated"], console)
+        return
     console.print(f"[bold]{meta.get('name', 'run')}[/bold]  seed {meta.get('seed')}  "
                   f"{meta.get('duration_s')} s simulated")
     for row in report["end_to_end"]:
@@ -67,7 +70,41 @@ def print_report(report: dict, console: Console | None = None) -> None:
         if simulated:
             console.print(f"[dim]Key rates are measured on {', '.join(f'{v:g}' for v in simulated)} s of each "
                           "source's pulses, simulated and post-processed in full, and reported per second.[/dim]")
+    if report.get("federated"):
+        print_federated(report["federated"], console)
     perf = report.get("performance")
     if perf:
         console.print(f"[dim]{perf['events']} events in {perf['wall_time_s']:.3f} s wall "
                       f"({perf['wall_s_per_simulated_s']:.4f} s wall per simulated s)[/dim]")
+
+
+def print_federated(fl: dict, console: Console) -> None:
+    """Accuracy against the baselines, keys, fallbacks, privacy and where the time went."""
+    final, wall = fl["final"], fl["wall_time"]
+    table = Table(title="Federated training (Flower)", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("organisations", ", ".join(f"{o['sae']} ({o['examples']} patients)" for o in fl["organisations"]))
+    table.add_row("model", f"MLP {'-'.join(map(str, fl['model']['layers']))}, {fl['model']['parameters']:,} parameters")
+    table.add_row("rounds", f"{fl['rounds_completed']} of {fl['rounds_requested']} completed")
+    table.add_row("test accuracy", f"secure {_fmt(final['secure_accuracy'], '.3f')}, plain FedAvg "
+                  f"{_fmt(final['plain_accuracy'], '.3f')}, centralised {_fmt(final['centralised_accuracy'], '.3f')}")
+    table.add_row("policy", f"{fl['policy']['mode']}, fallback {fl['policy']['fallback']}: "
+                  f"{len(fl['fallbacks'])} fallbacks")
+    keys = sum(r["qkd_keys_fetched"] for r in fl["per_round"])
+    table.add_row("QKD keys", f"{keys} fetched over ETSI 014 (both ends count)")
+    table.add_row("privacy", f"epsilon {fl['epsilon']:.3g} at delta {fl['privacy']['delta']:g}" if fl.get("privacy")
+                  else "no differential privacy (noise_multiplier 0)")
+    table.add_row("wall time", f"rounds {wall['protected_rounds_s']:.2f} s (training {wall['train_seconds']:.2f}, "
+                  f"key fetching {wall['kme_seconds']:.2f}, crypto {wall['crypto_seconds']:.2f}); "
+                  f"unprotected {_fmt(wall['plain_federation_s'], '.2f')} s")
+    console.print(table)
+    for r in fl["per_round"]:
+        if r["failed"]:
+            console.print(f"[yellow]round {r['round']} failed[/yellow]: {r['failed']}")
+        elif r["dropped"]:
+            console.print(f"[yellow]round {r['round']}[/yellow]: " + "; ".join(f"{k} dropped ({v})"
+                                                                           for k, v in r["dropped"].items()))
+    for f in fl["fallbacks"][:10]:
+        console.print(f"[yellow]fallback[/yellow] round {f['round']}: {f.get('sae')} -> {f.get('peer')} "
+                      f"{f.get('mode')} ({f.get('reason')})")

@@ -76,6 +76,8 @@ def key_rate_figure(curve: dict) -> Figure:
 def run_report_html(report: dict) -> str:
     """The HTML page of a ``qfabric run`` report: SLI tables and the plots an operator reads."""
     meta = report.get("scenario", {})
+    if "end_to_end" not in report:  # a federation-only report (qfabric fl)
+        return page(f"qfabric fl: {meta.get('name', '')}", federated_sections(report["federated"]))
     sections: list[tuple[str, str]] = []
     for e2e in report["end_to_end"]:
         f, w = e2e["fidelity"], e2e["waiting_time_s"]
@@ -126,8 +128,103 @@ def run_report_html(report: dict) -> str:
         sections.append(("QKD services", table(rows, cols) + figure_to_img(fig)
                          + "<p class='note'>Key rates are measured on the simulated seconds shown and reported "
                            "per second.</p>"))
+    if report.get("federated"):
+        sections += federated_sections(report["federated"])
     perf = report.get("performance", {})
     sections.append(("Run", table([{"seed": meta.get("seed"), "simulated s": meta.get("duration_s"),
                                     "events": perf.get("events"), "wall s (chain)": perf.get("wall_time_s"),
                                     "wall s (QKD)": perf.get("qkd_wall_time_s")}])))
     return page(f"qfabric run: {meta.get('name', '')}", sections)
+
+
+def federated_sections(fl: dict) -> list[tuple[str, str]]:
+    """The federation's part of a report: accuracy against the baselines, key supply against consumption,
+    privacy spent, fallbacks, and where a round's wall time went."""
+    sections: list[tuple[str, str]] = []
+    curves = fl["curves"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, style in (("secure", "-o"), ("plain", "--"), ("centralised", ":")):
+        curve = curves.get(name)
+        if curve:
+            ax1.plot([c["round"] for c in curve], [c["accuracy"] for c in curve], style, label=name, markersize=3)
+            ax2.plot([c["round"] for c in curve], [c["loss"] for c in curve], style, label=name, markersize=3)
+    ax1.set_xlabel("round")
+    ax1.set_ylabel("test accuracy")
+    ax2.set_xlabel("round")
+    ax2.set_ylabel("test loss (cross-entropy)")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.grid(alpha=0.3)
+    final = fl["final"]
+    summary = [{"organisations": ", ".join(f"{o['sae']} ({o['examples']})" for o in fl["organisations"]),
+                "model": f"MLP {'-'.join(map(str, fl['model']['layers']))} ({fl['model']['parameters']:,} params)",
+                "rounds": f"{fl['rounds_completed']} of {fl['rounds_requested']}",
+                "policy": f"{fl['policy']['mode']} (fallback {fl['policy']['fallback']})",
+                "secure acc.": final["secure_accuracy"], "plain acc.": final["plain_accuracy"],
+                "centralised acc.": final["centralised_accuracy"],
+                "epsilon": fl["epsilon"] if fl.get("epsilon") is not None else "no DP"}]
+    sections.append(("Federated training", table(summary) + figure_to_img(fig)
+                     + "<p class='note'>secure: qfabric's protection (sealed, masked updates); plain: Flower's "
+                       "FedAvg without protection; centralised: the same model on the pooled data. Accuracy on "
+                       f"{fl['test_examples']} held-out patients.</p>"))
+
+    rounds = fl["per_round"]
+    pairs = list(rounds[0]["pools_start"]) if rounds else []
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for pair in pairs:
+        ax1.step([r["round"] for r in rounds], [r["pools_start"][pair] for r in rounds], where="mid", label=pair)
+    ax1.set_xlabel("round")
+    ax1.set_ylabel("keys in the pool at round start")
+    ax1.legend(fontsize=7)
+    supply = {p["pair"]: p["supply_keys_per_round"] for p in fl["key_supply"]["pairs"]}
+    used = {pair: sum(r["pools_start"][pair] - r.get("pools_after", r["pools_start"])[pair] for r in rounds)
+            / max(len(rounds), 1) for pair in pairs}
+    x = range(len(pairs))
+    ax2.bar([i - 0.2 for i in x], [supply.get(p, 0) for p in pairs], 0.4, label="supply capacity")
+    ax2.bar([i + 0.2 for i in x], [used[p] for p in pairs], 0.4, label="consumed")
+    ax2.set_yscale("log")
+    ax2.set_xticks(list(x), [p.replace("|", "\n") for p in pairs], fontsize=7)
+    ax2.set_ylabel("keys per round")
+    ax2.legend(fontsize=8)
+    rows = [{"pair": p["pair"], "path": " > ".join(p["path"]), "hops": p["hops"],
+             "supply keys/round": p["supply_keys_per_round"], "used keys/round": used.get(p["pair"])}
+            for p in fl["key_supply"]["pairs"]]
+    sections.append(("Key supply vs consumption", table(rows) + figure_to_img(fig)
+                     + f"<p class='note'>One round every {fl['round_period_s']:g} s of simulated network time; "
+                       "supply capacity is each pair's share of its slowest link's secret-key rate; pools are "
+                       "capped by the KMS's max_key_count.</p>"))
+
+    fallbacks = fl["fallbacks"]
+    trouble = [{"round": r["round"], "dropped": "; ".join(f"{k}: {v}" for k, v in r["dropped"].items()) or None,
+                "failed": r["failed"], "waited s": r["waited_s"] or None} for r in rounds
+               if r["dropped"] or r["failed"] or r["waited_s"]]
+    sections.append(("Fallbacks and incidents", table(
+        [{"round": f["round"], "sae": f.get("sae"), "peer": f.get("peer"), "mode": f.get("mode"),
+          "reason": f.get("reason")} for f in fallbacks]) + table(trouble)))
+
+    if fl.get("privacy"):
+        p = fl["privacy"]
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.plot([e["round"] for e in p["epsilon_by_round"]], [e["epsilon"] for e in p["epsilon_by_round"]])
+        ax.set_xlabel("round")
+        ax.set_ylabel(f"epsilon (delta = {p['delta']:g})")
+        ax.grid(alpha=0.3)
+        sections.append(("Differential privacy", figure_to_img(fig) + f"<p class='note'>{html.escape(p['model'])}; "
+                         f"noise multiplier {p['noise_multiplier']:g}, clip norm {p['clip_norm']:g}.</p>"))
+
+    wall = fl["wall_time"]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    names = ["train_seconds", "kme_seconds", "crypto_seconds"]
+    ax.bar([r["round"] for r in rounds], [r["train_seconds"] for r in rounds], label="training")
+    bottom = [r["train_seconds"] for r in rounds]
+    for key, label in (("kme_seconds", "key fetching (ETSI 014)"), ("crypto_seconds", "cryptography")):
+        ax.bar([r["round"] for r in rounds], [r[key] for r in rounds], bottom=bottom, label=label)
+        bottom = [b + r[key] for b, r in zip(bottom, rounds, strict=True)]
+    ax.set_xlabel("round")
+    ax.set_ylabel("wall s (all organisations)")
+    ax.legend(fontsize=8)
+    sections.append(("Where the time went", table([{k: wall.get(k) for k in
+                                                    ["protected_rounds_s", "plain_federation_s", *names,
+                                                     "protection_share_of_rounds", "supply_simulation_s"]}])
+                     + figure_to_img(fig)))
+    return sections

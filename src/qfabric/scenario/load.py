@@ -203,6 +203,8 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
             problems.append((f"qkd[{i}].link", "bbm92 measures the pairs the chain delivers; it takes no link"))
     if scenario.kms is not None:
         problems += _check_kms(scenario, node_names)
+    if scenario.federated is not None:
+        problems += _check_federated(scenario)
     chain = scenario.chain
     for field, node in (("chain.from", chain.source), ("chain.to", chain.target)):
         if node not in node_names:
@@ -274,4 +276,37 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
                          "qfabric does not provide yet: put their nodes under one KME (trusted nodes)"))
     if not linked:
         problems.append(("qkd", "the KMS needs decoy-bb84 QKD services on the links between the SAEs' nodes"))
+    return problems
+
+
+def _check_federated(scenario: Scenario) -> list[tuple[str, str]]:
+    fed = scenario.federated
+    if scenario.kms is None:
+        return [("federated", "federated training is keyed by the KMS: add a kms section with the organisations' "
+                 "and the aggregator's SAEs")]
+    problems: list[tuple[str, str]] = []
+    saes = {s.id: s.node for s in scenario.kms.saes}
+    if fed.aggregator not in saes:
+        problems.append(("federated.aggregator", f"unknown SAE {fed.aggregator!r}; SAEs are {sorted(saes)}"))
+    orgs = [o.sae for o in fed.organisations]
+    for i, org in enumerate(orgs):
+        if org not in saes:
+            problems.append((f"federated.organisations[{i}].sae", f"unknown SAE {org!r}; SAEs are {sorted(saes)}"))
+        elif org == fed.aggregator:
+            problems.append((f"federated.organisations[{i}].sae", "the aggregator cannot also be an organisation"))
+    if len(set(orgs)) != len(orgs):
+        problems.append(("federated.organisations", f"each organisation once: {orgs}"))
+    total = sum(o.data_share for o in fed.organisations)
+    if abs(total - 1) > 1e-6:
+        problems.append(("federated.organisations", f"data shares must sum to 1, they sum to {total:g}"))
+    if fed.min_clients > len(orgs):
+        problems.append(("federated.min_clients", f"{fed.min_clients} > the {len(orgs)} organisations"))
+    services = {q.name for q in scenario.qkd if q.protocol == "decoy-bb84"}
+    for i, cut in enumerate(fed.supply_cuts):
+        if cut.qkd not in services:
+            problems.append((f"federated.supply_cuts[{i}].qkd", f"unknown decoy-bb84 service {cut.qkd!r}; services "
+                             f"are {sorted(services)}"))
+    for i, drop in enumerate(fed.dropouts):
+        if drop.sae not in orgs:
+            problems.append((f"federated.dropouts[{i}].sae", f"{drop.sae!r} is not an organisation: {orgs}"))
     return problems

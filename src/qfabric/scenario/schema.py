@@ -167,6 +167,53 @@ class KmsSpec(_Strict):
     max_key_count: int = Field(default=100_000, ge=1)
 
 
+class OrganisationSpec(_Strict):
+    sae: str = Field(min_length=1, description="the organisation's SAE (in the kms section)")
+    data_share: float = Field(gt=0, le=1, description="its share of the training data, 0-1")
+
+
+class PrivacySpec(_Strict):
+    clip_norm: float = Field(default=1.0, gt=0, description="L2 bound on each organisation's update")
+    noise_multiplier: float = Field(default=0.0, ge=0, description="Gaussian noise on the sum / clip_norm (0: off)")
+    delta: float = Field(default=1e-5, gt=0, lt=1, description="the delta of the reported (epsilon, delta)")
+
+
+class SupplyCutSpec(_Strict):
+    qkd: str = Field(description="a decoy-bb84 service of the qkd section: its link stops producing keys")
+    from_round: int = Field(ge=1)
+
+
+class DropoutSpec(_Strict):
+    sae: str = Field(description="an organisation that crashes while training in this round (no update)")
+    round: int = Field(ge=1)
+
+
+class FederatedSpec(_Strict):
+    """Federated training between organisations (SAEs of the kms section) on Flower, keyed by the network."""
+
+    aggregator: str = Field(min_length=1, description="the aggregator's SAE")
+    organisations: list[OrganisationSpec] = Field(min_length=2)
+    dataset: Literal["breast-cancer"] = "breast-cancer"
+    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="held out for evaluation, 0-1")
+    hidden_layers: list[int] = Field(default=[384, 256], min_length=1, description="MLP hidden layer sizes")
+    rounds: int = Field(default=20, ge=1, le=10_000)
+    local_epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    round_period_s: float = Field(default=60.0, gt=0, description="simulated time per round: keys accrue")
+    warmup_s: float = Field(default=60.0, ge=0, description="simulated key supply before the first round, s")
+    policy: Literal["qkd-only", "hybrid", "pq-only"] = "hybrid"
+    fallback: Literal["pq-only", "none", "wait"] = Field(
+        default="pq-only", description="when a pool is dry: post-quantum only (audited), refuse, or wait for keys")
+    max_wait_s: float = Field(default=600.0, ge=0, description="fallback wait: give up after this long, s")
+    qber_threshold: float = Field(default=0.11, gt=0, lt=0.5)
+    min_clients: int = Field(default=2, ge=2)
+    privacy: PrivacySpec = Field(default_factory=PrivacySpec)
+    supply_cuts: list[SupplyCutSpec] = Field(default_factory=list, description="chaos: QKD links that fail")
+    dropouts: list[DropoutSpec] = Field(default_factory=list, description="chaos: organisations silent in a round")
+    compare_plain: bool = Field(default=True, description="also run unprotected FedAvg and centralised training")
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -178,6 +225,7 @@ class Scenario(_Strict):
     chain: ChainSpec
     qkd: list[QkdSpec] = Field(default_factory=list, description="QKD services whose keys the report shows")
     kms: KmsSpec | None = None
+    federated: FederatedSpec | None = None
 
     @model_validator(mode="after")
     def _names_unique(self) -> Scenario:

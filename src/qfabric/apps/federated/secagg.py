@@ -23,27 +23,39 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from qfabric.errors import QfabricError
 
-SCALE = 2.0**16  # fixed point: 16 fractional bits
+FRACTIONAL_BITS = 16  # fixed point: the default resolution is 2^-16
+SCALE = 2.0**FRACTIONAL_BITS
 MAX_CLIENTS = 64
 
 
-def value_limit(max_clients: int = MAX_CLIENTS) -> float:
+def value_limit(max_clients: int = MAX_CLIENTS, fractional_bits: int = FRACTIONAL_BITS) -> float:
     """Largest |value| per coordinate so that the sum of ``max_clients`` updates stays in int32 fixed point."""
-    return 2.0**31 / SCALE / max_clients
+    return 2.0**31 / 2.0**fractional_bits / max_clients
 
 
-def encode(x: np.ndarray, max_clients: int = MAX_CLIENTS) -> np.ndarray:
-    """Floats to fixed point modulo 2^32; values must lie within ``value_limit(max_clients)``."""
+def fractional_bits_for(max_abs: float, max_clients: int) -> int:
+    """The finest fixed point whose range holds the sum of ``max_clients`` values up to ``max_abs``.
+
+    >>> fractional_bits_for(10.0, 3), value_limit(3, 25) > 10.0
+    (25, True)
+    """
+    if max_abs <= 0 or max_clients < 1:
+        raise QfabricError("fixed point needs a positive value bound and at least one client")
+    return int(np.floor(31 - np.log2(max_abs * max_clients))) - 1
+
+
+def encode(x: np.ndarray, max_clients: int = MAX_CLIENTS, fractional_bits: int = FRACTIONAL_BITS) -> np.ndarray:
+    """Floats to fixed point modulo 2^32; values must lie within ``value_limit(max_clients, fractional_bits)``."""
     x = np.asarray(x, dtype=np.float64)
-    limit = value_limit(max_clients)
+    limit = value_limit(max_clients, fractional_bits)
     if np.any(np.abs(x) >= limit):
         raise QfabricError(f"update values must lie within +-{limit:g} to aggregate {max_clients} clients in "
                            "fixed point (clip first)")
-    return np.round(x * SCALE).astype(np.int64).astype(np.uint32)
+    return np.round(x * 2.0**fractional_bits).astype(np.int64).astype(np.uint32)
 
 
-def decode(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.uint32).view(np.int32).astype(np.float64) / SCALE
+def decode(x: np.ndarray, fractional_bits: int = FRACTIONAL_BITS) -> np.ndarray:
+    return x.astype(np.uint32).view(np.int32).astype(np.float64) / 2.0**fractional_bits
 
 
 def pair_mask(key: bytes, round_number: int, size: int) -> np.ndarray:
@@ -62,9 +74,10 @@ def _pair_key(keys: Mapping[tuple[str, str], bytes], a: str, b: str) -> bytes:
     return key
 
 
-def mask_update(update: np.ndarray, me: str, keys: Mapping[tuple[str, str], bytes], round_number: int) -> np.ndarray:
+def mask_update(update: np.ndarray, me: str, keys: Mapping[tuple[str, str], bytes], round_number: int,
+                max_clients: int = MAX_CLIENTS, fractional_bits: int = FRACTIONAL_BITS) -> np.ndarray:
     """``encode(update) + sum_j sign(j - me) m_(me, j)`` modulo 2^32, over every peer ``me`` shares a key with."""
-    masked = encode(update).ravel().astype(np.uint32)
+    masked = encode(update, max_clients, fractional_bits).ravel().astype(np.uint32)
     peers = sorted({p for pair in keys for p in pair if me in pair} - {me})
     for peer in peers:
         m = pair_mask(_pair_key(keys, me, peer), round_number, masked.size)
@@ -79,7 +92,8 @@ def recovery_share(me: str, dropped: str, keys: Mapping[tuple[str, str], bytes],
     return m if me < dropped else (np.uint32(0) - m)
 
 
-def aggregate(masked: Iterable[np.ndarray], recovery: Iterable[np.ndarray] = ()) -> np.ndarray:
+def aggregate(masked: Iterable[np.ndarray], recovery: Iterable[np.ndarray] = (),
+              fractional_bits: int = FRACTIONAL_BITS) -> np.ndarray:
     """The sum of the (unmasked) updates: add the masked updates, remove the dropped pairs' masks."""
     masked = list(masked)
     if not masked:
@@ -89,4 +103,4 @@ def aggregate(masked: Iterable[np.ndarray], recovery: Iterable[np.ndarray] = ())
         total = total + m.astype(np.uint32)
     for share in recovery:
         total = total - share.reshape(total.shape).astype(np.uint32)
-    return decode(total)
+    return decode(total, fractional_bits)

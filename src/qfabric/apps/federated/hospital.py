@@ -1,0 +1,71 @@
+"""The default federation's apps, written the way Flower users write theirs.
+
+Each hospital's ClientApp trains the diagnosis MLP on its own partition of the breast-cancer data; the
+protected app is the same code with qfabric's mod added (the one line)::
+
+    protected_app = protected_client_app()
+
+The node finds its data from its Flower config: ``partition-id`` (node config) and ``data-shares``,
+``data-seed`` (run config); the round's training settings come with the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import Strategy
+
+from qfabric.apps.federated import model
+from qfabric.apps.federated.data import Split, split_breast_cancer
+from qfabric.apps.federated.mod import protected_client_app
+
+
+@lru_cache(maxsize=8)
+def _split(shares: str, seed: int) -> Split:
+    return split_breast_cancer([float(s) for s in shares.split(",")], seed=seed)
+
+
+def partition(context: Context):
+    """This hospital's training data."""
+    split = _split(str(context.run_config["data-shares"]), int(context.run_config["data-seed"]))
+    return split.partitions[int(context.node_config["partition-id"])]
+
+
+def train(msg: Message, context: Context) -> Message:
+    data = partition(context)
+    cfg = msg.content["config"]
+    rng = np.random.default_rng([int(context.run_config["data-seed"]), int(context.node_config["partition-id"]),
+                                 int(cfg["server-round"])])
+    params, loss = model.train(msg.content["arrays"].to_numpy_ndarrays(), data.X, data.y,
+                               epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]),
+                               learning_rate=float(cfg["learning-rate"]), rng=rng)
+    return Message(RecordDict({"arrays": ArrayRecord(params),
+                               "metrics": MetricRecord({"train-loss": loss, "num-examples": len(data.y)})}),
+                   reply_to=msg)
+
+
+plain_app = ClientApp()
+plain_app.train()(train)
+
+protected_app = protected_client_app()
+protected_app.train()(train)
+
+
+def server_app(strategy: Strategy, initial: list[np.ndarray], rounds: int, train_config: dict,
+               evaluate_fn: Callable, results: dict) -> ServerApp:
+    """A ServerApp that runs ``strategy`` for ``rounds``; Flower's ``Result`` lands in ``results["result"]``."""
+    from flwr.app import ConfigRecord
+
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        results["result"] = strategy.start(grid, ArrayRecord(initial), num_rounds=rounds,
+                                           train_config=ConfigRecord(dict(train_config)), evaluate_fn=evaluate_fn)
+
+    return app

@@ -1,0 +1,234 @@
+"""The client side of qfabric's protection, as a Flower mod: one line in a ClientApp.
+
+    app = protected_client_app()
+
+The node is started with its SAE identity and KME (``node_config``: ``qfabric-sae-id``,
+``qfabric-kme-url``, ``qfabric-cert``, ``qfabric-key``, ``qfabric-ca``). For a ``train`` message the mod
+derives the round's session key with the aggregator (the policy's mode: a QKD key fetched by ID over ETSI
+014 from the node's KME, combined with ML-KEM-768 and X25519), decrypts the global model into the
+``arrays`` record, calls the user's train function, and turns its reply into an update the aggregator
+cannot read alone: the change to the model, clipped and noised (differential privacy), weighted, masked
+with pairwise keys shared with the other organisations (secure aggregation), and sealed with AES-256-GCM
+bound to the round and the sender. Key material never leaves the node; only key IDs and public values do.
+Other messages (``evaluate``, the user's own ``query``) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from qfabric.apps.federated import secagg
+from qfabric.apps.federated.privacy import add_noise, clip
+from qfabric.apps.federated.protect import UpdateRejected, decrypt_update, encrypt_update, pack
+from qfabric.apps.federated.wire import (
+    CA,
+    CERT,
+    HELLO,
+    KEY,
+    KME_URL,
+    NOISE_SEED,
+    PAIRS,
+    RECORD,
+    RECOVER,
+    SAE_ID,
+    TimedKme,
+    hello_from_bytes,
+    hello_to_bytes,
+    model_aad,
+    public_from_bytes,
+    public_to_bytes,
+)
+from qfabric.errors import QfabricError
+from qfabric.kms.broker import SessionBroker
+from qfabric.kms.client import SaeClient
+from qfabric.kms.hybrid import ResponderKeys
+from qfabric.kms.policy import Policy
+
+_KME_CLIENTS: dict[tuple, TimedKme] = {}  # one HTTPS connection pool per node and process
+
+
+@dataclass
+class _Node:
+    sae: str
+    kme: TimedKme
+    keys: ResponderKeys
+
+
+def _node(context: Context) -> _Node:
+    cfg = context.node_config
+    missing = [k for k in (SAE_ID, KME_URL, CERT, KEY, CA) if k not in cfg]
+    if missing:
+        raise QfabricError(f"node {context.node_id} has no {', '.join(missing)} in its node config: start the "
+                           "SuperNode with its SAE identity and KME to use qfabric_protection")
+    ident = (cfg[SAE_ID], cfg[KME_URL], cfg[CERT])
+    if ident not in _KME_CLIENTS:
+        _KME_CLIENTS[ident] = TimedKme(SaeClient(str(cfg[KME_URL]), str(cfg[CERT]), str(cfg[KEY]), str(cfg[CA])))
+    state = context.state.get("qfabric-node")
+    if state is None:  # the node's long-term ML-KEM and X25519 key pairs, kept in Flower's node state
+        fresh = ResponderKeys.generate()
+        state = ConfigRecord({"mlkem": fresh.mlkem.private_bytes_raw(), "x25519": fresh.x25519.private_bytes_raw()})
+        context.state["qfabric-node"] = state
+    keys = ResponderKeys(MLKEM768PrivateKey.from_seed_bytes(state["mlkem"]),
+                         X25519PrivateKey.from_private_bytes(state["x25519"]))
+    return _Node(str(cfg[SAE_ID]), _KME_CLIENTS[ident], keys)
+
+
+def _broker(node: _Node, record: ConfigRecord, audit: list[str]) -> SessionBroker:
+    policy = Policy(mode=record["policy-mode"], fallback=record["policy-fallback"],
+                    qber_threshold=record["qber-threshold"])
+    return SessionBroker(node.sae, node.kme, policy, lambda event: audit.append(json.dumps(event)))
+
+
+def _reply(msg: Message, fields: dict, started: float, node: _Node, audit: list[str]) -> Message:
+    kme_s, keys = node.kme.take()
+    fields |= {"audit": audit, "kme-seconds": kme_s, "qkd-keys": keys,
+               "crypto-seconds": max(0.0, time.perf_counter() - started - kme_s)}
+    return Message(RecordDict({RECORD: ConfigRecord(fields)}), reply_to=msg)
+
+
+def _hello(msg: Message, node: _Node) -> Message:
+    return Message(RecordDict({RECORD: ConfigRecord({"sae": node.sae, "public": public_to_bytes(node.keys.public())})}),
+                   reply_to=msg)
+
+
+def _pairs(msg: Message, context: Context, node: _Node) -> Message:
+    """Start a session with every participant that sorts after this node; keep the keys for the round."""
+    started, audit = time.perf_counter(), []
+    record = msg.content[RECORD]
+    broker = _broker(node, record, audit)
+    peers, hellos, keys = [], [], []
+    for peer, public in zip(record["participants"], record["publics"], strict=True):
+        if peer > node.sae:
+            hello, key = broker.initiate(peer, public_from_bytes(public))
+            peers.append(peer)
+            hellos.append(hello_to_bytes(hello))
+            keys.append(key)
+    context.state["qfabric-pairs"] = ConfigRecord({"round": record["round"], "peers": peers or [""],
+                                                   "keys": keys or [b""]})
+    return _reply(msg, {"to": peers, "hellos": hellos}, started, node, audit)
+
+
+def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: SessionBroker) -> dict:
+    initiated = context.state.get("qfabric-pairs")
+    if initiated is None or initiated["round"] != record["round"]:
+        raise UpdateRejected(f"no pairwise keys for round {record['round']}: the pairs step did not reach this node")
+    keys = {}
+    for peer, key in zip(initiated["peers"], initiated["keys"], strict=True):
+        if peer:
+            keys[(node.sae, peer)] = key
+    for peer, hello in zip(record["peer-from"], record["peer-hellos"], strict=True):
+        keys[(peer, node.sae)] = broker.respond(peer, hello_from_bytes(hello), node.keys)
+    participants = set(record["participants"]) - {node.sae}
+    return {pair: key for pair, key in keys.items() if (set(pair) - {node.sae}) <= participants}
+
+
+def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
+    started, audit = time.perf_counter(), []
+    record = msg.content[RECORD]
+    if record["client"] != node.sae:
+        raise UpdateRejected(f"a model sealed for {record['client']!r} reached {node.sae!r}")
+    round_number, aggregator = int(record["round"]), str(record["aggregator"])
+    broker = _broker(node, record, audit)
+    session = broker.respond(aggregator, hello_from_bytes(record["hello"]), node.keys)
+    shapes = [tuple(s) for s in json.loads(record["shapes"])]
+    global_model = decrypt_update(record["model"], session, *model_aad(round_number, aggregator, node.sae), shapes)
+    pair_keys = _pair_keys(context, node, record, broker)
+    crypto_in = time.perf_counter() - started
+
+    content = RecordDict({k: v for k, v in msg.content.items() if k != RECORD})
+    content["arrays"] = ArrayRecord(global_model)
+    t_train = time.perf_counter()
+    reply = call_next(Message(content=content, metadata=msg.metadata), context)
+    train_s = time.perf_counter() - t_train
+    if reply.has_error():
+        return reply
+    t_out = time.perf_counter()
+    trained = reply.content["arrays"].to_numpy_ndarrays()
+    if [a.shape for a in trained] != [a.shape for a in global_model]:
+        raise UpdateRejected(f"the ClientApp returned shapes {[a.shape for a in trained]}, the model has {shapes}")
+    metrics = reply.content.get("metrics")
+    examples = float(metrics["num-examples"]) if metrics is not None and "num-examples" in metrics else 1.0
+    delta, norm = clip([t.astype(np.float64) - g for t, g in zip(trained, global_model, strict=True)],
+                       float(record["clip-norm"]))
+    weight = 1.0 if record["weighting"] == "uniform" else min(examples / float(record["weight-cap-examples"]), 1.0)
+    delta = [d * weight for d in delta]
+    if record["noise-std"] > 0:  # this node's share of the Gaussian noise on the sum
+        node_seed = context.node_config.get(NOISE_SEED)  # reproducible runs; OS entropy otherwise
+        seed = np.random.SeedSequence([int(node_seed), round_number] if node_seed is not None else None)
+        delta = add_noise(delta, float(record["noise-std"]), np.random.default_rng(seed))
+    flat = np.concatenate([d.ravel() for d in delta] + [np.array([weight])])
+    masked = secagg.mask_update(flat, node.sae, pair_keys, round_number, max_clients=int(record["max-clients"]),
+                                fractional_bits=int(record["fractional-bits"]))
+    sealed = encrypt_update([masked.view(np.float32)], session, round_number, node.sae)
+    peers = sorted(pair_keys)  # kept for this round's recovery: a QKD key can be fetched only once
+    context.state["qfabric-round"] = ConfigRecord({
+        "round": round_number, "size": flat.size, "pairs": [json.dumps(p) for p in peers] or [""],
+        "keys": [pair_keys[p] for p in peers] or [b""]})
+    crypto_s = crypto_in + time.perf_counter() - t_out
+    kme_s, keys = node.kme.take()
+    fields = {"update": sealed, "sae": node.sae, "audit": audit, "kme-seconds": kme_s, "qkd-keys": keys,
+              "crypto-seconds": max(0.0, crypto_s - kme_s), "train-seconds": train_s, "update-norm": norm}
+    out = RecordDict({RECORD: ConfigRecord(fields)})
+    if metrics is not None:
+        out["metrics"] = metrics
+    return Message(out, reply_to=msg)
+
+
+def _recover(msg: Message, context: Context, node: _Node) -> Message:
+    """Reveal this node's masks with the organisations that dropped out this round (and nothing else)."""
+    started, audit = time.perf_counter(), []
+    record = msg.content[RECORD]
+    kept = context.state.get("qfabric-round")
+    if kept is None or kept["round"] != record["round"]:
+        raise UpdateRejected(f"this node sent no update in round {record['round']}: nothing to recover")
+    keys = {tuple(json.loads(p)): k for p, k in zip(kept["pairs"], kept["keys"], strict=True) if p}
+    size = int(kept["size"])
+    share = np.zeros(size, dtype=np.uint32)
+    for dropped in record["dropped"]:
+        share = share + secagg.recovery_share(node.sae, dropped, keys, int(record["round"]), size)
+    return _reply(msg, {"share": pack([share.view(np.float32)])}, started, node, audit)
+
+
+def qfabric_protection(msg: Message, context: Context, call_next) -> Message:
+    """The Flower mod (see the module docstring)."""
+    kind = msg.metadata.message_type
+    if kind in (HELLO, PAIRS, RECOVER) or kind.split(".")[0] == "train":
+        node = _node(context)
+        if kind == HELLO:
+            return _hello(msg, node)
+        if kind == PAIRS:
+            return _pairs(msg, context, node)
+        if kind == RECOVER:
+            return _recover(msg, context, node)
+        if RECORD not in msg.content:
+            raise UpdateRejected("a train message without qfabric protection reached a protected node: refused")
+        return _train(msg, context, call_next, node)
+    return call_next(msg, context)
+
+
+def _answered_by_the_mod(msg: Message, context: Context) -> Message:
+    raise QfabricError(f"{msg.metadata.message_type} reached the ClientApp: qfabric_protection must be its mod")
+
+
+def protected_client_app(mods: list | None = None, outer_mods: list | None = None) -> ClientApp:
+    """The one line: ``app = protected_client_app()`` instead of ``app = ClientApp()``.
+
+    A ``ClientApp`` with :func:`qfabric_protection` as its first mod and qfabric's query actions registered
+    (Flower routes a message only to registered actions; the mod answers them). ``mods`` see the plain
+    model and reply (inside the protection); ``outer_mods`` see what crosses the network (outside it).
+
+    >>> sorted(protected_client_app()._registered_funcs)
+    ['query.qfabric_hello', 'query.qfabric_pairs', 'query.qfabric_recover']
+    """
+    app = ClientApp(mods=[*(outer_mods or []), qfabric_protection, *(mods or [])])
+    for kind in (HELLO, PAIRS, RECOVER):
+        app.query(kind.split(".", 1)[1])(_answered_by_the_mod)
+    return app

@@ -1,0 +1,260 @@
+"""The aggregator side of qfabric's protection: FedAvg over sealed, masked updates.
+
+Per round, :class:`SecureFedAvg`
+
+1. learns each new node's SAE ID and public keys (``query.qfabric_hello``, once per node);
+2. has the participants set up pairwise keys for secure aggregation (``query.qfabric_pairs``: each node
+   starts a session with the peers that sort after it; only key IDs and public values come back, and the
+   aggregator forwards them);
+3. starts a session with every participant under the crypto policy and sends it the global model sealed
+   under that session key;
+4. opens the sealed replies (still masked), asks the survivors for their masks with any organisation that
+   dropped out (``query.qfabric_recover``), and adds the masked updates: only the sum appears.
+
+A round with fewer than ``min_clients`` usable updates fails cleanly (the model stays as it was) and the
+round log says why. Evaluation on the nodes is not protected; use ``evaluate_fn`` on held-out data.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import sample_nodes
+
+from qfabric.apps.federated import secagg
+from qfabric.apps.federated.protect import UpdateRejected, decrypt_update, encrypt_update, unpack
+from qfabric.apps.federated.wire import (
+    HELLO,
+    PAIRS,
+    RECORD,
+    RECOVER,
+    TimedKme,
+    hello_to_bytes,
+    model_aad,
+    public_from_bytes,
+    public_to_bytes,
+)
+from qfabric.errors import QfabricError
+from qfabric.kms.broker import SessionBroker
+from qfabric.kms.hybrid import ResponderPublic
+from qfabric.kms.policy import NoKeyAvailable, Policy
+
+
+@dataclass
+class Protection:
+    """How the aggregator protects a federation."""
+
+    aggregator: str  # its SAE ID
+    kme: TimedKme  # its ETSI 014 client
+    policy: Policy = field(default_factory=Policy)
+    clip_norm: float = 1.0  # L2 bound on each organisation's update (differential privacy and fixed point)
+    noise_multiplier: float = 0.0  # Gaussian noise on the sum, in units of clip_norm (0: no DP)
+    weight_cap_examples: float = 1000.0  # FedAvg weight min(examples / cap, 1); uniform weights under DP
+    min_clients: int = 2
+
+
+@dataclass
+class RoundLog:
+    round: int
+    participants: list[str] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)
+    failed: str | None = None
+    audit: list[dict] = field(default_factory=list)
+    qkd_keys: int = 0
+    kme_seconds: float = 0.0
+    crypto_seconds: float = 0.0
+    train_seconds: float = 0.0
+    noise_std: float = 0.0
+
+    def add_costs(self, record: ConfigRecord) -> None:
+        self.kme_seconds += float(record.get("kme-seconds", 0.0))
+        self.crypto_seconds += float(record.get("crypto-seconds", 0.0))
+        self.train_seconds += float(record.get("train-seconds", 0.0))
+        self.qkd_keys += int(record.get("qkd-keys", 0))
+        self.audit.extend(json.loads(e) for e in record.get("audit", []))
+
+
+class SecureFedAvg(FedAvg):
+    """Flower's FedAvg with qfabric's protection (see the module docstring); ``rounds`` logs every round."""
+
+    def __init__(self, protection: Protection, before_round: Callable[[int], None] | None = None, **fedavg):
+        fedavg.setdefault("fraction_evaluate", 0.0)
+        fedavg.setdefault("min_train_nodes", protection.min_clients)
+        fedavg.setdefault("min_available_nodes", protection.min_clients)
+        super().__init__(**fedavg)
+        self.protection = protection
+        self.before_round = before_round
+        self.rounds: list[RoundLog] = []
+        self._directory: dict[int, tuple[str, ResponderPublic]] = {}
+        self._grid: Grid | None = None
+        self._current: dict = {}
+
+    # --- helpers -------------------------------------------------------------------------------------
+    def _policy_fields(self, server_round: int) -> dict:
+        p = self.protection.policy
+        return {"round": server_round, "policy-mode": p.mode, "policy-fallback": p.fallback,
+                "qber-threshold": p.qber_threshold, "aggregator": self.protection.aggregator}
+
+    def _query(self, grid: Grid, kind: str, records: dict[int, dict], log: RoundLog) -> dict[int, ConfigRecord]:
+        """Send one query per node; returns the good replies' qfabric records, logs the failures."""
+        messages = [Message(RecordDict({RECORD: ConfigRecord(fields)}), dst_node_id=node, message_type=kind)
+                    for node, fields in records.items()]
+        replies = {m.metadata.src_node_id: m for m in grid.send_and_receive(messages)}
+        good = {}
+        for node in records:
+            name = self._directory[node][0] if node in self._directory else f"node {node}"
+            reply = replies.get(node)
+            if reply is None:
+                log.dropped[name] = f"no reply to {kind}"
+            elif reply.has_error():
+                log.dropped[name] = f"{kind}: {reply.error.reason}"
+            else:
+                good[node] = reply.content[RECORD]
+                log.add_costs(good[node])
+        return good
+
+    def _audit(self, log: RoundLog) -> Callable[[dict], None]:
+        return lambda event: log.audit.append(event)
+
+    # --- Flower's Strategy API -----------------------------------------------------------------------
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        self._grid = grid
+        if self.before_round is not None:
+            self.before_round(server_round)
+        log = RoundLog(server_round)
+        self.rounds.append(log)
+        sample_size = max(int(len(list(grid.get_node_ids())) * self.fraction_train), self.min_train_nodes)
+        node_ids, _ = sample_nodes(grid, self.min_available_nodes, sample_size)
+
+        new = [n for n in node_ids if n not in self._directory]
+        for node, record in self._query(grid, HELLO, {n: {"round": server_round} for n in new}, log).items():
+            self._directory[node] = (str(record["sae"]), public_from_bytes(record["public"]))
+        ready = sorted((n for n in node_ids if n in self._directory), key=lambda n: self._directory[n][0])
+        saes = [self._directory[n][0] for n in ready]
+        publics = [self._directory[n][1] for n in ready]
+        pair_fields = self._policy_fields(server_round) | {
+            "participants": saes, "publics": [public_to_bytes(p) for p in publics]}
+        paired = self._query(grid, PAIRS, {n: pair_fields for n in ready}, log)
+
+        broker = SessionBroker(self.protection.aggregator, self.protection.kme, self.protection.policy,
+                               self._audit(log))
+        sessions: dict[int, tuple[bytes, bytes]] = {}
+        started, kme_before, keys_before = time.perf_counter(), self.protection.kme.seconds, self.protection.kme.keys
+        for node in ready:
+            if node not in paired:
+                continue
+            sae, public = self._directory[node]
+            try:
+                hello, key = broker.initiate(sae, public)
+            except (NoKeyAvailable, QfabricError) as err:
+                log.dropped[sae] = f"no session key: {err}"
+                continue
+            sessions[node] = (hello_to_bytes(hello), key)
+        participants = [n for n in ready if n in sessions]
+        log.participants = [self._directory[n][0] for n in participants]
+        if len(participants) < self.protection.min_clients:
+            log.failed = (f"only {len(participants)} organisations ready (at least {self.protection.min_clients} "
+                          f"needed): " + "; ".join(f"{k}: {v}" for k, v in log.dropped.items()))
+            self._current = {}
+            return []
+
+        k = len(participants)
+        p = self.protection
+        log.noise_std = p.noise_multiplier * p.clip_norm / np.sqrt(k)
+        fb = secagg.fractional_bits_for(max(p.clip_norm, 1.0) + 10 * log.noise_std, k)
+        global_model = arrays.to_numpy_ndarrays()
+        shapes = json.dumps([list(a.shape) for a in global_model])
+        messages = []
+        for node in participants:
+            sae = self._directory[node][0]
+            hello, key = sessions[node]
+            fields = self._policy_fields(server_round) | {
+                "client": sae, "hello": hello, "shapes": shapes,
+                "model": encrypt_update(global_model, key, *model_aad(server_round, p.aggregator, sae)),
+                "participants": log.participants, "clip-norm": p.clip_norm, "noise-std": log.noise_std,
+                "weighting": "uniform" if p.noise_multiplier > 0 else "examples",
+                "weight-cap-examples": p.weight_cap_examples, "max-clients": k, "fractional-bits": fb,
+                "peer-from": [], "peer-hellos": []}
+            for other in participants:
+                record = paired[other]
+                if sae in record["to"]:
+                    fields["peer-from"].append(self._directory[other][0])
+                    fields["peer-hellos"].append(record["hellos"][list(record["to"]).index(sae)])
+            content = RecordDict({RECORD: ConfigRecord(fields), self.configrecord_key: config})
+            messages.append(Message(content, dst_node_id=node, message_type="train"))
+        config["server-round"] = server_round
+        server_kme = self.protection.kme.seconds - kme_before  # sessions and sealing: the aggregator's own work
+        log.kme_seconds += server_kme
+        log.qkd_keys += self.protection.kme.keys - keys_before
+        log.crypto_seconds += time.perf_counter() - started - server_kme
+        self._current = {"nodes": participants, "sessions": sessions, "model": global_model, "fb": fb,
+                         "size": sum(a.size for a in global_model) + 1}
+        return messages
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None,
+                                                                                       MetricRecord | None]:
+        log = self.rounds[-1]
+        if not self._current:
+            return None, None
+        cur, p = self._current, self.protection
+        by_node = {m.metadata.src_node_id: m for m in replies}
+        masked, contents, survivors = [], [], []
+        for node in cur["nodes"]:
+            sae = self._directory[node][0]
+            reply = by_node.get(node)
+            if reply is None:
+                log.dropped[sae] = "no reply to train"
+                continue
+            if reply.has_error():
+                log.dropped[sae] = f"train: {reply.error.reason}"
+                continue
+            record = reply.content[RECORD]
+            log.add_costs(record)
+            t0 = time.perf_counter()
+            try:
+                [update] = decrypt_update(record["update"], cur["sessions"][node][1], server_round, sae,
+                                          [(cur["size"],)])
+            except UpdateRejected as err:
+                log.dropped[sae] = str(err)
+                continue
+            finally:
+                log.crypto_seconds += time.perf_counter() - t0
+            masked.append(update.view(np.uint32))
+            contents.append(reply.content)
+            survivors.append(node)
+        self._current = {}
+        if len(survivors) < p.min_clients:
+            log.failed = (f"only {len(survivors)} usable updates (at least {p.min_clients} needed): "
+                          + "; ".join(f"{k}: {v}" for k, v in log.dropped.items()))
+            return None, None
+        dropped = [self._directory[n][0] for n in cur["nodes"] if n not in survivors]
+        shares = []
+        if dropped:
+            fields = self._policy_fields(server_round) | {"dropped": dropped}
+            got = self._query(self._grid, RECOVER, {n: fields for n in survivors}, log)
+            if len(got) < len(survivors):
+                log.failed = "a survivor did not reveal its masks with the organisations that dropped out"
+                return None, None
+            shares = [unpack(r["share"])[0].view(np.uint32) for r in got.values()]
+        started = time.perf_counter()
+        total = secagg.aggregate(masked, shares, fractional_bits=cur["fb"])
+        weight = total[-1]
+        if not weight > 0:
+            log.failed = f"the sum of the aggregation weights is {weight}: nothing to average"
+            return None, None
+        average, offset = [], 0
+        for a in cur["model"]:
+            average.append((a + total[offset : offset + a.size].reshape(a.shape) / weight).astype(np.float32))
+            offset += a.size
+        with_metrics = [c for c in contents if "metrics" in c]
+        metrics = self.train_metrics_aggr_fn(with_metrics, self.weighted_by_key) if with_metrics else None
+        log.crypto_seconds += time.perf_counter() - started
+        return ArrayRecord(average), metrics

@@ -1,0 +1,364 @@
+"""Run a scenario's federation: hospitals train on Flower while the simulated network keys their updates.
+
+The pieces, all real: a KME (ETSI GS QKD 014 over mutual TLS on 127.0.0.1, keys in SQLite) fed by the
+scenario's QKD links at their simulated secret-key rates, relayed over trusted nodes; Flower's ServerApp
+with :class:`~qfabric.apps.federated.strategy.SecureFedAvg`; one ClientApp per organisation with
+qfabric's mod, each a separate SAE with its own certificate. Network time is simulated: each round
+advances it by ``round_period_s``, and the links' keys accrue over that time. The same federation without
+protection (Flower's FedAvg) and centralised training on the pooled data give the baselines.
+
+>>> # report = run_federation(load_scenario("scenarios/three-hospitals.yaml"), workdir="run")
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Context, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+
+from qfabric.apps.federated import model
+from qfabric.apps.federated.data import split_breast_cancer
+from qfabric.apps.federated.grid import FIRST_NODE_ID, LocalGrid
+from qfabric.apps.federated.hospital import plain_app, protected_app, server_app
+from qfabric.apps.federated.privacy import PrivacyAccountant
+from qfabric.apps.federated.strategy import Protection, SecureFedAvg
+from qfabric.apps.federated.wire import CA, CERT, KEY, KME_URL, NOISE_SEED, SAE_ID, TimedKme
+from qfabric.errors import QfabricError
+from qfabric.kms.certs import make_dev_pki
+from qfabric.kms.client import SaeClient
+from qfabric.kms.local import ThreadedKme, free_port
+from qfabric.kms.policy import Policy
+from qfabric.kms.server import ServerConfig, load_or_create_secret
+from qfabric.kms.store import KeyStore
+from qfabric.scenario.keysupply import KeySupply
+from qfabric.scenario.schema import FederatedSpec, Scenario
+
+Progress = Callable[[float, str], None]
+
+
+class KeyBudgetError(QfabricError):
+    """The QKD links cannot supply the keys a QKD-only federation needs, and the policy allows no fallback."""
+
+
+@dataclass(frozen=True)
+class PairDemand:
+    a: str
+    b: str
+    path: list[str]
+    keys_per_round: int
+    supply_keys_per_round: float  # at the simulated rate, the slowest link's share
+    links: list[str]
+
+
+def key_demand(spec: FederatedSpec, supply: KeySupply) -> list[PairDemand]:
+    """Keys each SAE pair consumes per round (one session key per organisation with the aggregator, one
+    pairwise key per pair of organisations) and what the links can supply in a round.
+
+    A link's key rate is shared among the SAE pairs whose path crosses it."""
+    orgs = [o.sae for o in spec.organisations]
+    wanted = {tuple(sorted((spec.aggregator, o))) for o in orgs} | {tuple(sorted(p)) for p in
+                                                                   itertools.combinations(orgs, 2)}
+    users: dict[tuple[str, str], int] = {}
+    for _, _, path, _ in supply.pairs:
+        for a, b in zip(path, path[1:], strict=False):
+            users[tuple(sorted((a, b)))] = users.get(tuple(sorted((a, b))), 0) + 1
+    out = []
+    for s1, s2, path, _ in supply.pairs:
+        if tuple(sorted((s1, s2))) not in wanted:
+            continue
+        hops = [tuple(sorted((a, b))) for a, b in zip(path, path[1:], strict=False)]
+        per_round = min(supply.feeds[h].rate_bps * supply.rate_scale * spec.round_period_s / users[h] for h in hops)
+        out.append(PairDemand(s1, s2, path, 1, per_round / supply.unit_bits,
+                              [supply.feeds[h].spec.name for h in hops]))
+    return out
+
+
+def check_budget(spec: FederatedSpec, demand: list[PairDemand], stock: dict[tuple[str, str], int],
+                 rounds: int) -> None:
+    """Before starting: under a QKD-only policy with no fallback, every pair must be covered for every round."""
+    if spec.policy != "qkd-only" or spec.fallback == "pq-only":
+        return
+    cut_from = {c.qkd: c.from_round for c in spec.supply_cuts}
+    short = []
+    for d in demand:
+        live_rounds = min([cut_from.get(link, rounds + 1) - 1 for link in d.links] + [rounds])
+        available = stock.get((d.a, d.b), 0) + d.supply_keys_per_round * max(live_rounds - 1, 0)
+        needed = d.keys_per_round * rounds
+        if available < needed:
+            short.append(f"{d.a}-{d.b} needs {needed} keys ({d.keys_per_round}/round x {rounds} rounds), the links "
+                         f"({', '.join(d.links)}) supply {available:.0f} ({stock.get((d.a, d.b), 0)} in the pool "
+                         f"+ {d.supply_keys_per_round:.1f}/round for {max(live_rounds - 1, 0)} more rounds)")
+    if short:
+        raise KeyBudgetError(f"not enough QKD keys for {rounds} rounds under the qkd-only policy with fallback "
+                             f"{spec.fallback!r}: " + "; ".join(short) + ". Use fewer rounds, a longer "
+                             "round_period_s, policy hybrid with fallback pq-only, or fix the links.")
+
+
+def _accuracy_curve(history: list[dict]) -> list[dict]:
+    return [{"round": h["round"], "accuracy": h["accuracy"], "loss": h["loss"]} for h in history]
+
+
+def centralised_baseline(split, layers: list[int], rounds: int, epochs: int, batch_size: int, learning_rate: float,
+                         seed: int) -> list[dict]:
+    """The same model trained on the pooled data, ``epochs`` per round, evaluated after each round."""
+    rng = np.random.default_rng([seed, 7])
+    params = model.init_params(layers, np.random.default_rng([seed, 1]))
+    pooled = split.pooled
+    curve = [{"round": 0, **model.evaluate(params, split.test.X, split.test.y)}]
+    for r in range(1, rounds + 1):
+        params, _ = model.train(params, pooled.X, pooled.y, epochs, batch_size, learning_rate, rng)
+        curve.append({"round": r, **model.evaluate(params, split.test.X, split.test.y)})
+    return curve
+
+
+@dataclass
+class _Setup:
+    split: object
+    layers: list[int]
+    initial: list[np.ndarray]
+    train_config: dict
+    run_config: dict
+    evaluate: Callable
+    history: list[dict]
+
+
+def _setup(scenario: Scenario, spec: FederatedSpec) -> _Setup:
+    shares = [o.data_share for o in spec.organisations]
+    split = split_breast_cancer(shares, test_fraction=spec.test_fraction, seed=scenario.seed)
+    layers = [split.test.X.shape[1], *spec.hidden_layers, 1]
+    history: list[dict] = []
+
+    def evaluate(server_round: int, arrays) -> MetricRecord:
+        result = model.evaluate(arrays.to_numpy_ndarrays(), split.test.X, split.test.y)
+        history.append({"round": server_round, **result})
+        return MetricRecord(result)
+
+    return _Setup(split, layers, model.init_params(layers, np.random.default_rng([scenario.seed, 1])),
+                  {"local-epochs": spec.local_epochs, "batch-size": spec.batch_size,
+                   "learning-rate": spec.learning_rate},
+                  {"data-shares": ",".join(repr(s) for s in shares), "data-seed": scenario.seed}, evaluate, history)
+
+
+def run_plain(scenario: Scenario, spec: FederatedSpec, rounds: int) -> dict:
+    """The same federation on Flower's FedAvg without any protection (the comparison run)."""
+    s = _setup(scenario, spec)
+    grid = LocalGrid(plain_app, [{"partition-id": i} for i in range(len(spec.organisations))], s.run_config)
+    _silence_flower()
+    strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=spec.min_clients,
+                      min_available_nodes=spec.min_clients)
+    results: dict = {}
+    t0 = time.perf_counter()
+    server_app(strategy, s.initial, rounds, s.train_config, s.evaluate, results)(grid, _server_context(s))
+    return {"curve": _accuracy_curve(s.history), "wall_s": time.perf_counter() - t0,
+            "client_seconds": grid.stats.client_seconds,
+            "bytes": grid.stats.bytes_to_nodes + grid.stats.bytes_from_nodes}
+
+
+def _server_context(s: _Setup) -> Context:
+    return Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(s.run_config))
+
+
+def _silence_flower() -> None:
+    import logging
+
+    logging.getLogger("flwr").setLevel(logging.ERROR)  # its INFO lines would bury the progress display
+
+
+def run_federation(scenario: Scenario, *, rounds: int | None = None, policy: str | None = None,
+                   fallback: str | None = None, workdir: str | Path | None = None, rate_scale: float = 1.0,
+                   progress: Progress | None = None, client_app=None, node_overrides: dict | None = None) -> dict:
+    """Run the scenario's ``federated`` section end to end; returns the JSON-ready report section.
+
+    ``client_app`` replaces the hospitals' protected ClientApp and ``node_overrides`` (SAE -> node config
+    entries) change a node's configuration: both for fault injection in tests."""
+    if scenario.federated is None or scenario.kms is None:
+        raise QfabricError(f"scenario {scenario.name!r} has no federated section (and kms section)")
+    spec = scenario.federated
+    updates = {k: v for k, v in (("rounds", rounds), ("policy", policy), ("fallback", fallback)) if v is not None}
+    if updates:
+        spec = spec.model_copy(update=updates)
+    rounds = spec.rounds
+    progress = progress or (lambda fraction, label: None)
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="qfabric-fl-") as tmp:
+            return _run(scenario, spec, rounds, Path(tmp), rate_scale, progress, client_app, node_overrides or {})
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    return _run(scenario, spec, rounds, Path(workdir), rate_scale, progress, client_app, node_overrides or {})
+
+
+def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, rate_scale: float,
+         progress: Progress, client_app, node_overrides: dict) -> dict:
+    t_start = time.perf_counter()
+    kms = scenario.kms
+    kme_spec = next(k for k in kms.kmes if {s.node for s in kms.saes if s.id == spec.aggregator} <= set(k.nodes))
+    orgs = [o.sae for o in spec.organisations]
+    saes = [spec.aggregator, *orgs]
+    pki = make_dev_pki(workdir / "pki", kmes=[kme_spec.id], saes=saes)
+    config = ServerConfig(kme_id=kme_spec.id, saes={s.id: kme_spec.id for s in kms.saes if s.node in kme_spec.nodes},
+                          db_url=f"sqlite:///{workdir / (kme_spec.id + '.db')}", secret_file=str(workdir / "kek.bin"),
+                          certfile=str(pki[kme_spec.id]), keyfile=str(pki[f"{kme_spec.id}.key"]),
+                          cafile=str(pki["ca"]), port=free_port(),
+                          limits={"key_size": kms.key_size_bits, "max_key_count": kms.max_key_count})
+    store = KeyStore(config.db_url, load_or_create_secret(config.secret_file))
+    kme_config = config.kme()
+    supply = KeySupply(scenario, store, kme_spec.id, kme_config.pool, rate_scale=rate_scale)
+    kme_config.status_extension = supply.link_qber
+    progress(0.02, "distilling the QKD links' first keys")
+    t_qkd = time.perf_counter()
+    link_rates = supply.prime()
+    feeds_by_service = {f.spec.name: f for f in supply.feeds.values()}
+    for cut in spec.supply_cuts:
+        if cut.from_round == 1:  # down from the start: none of its keys reach the pools
+            feeds_by_service[cut.qkd].rate_bps = 0.0
+    supply.tick(spec.warmup_s)
+    qkd_supply_s = time.perf_counter() - t_qkd
+    demand = key_demand(spec, supply)
+    pair_pools = {(d.a, d.b): kme_config.pool(d.a, d.b) for d in demand}
+    check_budget(spec, demand, {p: store.available(pool) for p, pool in pair_pools.items()}, rounds)
+
+    s = _setup(scenario, spec)
+    progress(0.1, "centralised baseline")
+    centralised = centralised_baseline(s.split, s.layers, rounds, spec.local_epochs, spec.batch_size,
+                                       spec.learning_rate, scenario.seed) if spec.compare_plain else None
+    plain = run_plain(scenario, spec, rounds) if spec.compare_plain else None
+
+    kme = ThreadedKme(config, store, kme_config)
+    kme.start()
+    clients = {sae: SaeClient(kme.url, str(pki[sae]), str(pki[f"{sae}.key"]), str(pki["ca"])) for sae in saes}
+    try:
+        node_configs = [{"partition-id": i, SAE_ID: sae, KME_URL: kme.url, CERT: str(pki[sae]),
+                         KEY: str(pki[f"{sae}.key"]), CA: str(pki["ca"]), NOISE_SEED: scenario.seed * 1000 + i}
+                        | node_overrides.get(sae, {}) for i, sae in enumerate(orgs)]
+        grid = LocalGrid(client_app or protected_app, node_configs, s.run_config)
+        node_of = {sae: FIRST_NODE_ID + i for i, sae in enumerate(orgs)}
+        wait_policy = spec.fallback == "wait"
+        policy = Policy(mode=spec.policy, fallback="none" if wait_policy else spec.fallback,
+                        qber_threshold=spec.qber_threshold)
+        protection = Protection(spec.aggregator, TimedKme(clients[spec.aggregator]), policy,
+                                clip_norm=spec.privacy.clip_norm, noise_multiplier=spec.privacy.noise_multiplier,
+                                weight_cap_examples=float(max(len(p.y) for p in s.split.partitions)),
+                                min_clients=spec.min_clients)
+        timeline: list[dict] = []
+        clock = {"simulated_s": spec.warmup_s, "last": None, "rounds_started": 0}
+
+        def pools() -> dict[str, int]:
+            return {f"{a}|{b}": store.available(pool) for (a, b), pool in pair_pools.items()}
+
+        def before_round(server_round: int) -> None:
+            now = time.perf_counter()
+            if clock["last"] is not None:
+                timeline[-1]["wall_s"] = now - clock["last"]
+                timeline[-1]["pools_after"] = pools()
+            clock["last"] = now
+            for cut in spec.supply_cuts:
+                if cut.from_round == server_round:
+                    feeds_by_service[cut.qkd].rate_bps = 0.0  # the link is down: no more keys from it
+            before = pools()
+            t_supply = time.perf_counter()
+            if server_round > 1:
+                supply.tick(spec.round_period_s)
+                clock["simulated_s"] += spec.round_period_s
+            waited = 0.0
+            if wait_policy:
+                while min(pools().values()) < 1 and waited < spec.max_wait_s:
+                    step = min(spec.round_period_s / 10, spec.max_wait_s - waited)
+                    supply.tick(step)
+                    waited += step
+                clock["simulated_s"] += waited
+            supply_s = time.perf_counter() - t_supply
+            grid.silent_in_training = {node_of[d.sae] for d in spec.dropouts if d.round == server_round}
+            after = pools()
+            timeline.append({"round": server_round, "simulated_s": clock["simulated_s"], "pools_before": before,
+                             "supplied": {k: after[k] - before[k] for k in after}, "pools_start": after,
+                             "waited_s": waited, "supply_simulation_s": supply_s,
+                             "offline": sorted(d.sae for d in spec.dropouts if d.round == server_round)})
+            progress(0.15 + 0.8 * (server_round - 1) / rounds, f"round {server_round}/{rounds}")
+
+        _silence_flower()
+        strategy = SecureFedAvg(protection, before_round=before_round)
+        results: dict = {}
+        t_fl = time.perf_counter()
+        server_app(strategy, s.initial, rounds, s.train_config, s.evaluate, results)(grid, _server_context(s))
+        fl_wall = time.perf_counter() - t_fl
+        if timeline:
+            timeline[-1]["wall_s"] = time.perf_counter() - clock["last"]
+            timeline[-1]["pools_after"] = pools()
+    finally:
+        for c in clients.values():
+            c.close()
+        kme.stop()
+    progress(1.0, "done")
+    return _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised,
+                   grid, fl_wall, qkd_supply_s, time.perf_counter() - t_start, store, pair_pools)
+
+
+def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised, grid,
+            fl_wall, qkd_supply_s, total_wall, store, pair_pools) -> dict:
+    per_round = []
+    for log, tl in zip(strategy.rounds, timeline, strict=False):
+        fallbacks = [e for e in log.audit if e.get("event") == "fallback"]
+        modes = {}
+        for e in log.audit:
+            if e.get("event") == "session":
+                modes[e["mode"]] = modes.get(e["mode"], 0) + 1
+        per_round.append({
+            "round": log.round, "participants": log.participants, "dropped": log.dropped, "failed": log.failed,
+            "sessions_by_mode": modes, "fallbacks": fallbacks, "qkd_keys_fetched": log.qkd_keys,
+            "kme_seconds": log.kme_seconds, "crypto_seconds": log.crypto_seconds,
+            "train_seconds": log.train_seconds, "noise_std": log.noise_std, **tl,
+        })
+    secure_curve = _accuracy_curve(s.history)
+    privacy = None
+    if spec.privacy.noise_multiplier > 0:
+        accountant = PrivacyAccountant(spec.privacy.noise_multiplier, 1.0, spec.privacy.delta)
+        privacy = {"noise_multiplier": spec.privacy.noise_multiplier, "clip_norm": spec.privacy.clip_norm,
+                   "delta": spec.privacy.delta,
+                   "epsilon_by_round": [{"round": r, "epsilon": accountant.epsilon(r)} for r in range(1, rounds + 1)],
+                   "model": "distributed Gaussian noise on the secure sum (each organisation adds its share), all "
+                            "organisations sampled every round; against the aggregator"}
+    wall = {k: sum(r[k] for r in per_round) for k in ("kme_seconds", "crypto_seconds", "train_seconds",
+                                                      "supply_simulation_s")}
+    rounds_s = fl_wall - wall["supply_simulation_s"]  # what the organisations would see: no network simulation
+    completed = [r for r in per_round if not r["failed"]]
+    final = secure_curve[-1] if secure_curve else None
+    return {
+        "rounds_requested": rounds, "rounds_completed": len(completed),
+        "organisations": [{"sae": o.sae, "data_share": o.data_share, "examples": len(p.y)}
+                          for o, p in zip(spec.organisations, s.split.partitions, strict=True)],
+        "aggregator": spec.aggregator, "test_examples": len(s.split.test.y),
+        "model": {"kind": "MLP", "layers": s.layers, "parameters": model.n_params(s.initial)},
+        "training": {"local_epochs": spec.local_epochs, "batch_size": spec.batch_size,
+                     "learning_rate": spec.learning_rate},
+        "policy": {"mode": spec.policy, "fallback": spec.fallback, "qber_threshold": spec.qber_threshold},
+        "round_period_s": spec.round_period_s, "warmup_s": spec.warmup_s,
+        "key_supply": {
+            "link_rates_bps": link_rates, "rate_scale": supply.rate_scale, "unit_bits": supply.unit_bits,
+            "pairs": [{"pair": f"{d.a}|{d.b}", "path": d.path, "links": d.links, "keys_per_round": d.keys_per_round,
+                       "supply_keys_per_round": d.supply_keys_per_round,
+                       "hops": len(d.path) - 1} for d in demand],
+            "accounting": {f"{a}|{b}": store.accounting(pool) for (a, b), pool in pair_pools.items()},
+        },
+        "per_round": per_round,
+        "fallbacks": [f | {"round": r["round"]} for r in per_round for f in r["fallbacks"]],
+        "curves": {"secure": secure_curve, "plain": plain["curve"] if plain else None,
+                   "centralised": centralised},
+        "final": {"secure_accuracy": final["accuracy"] if final else None,
+                  "plain_accuracy": plain["curve"][-1]["accuracy"] if plain else None,
+                  "centralised_accuracy": centralised[-1]["accuracy"] if centralised else None},
+        "privacy": privacy,
+        "wall_time": {"federation_s": fl_wall, "protected_rounds_s": rounds_s, "total_s": total_wall,
+                      "qkd_first_distillation_s": qkd_supply_s, **wall,
+                      "plain_federation_s": plain["wall_s"] if plain else None,
+                      "protection_share_of_rounds": (wall["kme_seconds"] + wall["crypto_seconds"]) / rounds_s
+                      if rounds_s > 0 else None},
+        "wire": {"messages": grid.stats.messages, "bytes_to_nodes": grid.stats.bytes_to_nodes,
+                 "bytes_from_nodes": grid.stats.bytes_from_nodes, "by_type": grid.stats.by_type},
+        "epsilon": privacy["epsilon_by_round"][-1]["epsilon"] if privacy else None,
+    }
