@@ -32,15 +32,3 @@ def write_scenario(tmp_path):
 
     return write
 
-
-def _flower_logs_to_the_real_stderr() -> None:
-    """Flower's console log handler binds sys.stderr when flwr is first imported; under pytest that is the
-    capture file, closed at the end of the session, and writing to it then loses the session's output."""
-    import sys
-
-    from flwr.supercore.logger import console_handler
-
-    console_handler.setStream(sys.__stderr__)
-
-
-_flower_logs_to_the_real_stderr()

@@ -9,13 +9,17 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import uvicorn
 
 from qfabric.errors import QfabricError
 from qfabric.kms.certs import make_dev_pki
 from qfabric.kms.client import SaeClient
-from qfabric.kms.server import ServerConfig, load_or_create_secret
+from qfabric.kms.etsi import create_app
+from qfabric.kms.server import ServerConfig, load_or_create_secret, uvicorn_config
 from qfabric.kms.store import KeyStore
 
 
@@ -103,14 +107,9 @@ class ThreadedKme:
     """
 
     def __init__(self, config: ServerConfig, store: KeyStore, kme_config=None):
-        import uvicorn
-
-        from qfabric.kms.etsi import create_app
-        from qfabric.kms.server import uvicorn_config
-
         self.config, self.store = config, store
         self.kme_config = kme_config or config.kme()
-        self.server = uvicorn.Server(uvicorn_config(config, create_app(self.kme_config, store)))
+        self.server = uvicorn.Server(uvicorn_config(config, create_app(self.kme_config, store), own_process=False))
         self._thread = None
 
     @property
@@ -118,8 +117,6 @@ class ThreadedKme:
         return f"https://127.0.0.1:{self.config.port}"
 
     def start(self, timeout_s: float = 30) -> None:
-        import threading
-
         self._thread = threading.Thread(target=self.server.run, name=f"kme-{self.config.kme_id}", daemon=True)
         self._thread.start()
         deadline = time.time() + timeout_s

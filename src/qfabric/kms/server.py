@@ -61,12 +61,15 @@ def load_or_create_secret(path: str | Path) -> bytes:
     return secret
 
 
-def uvicorn_config(cfg: ServerConfig, app) -> uvicorn.Config:
+def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True) -> uvicorn.Config:
+    """``own_process=False`` for a KME in a thread of someone else's program: uvicorn then leaves the process's
+    logging alone (its default config binds handlers to whatever ``sys.stderr`` is at that moment)."""
     if not cfg.host.startswith("127.") and cfg.host not in ("localhost", "::1"):
         raise QfabricError(f"host {cfg.host!r}: a development KME listens on loopback only")
     return uvicorn.Config(app, host=cfg.host, port=cfg.port, ssl_certfile=cfg.certfile, ssl_keyfile=cfg.keyfile,
                           ssl_ca_certs=cfg.cafile, ssl_cert_reqs=ssl.CERT_REQUIRED, http=ClientCertH11Protocol,
-                          log_level="warning", access_log=False, lifespan="off")
+                          log_level="warning", access_log=False, lifespan="off", ws="none",
+                          **({} if own_process else {"log_config": None}))
 
 
 def build(cfg: ServerConfig):
