@@ -74,7 +74,8 @@ def key_demand(spec: FederatedSpec, supply: KeySupply) -> list[PairDemand]:
         if tuple(sorted((s1, s2))) not in wanted:
             continue
         hops = [tuple(sorted((a, b))) for a, b in zip(path, path[1:], strict=False)]
-        per_round = min(supply.feeds[h].rate_bps * supply.rate_scale * spec.round_period_s / users[h] for h in hops)
+        per_round = min(0.0 if supply.feeds[h].down else
+                        supply.feeds[h].rate_bps * supply.rate_scale * spec.round_period_s / users[h] for h in hops)
         out.append(PairDemand(s1, s2, path, 1, per_round / supply.unit_bits,
                               [supply.feeds[h].spec.name for h in hops]))
     return out
@@ -101,15 +102,11 @@ def check_budget(spec: FederatedSpec, demand: list[PairDemand], stock: dict[tupl
                              "round_period_s, policy hybrid with fallback pq-only, or fix the links.")
 
 
-def _accuracy_curve(history: list[dict]) -> list[dict]:
-    return [{"round": h["round"], "accuracy": h["accuracy"], "loss": h["loss"]} for h in history]
-
-
-def centralised_baseline(split, layers: list[int], rounds: int, epochs: int, batch_size: int, learning_rate: float,
-                         seed: int) -> list[dict]:
-    """The same model trained on the pooled data, ``epochs`` per round, evaluated after each round."""
+def centralised_baseline(split, params: list[np.ndarray], rounds: int, epochs: int, batch_size: int,
+                         learning_rate: float, seed: int) -> list[dict]:
+    """The same model, from the same initial ``params``, trained on the pooled data, ``epochs`` per round,
+    evaluated after each round."""
     rng = np.random.default_rng([seed, 7])
-    params = model.init_params(layers, np.random.default_rng([seed, 1]))
     pooled = split.pooled
     curve = [{"round": 0, **model.evaluate(params, split.test.X, split.test.y)}]
     for r in range(1, rounds + 1):
@@ -156,7 +153,7 @@ def run_plain(scenario: Scenario, spec: FederatedSpec, rounds: int) -> dict:
     results: dict = {}
     t0 = time.perf_counter()
     server_app(strategy, s.initial, rounds, s.train_config, s.evaluate, results)(grid, _server_context(s))
-    return {"curve": _accuracy_curve(s.history), "wall_s": time.perf_counter() - t0,
+    return {"curve": s.history, "wall_s": time.perf_counter() - t0,
             "client_seconds": grid.stats.client_seconds,
             "bytes": grid.stats.bytes_to_nodes + grid.stats.bytes_from_nodes}
 
@@ -213,10 +210,9 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     progress(0.02, "distilling the QKD links' first keys")
     t_qkd = time.perf_counter()
     link_rates = supply.prime()
-    feeds_by_service = {f.spec.name: f for f in supply.feeds.values()}
     for cut in spec.supply_cuts:
         if cut.from_round == 1:  # down from the start: none of its keys reach the pools
-            feeds_by_service[cut.qkd].rate_bps = 0.0
+            supply.cut(cut.qkd)
     supply.tick(spec.warmup_s)
     qkd_supply_s = time.perf_counter() - t_qkd
     demand = key_demand(spec, supply)
@@ -225,7 +221,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
 
     s = _setup(scenario, spec)
     progress(0.1, "centralised baseline")
-    centralised = centralised_baseline(s.split, s.layers, rounds, spec.local_epochs, spec.batch_size,
+    centralised = centralised_baseline(s.split, s.initial, rounds, spec.local_epochs, spec.batch_size,
                                        spec.learning_rate, scenario.seed) if spec.compare_plain else None
     plain = run_plain(scenario, spec, rounds) if spec.compare_plain else None
 
@@ -246,7 +242,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                                 weight_cap_examples=float(max(len(p.y) for p in s.split.partitions)),
                                 min_clients=spec.min_clients)
         timeline: list[dict] = []
-        clock = {"simulated_s": spec.warmup_s, "last": None, "rounds_started": 0}
+        clock = {"simulated_s": spec.warmup_s, "last": None}
 
         def pools() -> dict[str, int]:
             return {f"{a}|{b}": store.available(pool) for (a, b), pool in pair_pools.items()}
@@ -259,7 +255,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
             clock["last"] = now
             for cut in spec.supply_cuts:
                 if cut.from_round == server_round:
-                    feeds_by_service[cut.qkd].rate_bps = 0.0  # the link is down: no more keys from it
+                    supply.cut(cut.qkd)
             before = pools()
             t_supply = time.perf_counter()
             if server_round > 1:
@@ -314,7 +310,7 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
             "kme_seconds": log.kme_seconds, "crypto_seconds": log.crypto_seconds,
             "train_seconds": log.train_seconds, "noise_std": log.noise_std, **tl,
         })
-    secure_curve = _accuracy_curve(s.history)
+    secure_curve = s.history
     privacy = None
     if spec.privacy.noise_multiplier > 0:
         accountant = PrivacyAccountant(spec.privacy.noise_multiplier, 1.0, spec.privacy.delta)

@@ -44,6 +44,7 @@ class LinkFeed:
     blocks: int = 0
     released_bits: int = 0
     qber: float | None = None
+    down: bool = False  # a failed link: produces nothing until the end of the run
 
 
 class KeySupply:
@@ -100,6 +101,14 @@ class KeySupply:
             raise QfabricError(f"QKD service {feed.spec.name!r} produces no key: "
                                + "; ".join(sorted({b.reason for b in run.blocks if b.reason})))
 
+    def cut(self, service: str) -> None:
+        """The QKD service's link fails: it releases no more keys (those already in pools stay usable)."""
+        feed = next((f for f in self.feeds.values() if f.spec.name == service), None)
+        if feed is None:
+            raise QfabricError(f"no QKD service {service!r} feeds this KME; services: "
+                               f"{sorted(f.spec.name for f in self.feeds.values())}")
+        feed.down = True
+
     def link_qber(self, sae_a: str, sae_b: str) -> dict | None:
         """ETSI status extension: the worst QBER among the links that carry this SAE pair's keys."""
         for s1, s2, path, _ in self.pairs:
@@ -120,7 +129,7 @@ class KeySupply:
     def tick(self, dt: float) -> None:
         """Release ``dt`` seconds of every link's key, then relay what every SAE pair can get."""
         for feed in self.feeds.values():
-            if self.store.available(link_pool(feed.a, feed.b, feed.a)) >= self.max_units:
+            if feed.down or self.store.available(link_pool(feed.a, feed.b, feed.a)) >= self.max_units:
                 continue
             feed.owed_bits += feed.rate_bps * self.rate_scale * dt
             units = int(feed.owed_bits // self.unit_bits)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
@@ -59,8 +59,6 @@ protected_app.train()(train)
 def server_app(strategy: Strategy, initial: list[np.ndarray], rounds: int, train_config: dict,
                evaluate_fn: Callable, results: dict) -> ServerApp:
     """A ServerApp that runs ``strategy`` for ``rounds``; Flower's ``Result`` lands in ``results["result"]``."""
-    from flwr.app import ConfigRecord
-
     app = ServerApp()
 
     @app.main()

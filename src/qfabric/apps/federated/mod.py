@@ -87,10 +87,11 @@ def _broker(node: _Node, record: ConfigRecord, audit: list[str]) -> SessionBroke
     return SessionBroker(node.sae, node.kme, policy, lambda event: audit.append(json.dumps(event)))
 
 
-def _reply(msg: Message, fields: dict, started: float, node: _Node, audit: list[str]) -> Message:
+def _reply(msg: Message, fields: dict, started: float, node: _Node, audit: list[str], train_s: float = 0.0) -> Message:
+    """The qfabric record of a reply, with the audit events and where the time since ``started`` went."""
     kme_s, keys = node.kme.take()
-    fields |= {"audit": audit, "kme-seconds": kme_s, "qkd-keys": keys,
-               "crypto-seconds": max(0.0, time.perf_counter() - started - kme_s)}
+    fields |= {"audit": audit, "kme-seconds": kme_s, "qkd-keys": keys, "train-seconds": train_s,
+               "crypto-seconds": max(0.0, time.perf_counter() - started - kme_s - train_s)}
     return Message(RecordDict({RECORD: ConfigRecord(fields)}), reply_to=msg)
 
 
@@ -141,7 +142,6 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
     shapes = [tuple(s) for s in json.loads(record["shapes"])]
     global_model = decrypt_update(record["model"], session, *model_aad(round_number, aggregator, node.sae), shapes)
     pair_keys = _pair_keys(context, node, record, broker)
-    crypto_in = time.perf_counter() - started
 
     content = RecordDict({k: v for k, v in msg.content.items() if k != RECORD})
     content["arrays"] = ArrayRecord(global_model)
@@ -150,7 +150,6 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
     train_s = time.perf_counter() - t_train
     if reply.has_error():
         return reply
-    t_out = time.perf_counter()
     trained = reply.content["arrays"].to_numpy_ndarrays()
     if [a.shape for a in trained] != [a.shape for a in global_model]:
         raise UpdateRejected(f"the ClientApp returned shapes {[a.shape for a in trained]}, the model has {shapes}")
@@ -172,14 +171,10 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
     context.state["qfabric-round"] = ConfigRecord({
         "round": round_number, "size": flat.size, "pairs": [json.dumps(p) for p in peers] or [""],
         "keys": [pair_keys[p] for p in peers] or [b""]})
-    crypto_s = crypto_in + time.perf_counter() - t_out
-    kme_s, keys = node.kme.take()
-    fields = {"update": sealed, "sae": node.sae, "audit": audit, "kme-seconds": kme_s, "qkd-keys": keys,
-              "crypto-seconds": max(0.0, crypto_s - kme_s), "train-seconds": train_s, "update-norm": norm}
-    out = RecordDict({RECORD: ConfigRecord(fields)})
+    out = _reply(msg, {"update": sealed, "sae": node.sae, "update-norm": norm}, started, node, audit, train_s)
     if metrics is not None:
-        out["metrics"] = metrics
-    return Message(out, reply_to=msg)
+        out.content["metrics"] = metrics
+    return out
 
 
 def _recover(msg: Message, context: Context, node: _Node) -> Message:

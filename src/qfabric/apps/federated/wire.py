@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from qfabric.kms.client import SaeClient
 from qfabric.kms.hybrid import Hello, Mode, ResponderPublic
@@ -69,7 +69,6 @@ class TimedKme:
     seconds: float = 0.0
     requests: int = 0
     keys: int = 0
-    _log: list = field(default_factory=list)
 
     def _timed(self, fn, *args, **kwargs):
         t0 = time.perf_counter()
