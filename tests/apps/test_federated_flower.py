@@ -164,17 +164,45 @@ def test_cut_supply_falls_back_to_post_quantum_with_an_audit_record():
     assert last["sessions_by_mode"].get("pq-only", 0) >= 1 and last["sessions_by_mode"].get("hybrid", 0) >= 1
 
 
-def test_cut_supply_with_no_fallback_fails_the_rounds_cleanly_with_the_reason():
+def test_cut_supply_with_no_fallback_leaves_out_the_cut_off_organisation_with_the_reason():
     data = yaml.safe_load(DEFAULT.read_text())
     data["kms"]["max_key_count"] = 2
     data["federated"] |= {"hidden_layers": [16], "rounds": 4, "compare_plain": False, "warmup_s": 1.0,
                           "fallback": "none", "supply_cuts": [{"qkd": "qkd-c-hub", "from_round": 1}]}
     fl = run_federation(parse_scenario(data, "cut-none"))
-    # every pair with C needs the dead link; nobody may fall back, so no round can mask: each fails cleanly
+    # every key of C crosses the dead link and nobody may fall back: C sits out, A and B train on
+    assert fl["rounds_completed"] == 4 and not fl["fallbacks"]
     for r in fl["per_round"]:
-        assert "no QKD key available; the policy allows no fallback" in r["failed"]
-    assert fl["rounds_completed"] == 0 and not fl["fallbacks"]
-    assert [c["accuracy"] for c in fl["curves"]["secure"]] == [fl["curves"]["secure"][0]["accuracy"]] * 5
+        assert r["failed"] is None and r["participants"] == ["hospital-a", "hospital-b"], r
+        assert list(r["dropped"]) == ["hospital-c"]
+        assert r["dropped"]["hospital-c"].startswith("no pairwise key with hospital-")
+        assert "no QKD key available; the policy allows no fallback" in r["dropped"]["hospital-c"]
+        assert r["sessions_by_mode"] == {"hybrid": 6}  # A-B, A and B with the aggregator; both ends count
+    acc = [c["accuracy"] for c in fl["curves"]["secure"]]
+    assert acc[-1] != acc[0]
+
+
+@pytest.mark.parametrize(("unpaired", "left_out"), [
+    ({"hospital-b": ["hospital-c"]}, ["hospital-c"]),  # one pair short: the later SAE ID sits out
+    ({"hospital-a": ["hospital-b", "hospital-c"]}, ["hospital-a"]),  # A has no key with anyone: only A
+    ({"hospital-a": ["hospital-c"], "hospital-b": ["hospital-c"]}, ["hospital-c"]),
+    ({"hospital-a": ["hospital-b", "hospital-c"], "hospital-b": ["hospital-c"]}, ["hospital-b", "hospital-c"]),
+])
+def test_the_fewest_organisations_sit_out_when_pairwise_keys_are_missing(unpaired, left_out):
+    from flwr.app import ConfigRecord
+
+    from qfabric.apps.federated.strategy import RoundLog, _left_out_for_missing_pair_keys
+
+    saes = ["hospital-a", "hospital-b", "hospital-c"]
+    directory = {i: (sae,) for i, sae in enumerate(saes)}
+    paired = {i: ConfigRecord({"unpaired": unpaired.get(sae, []),
+                               "unpaired-reasons": ["pool dry"] * len(unpaired.get(sae, []))})
+              for i, sae in enumerate(saes)}
+    log = RoundLog(1)
+    out = _left_out_for_missing_pair_keys(paired, directory, log)
+    assert sorted(saes[n] for n in out) == left_out == sorted(log.dropped)
+    assert all(why.startswith("no pairwise key with hospital-") and why.endswith(": pool dry")
+               for why in log.dropped.values())
 
 
 def test_qkd_only_without_fallback_refuses_to_start_when_supply_cannot_cover_the_rounds(tmp_path):

@@ -72,3 +72,43 @@ def test_status_extension_carries_link_qber_and_drives_the_policy(tmp_path):
     assert status["status_extension"] == {"link_qber": 0.14, "hops": 3}
     decision = Policy("hybrid").decide(status["stored_key_count"] > 0, status["status_extension"]["link_qber"])
     assert decision.fallback and decision.reason == "link QBER 0.140 above 0.11"
+
+
+def test_max_link_qber_extension_one_request_and_no_key_spent_above_the_threshold(tmp_path):
+    """A KME that knows its links' QBER enforces the caller's threshold itself: one ETSI request per
+    session, and a refusal above the threshold spends no key."""
+    from qfabric.apps.federated.wire import TimedKme
+    from qfabric.kms.client import MAX_LINK_QBER, KmeError
+    from qfabric.kms.local import LocalKme, ThreadedKme
+
+    base = LocalKme.create(tmp_path, ["alice", "bob"])
+    link = {"link_qber": 0.14}
+    kme_config = base.config.kme()
+    kme_config.status_extension = lambda master, slave: dict(link)
+    base.fill("alice", "bob", 4)
+    kme = ThreadedKme(base.config, base.store, kme_config)
+    kme.start()
+    try:
+        with base.client("alice") as a, base.client("bob") as b:
+            timed = TimedKme(a)
+            audit = tmp_path / "audit.jsonl"
+            alice = SessionBroker("alice", timed, Policy("hybrid", "pq-only", 0.11), jsonl_audit(audit))
+            bob = SessionBroker("bob", b, Policy("hybrid"), jsonl_audit(audit))
+            bob_keys = ResponderKeys.generate()
+
+            hello, k_alice = alice.initiate("bob", bob_keys.public())  # noisy link: post-quantum only
+            assert hello.mode is Mode.PQ_ONLY and bob.respond("alice", hello, bob_keys) == k_alice
+            assert timed.take()[1] == 1 and base.accounting("alice", "bob")["units_free"] == 4
+            [fallback] = [e for e in events(audit) if e["event"] == "fallback"]
+            assert fallback["reason"] == "link QBER 0.140 above 0.11"
+
+            link["link_qber"] = 0.02  # the link recovers: hybrid again, still one request
+            hello, k_alice = alice.initiate("bob", bob_keys.public())
+            assert hello.mode is Mode.HYBRID and bob.respond("alice", hello, bob_keys) == k_alice
+            assert timed.take()[1] == 1 and base.accounting("alice", "bob")["units_free"] == 3
+
+            with pytest.raises(KmeError) as bad:
+                a.enc_keys("bob", extension_mandatory=[{MAX_LINK_QBER: "low"}])
+            assert bad.value.status == 400 and MAX_LINK_QBER in bad.value.body["message"]
+    finally:
+        kme.stop()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qfabric.kms.client import KmeError, SaeClient
+from qfabric.kms.client import MAX_LINK_QBER, KmeError, SaeClient
 from qfabric.kms.hybrid import Hello, Mode, ResponderKeys, ResponderPublic, initiate, respond
 from qfabric.kms.policy import Policy
 
@@ -41,23 +41,46 @@ class SessionBroker:
     policy: Policy
     audit: AuditSink
 
-    def _link_qber(self, peer: str) -> tuple[int, float | None]:
+    def _qkd_key(self, peer: str) -> tuple[tuple[str, bytes] | None, bool, float | None]:
+        """A QKD key for ``peer`` if its pool has one and its links' QBER is within the policy's threshold;
+        returns (key or None, whether the pool had keys, the link QBER if the KME said).
+
+        One request: ``enc_keys`` with the ``max_link_qber`` mandatory extension (the KME refuses above the
+        threshold without spending a key). A KME that answers it with 400 (one that does not support the
+        extension) is asked for the pair's status first, then for a key."""
+        try:
+            [key] = self.kme.enc_keys(peer, number=1,
+                                      extension_mandatory=[{MAX_LINK_QBER: self.policy.qber_threshold}])
+            return key, True, None
+        except KmeError as err:
+            if err.status == 503:
+                details = (err.body or {}).get("details") or [{}]
+                qber = details[0].get("link_qber") if isinstance(details[0], dict) else None
+                return None, qber is not None, qber  # above the threshold, or the pool is dry
+            if err.status != 400:
+                raise
         status = self.kme.status(peer)
-        extension = status.get("status_extension") or {}
-        return status["stored_key_count"], extension.get("link_qber")
+        qber = (status.get("status_extension") or {}).get("link_qber")
+        if status["stored_key_count"] == 0 or (qber is not None and qber > self.policy.qber_threshold):
+            return None, status["stored_key_count"] > 0, qber
+        try:
+            [key] = self.kme.enc_keys(peer, number=1)
+            return key, True, qber
+        except KmeError as err:
+            if err.status != 503:
+                raise
+            return None, False, qber
 
     def initiate(self, peer: str, peer_public: ResponderPublic) -> tuple[Hello, bytes]:
         """Derive a session key with ``peer`` under the policy; returns the hello to send and the key."""
-        stored, qber = self._link_qber(peer)
-        decision = self.policy.decide(qkd_available=stored > 0, link_qber=qber)
         qkd_key = key_id = None
-        if decision.mode != Mode.PQ_ONLY:
-            try:
-                [(key_id, qkd_key)] = self.kme.enc_keys(peer, number=1)
-            except KmeError as err:
-                if err.status != 503:
-                    raise
-                decision = self.policy.decide(qkd_available=False, link_qber=qber)
+        if self.policy.mode == Mode.PQ_ONLY:
+            decision = self.policy.decide(qkd_available=False)
+        else:
+            key, available, qber = self._qkd_key(peer)
+            decision = self.policy.decide(qkd_available=available and key is not None, link_qber=qber)
+            if key is not None:
+                key_id, qkd_key = key
         if decision.fallback:
             self.audit({"event": "fallback", "sae": self.sae_id, "peer": peer, "mode": decision.mode,
                         "wanted": self.policy.mode, "reason": decision.reason})

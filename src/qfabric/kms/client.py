@@ -14,6 +14,10 @@ import httpx
 
 from qfabric.errors import QfabricError
 
+# A mandatory enc_keys extension qfabric's KME supports: refuse (503, no key spent) when the worst QBER of
+# the links carrying the pair's keys is above this value. {"max_link_qber": 0.11}
+MAX_LINK_QBER = "max_link_qber"
+
 
 class KmeError(QfabricError):
     """The KME refused a request: ``status`` and the ETSI error body (``None`` for 401)."""
@@ -57,12 +61,15 @@ class SaeClient:
         return self._json(self.http.get(f"/api/v1/keys/{slave}/status"))
 
     def enc_keys(self, slave: str, number: int = 1, size: int | None = None,
-                 additional_slaves: list[str] | None = None) -> list[tuple[str, bytes]]:
+                 additional_slaves: list[str] | None = None,
+                 extension_mandatory: list[dict] | None = None) -> list[tuple[str, bytes]]:
         body: dict = {"number": number}
         if size is not None:
             body["size"] = size
         if additional_slaves:
             body["additional_slave_SAE_IDs"] = additional_slaves
+        if extension_mandatory:
+            body["extension_mandatory"] = extension_mandatory
         data = self._json(self.http.post(f"/api/v1/keys/{slave}/enc_keys", json=body))
         return [(k["key_ID"], base64.b64decode(k["key"])) for k in data["keys"]]
 

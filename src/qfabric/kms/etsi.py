@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel
 
 from qfabric.kms.certs import common_name
+from qfabric.kms.client import MAX_LINK_QBER
 from qfabric.kms.store import KeysExhausted, KeysNotForCaller, KeysNotFound, KeyStore
 from qfabric.kms.tls import client_certificate_der
 
@@ -195,6 +196,16 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
         finally:
             latency.labels(config.kme_id, call).observe(time.perf_counter() - t0)
 
+    async def refuse_above_qber(master: str, slave: str, limits: list) -> None:
+        """The ``max_link_qber`` extension: no key when the pair's links are noisier than the caller accepts."""
+        if any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 0.5 for v in limits):
+            raise Refusal(400, f"{MAX_LINK_QBER} shall be a number between 0 and 0.5", [{MAX_LINK_QBER: limits}])
+        qber = (config.status_extension(master, slave) or {}).get("link_qber")
+        if qber is not None and qber > min(limits):
+            await run_in_threadpool(store.record, "refused", master, slave, f"503 link QBER {qber:.4f}")
+            raise Refusal(503, f"link QBER {qber:.4f} above {MAX_LINK_QBER} {min(limits)}",
+                          [{"link_qber": qber, MAX_LINK_QBER: min(limits)}], reason="qber")
+
     def delivered(call: str, keys) -> JSONResponse:
         """The ETSI key container, counted in the metrics."""
         served.labels(config.kme_id, call).inc(len(keys))
@@ -248,9 +259,13 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             for sae in extra:
                 peer(sae, master, "additional_slave")
             mandatory = data.get("extension_mandatory") or []
+            supported = config.supported_extensions | ({MAX_LINK_QBER} if config.status_extension else set())
             if not isinstance(mandatory, list) or any(
-                    not isinstance(e, dict) or not set(e) <= config.supported_extensions for e in mandatory):
+                    not isinstance(e, dict) or not set(e) <= supported for e in mandatory):
                 raise Refusal(400, EXTENSIONS_UNSUPPORTED, [{"extension_mandatory": mandatory}], reason="extension")
+            limits = [e[MAX_LINK_QBER] for e in mandatory if MAX_LINK_QBER in e]
+            if limits:
+                await refuse_above_qber(master, slave, limits)
             try:
                 keys = await run_in_threadpool(store.reserve, config.pool(master, slave), master, [slave, *extra],
                                                number, size)

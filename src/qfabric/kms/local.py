@@ -125,7 +125,13 @@ class ThreadedKme:
                 raise QfabricError(f"the KME {self.config.kme_id} did not start on port {self.config.port}")
             time.sleep(0.02)
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 1.0) -> None:
+        """Stop serving; connections a client left open (keep-alive) are dropped after ``grace_s``."""
         self.server.should_exit = True
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(grace_s)
+            if self._thread.is_alive():  # an idle TLS connection waits for its client's close_notify
+                self.server.force_exit = True
+                self._thread.join(10)
+            if self._thread.is_alive():
+                raise QfabricError(f"the KME {self.config.kme_id} did not stop within {grace_s + 10:.0f} s")

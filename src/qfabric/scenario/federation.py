@@ -27,6 +27,7 @@ from qfabric.apps.federated import model
 from qfabric.apps.federated.data import split_breast_cancer
 from qfabric.apps.federated.grid import FIRST_NODE_ID, LocalGrid
 from qfabric.apps.federated.hospital import plain_app, protected_app, server_app
+from qfabric.apps.federated.mod import close_kme_clients
 from qfabric.apps.federated.privacy import PrivacyAccountant
 from qfabric.apps.federated.strategy import Protection, SecureFedAvg
 from qfabric.apps.federated.wire import CA, CERT, KEY, KME_URL, NOISE_SEED, SAE_ID, TimedKme
@@ -131,10 +132,14 @@ def _setup(scenario: Scenario, spec: FederatedSpec) -> _Setup:
     split = split_breast_cancer(shares, test_fraction=spec.test_fraction, seed=scenario.seed)
     layers = [split.test.X.shape[1], *spec.hidden_layers, 1]
     history: list[dict] = []
+    last = [None]
 
     def evaluate(server_round: int, arrays) -> MetricRecord:
+        """Flower calls it before round 1 and after every round: ``wall_s`` is the round's wall time."""
         result = model.evaluate(arrays.to_numpy_ndarrays(), split.test.X, split.test.y)
-        history.append({"round": server_round, **result})
+        now = time.perf_counter()
+        history.append({"round": server_round, **result, "wall_s": now - last[0] if last[0] is not None else 0.0})
+        last[0] = now
         return MetricRecord(result)
 
     return _Setup(split, layers, model.init_params(layers, np.random.default_rng([scenario.seed, 1])),
@@ -289,6 +294,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     finally:
         for c in clients.values():
             c.close()
+        close_kme_clients()
         kme.stop()
     progress(1.0, "done")
     return _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised,
@@ -307,7 +313,7 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
         per_round.append({
             "round": log.round, "participants": log.participants, "dropped": log.dropped, "failed": log.failed,
             "sessions_by_mode": modes, "fallbacks": fallbacks, "qkd_keys_fetched": log.qkd_keys,
-            "kme_seconds": log.kme_seconds, "crypto_seconds": log.crypto_seconds,
+            "kme_seconds": log.kme_seconds, "kme_requests": log.kme_requests, "crypto_seconds": log.crypto_seconds,
             "train_seconds": log.train_seconds, "noise_std": log.noise_std, **tl,
         })
     secure_curve = s.history

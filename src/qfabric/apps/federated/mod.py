@@ -81,6 +81,12 @@ def _node(context: Context) -> _Node:
     return _Node(str(cfg[SAE_ID]), _KME_CLIENTS[ident], keys)
 
 
+def close_kme_clients() -> None:
+    """Close the nodes' KME connections in this process (a runner that hosts the nodes calls it at the end)."""
+    while _KME_CLIENTS:
+        _KME_CLIENTS.popitem()[1].client.close()
+
+
 def _broker(node: _Node, record: ConfigRecord, audit: list[str]) -> SessionBroker:
     policy = Policy(mode=record["policy-mode"], fallback=record["policy-fallback"],
                     qber_threshold=record["qber-threshold"])
@@ -89,9 +95,9 @@ def _broker(node: _Node, record: ConfigRecord, audit: list[str]) -> SessionBroke
 
 def _reply(msg: Message, fields: dict, started: float, node: _Node, audit: list[str], train_s: float = 0.0) -> Message:
     """The qfabric record of a reply, with the audit events and where the time since ``started`` went."""
-    kme_s, keys = node.kme.take()
-    fields |= {"audit": audit, "kme-seconds": kme_s, "qkd-keys": keys, "train-seconds": train_s,
-               "crypto-seconds": max(0.0, time.perf_counter() - started - kme_s - train_s)}
+    kme_s, requests, keys = node.kme.take()
+    fields |= {"audit": audit, "kme-seconds": kme_s, "kme-requests": requests, "qkd-keys": keys,
+               "train-seconds": train_s, "crypto-seconds": max(0.0, time.perf_counter() - started - kme_s - train_s)}
     return Message(RecordDict({RECORD: ConfigRecord(fields)}), reply_to=msg)
 
 
@@ -101,20 +107,29 @@ def _hello(msg: Message, node: _Node) -> Message:
 
 
 def _pairs(msg: Message, context: Context, node: _Node) -> Message:
-    """Start a session with every participant that sorts after this node; keep the keys for the round."""
+    """Start a session with every participant that sorts after this node; keep the keys for the round.
+
+    A peer the policy gives no key for (its pool is dry and no fallback is allowed, or the KME refuses) is
+    reported in ``unpaired`` with the reason: the aggregator then leaves one of the two out of the round."""
     started, audit = time.perf_counter(), []
     record = msg.content[RECORD]
     broker = _broker(node, record, audit)
-    peers, hellos, keys = [], [], []
+    peers, hellos, keys, unpaired, reasons = [], [], [], [], []
     for peer, public in zip(record["participants"], record["publics"], strict=True):
         if peer > node.sae:
-            hello, key = broker.initiate(peer, public_from_bytes(public))
+            try:
+                hello, key = broker.initiate(peer, public_from_bytes(public))
+            except QfabricError as err:
+                unpaired.append(peer)
+                reasons.append(str(err))
+                continue
             peers.append(peer)
             hellos.append(hello_to_bytes(hello))
             keys.append(key)
     context.state["qfabric-pairs"] = ConfigRecord({"round": record["round"], "peers": peers or [""],
                                                    "keys": keys or [b""]})
-    return _reply(msg, {"to": peers, "hellos": hellos}, started, node, audit)
+    return _reply(msg, {"to": peers, "hellos": hellos, "unpaired": unpaired, "unpaired-reasons": reasons},
+                  started, node, audit)
 
 
 def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: SessionBroker) -> dict:

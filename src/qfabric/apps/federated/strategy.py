@@ -69,6 +69,7 @@ class RoundLog:
     audit: list[dict] = field(default_factory=list)
     qkd_keys: int = 0
     kme_seconds: float = 0.0
+    kme_requests: int = 0
     crypto_seconds: float = 0.0
     train_seconds: float = 0.0
     noise_std: float = 0.0
@@ -78,7 +79,39 @@ class RoundLog:
         self.crypto_seconds += float(record.get("crypto-seconds", 0.0))
         self.train_seconds += float(record.get("train-seconds", 0.0))
         self.qkd_keys += int(record.get("qkd-keys", 0))
+        self.kme_requests += int(record.get("kme-requests", 0))
         self.audit.extend(json.loads(e) for e in record.get("audit", []))
+
+
+def _left_out_for_missing_pair_keys(paired: dict[int, ConfigRecord], directory: dict, log: RoundLog) -> list[int]:
+    """Nodes to leave out so that every two remaining ones share a pairwise key: repeatedly the one missing
+    the most keys (ties: the later SAE ID), each logged with the first reason it reported or was reported.
+
+    >>> rec = lambda unpaired, why: ConfigRecord({"unpaired": unpaired, "unpaired-reasons": why})
+    >>> log = RoundLog(1)
+    >>> paired = {1: rec(["c"], ["pool dry"]), 2: rec(["c"], ["pool dry"]), 3: rec([], [])}
+    >>> _left_out_for_missing_pair_keys(paired, {1: ("a",), 2: ("b",), 3: ("c",)}, log), log.dropped
+    ([3], {'c': 'no pairwise key with a: pool dry'})
+    """
+    node_of = {directory[n][0]: n for n in paired}
+    missing: dict[frozenset, tuple[str, str]] = {}  # the pair -> (who reported it, why)
+    for node, record in paired.items():
+        for peer, why in zip(record.get("unpaired", []), record.get("unpaired-reasons", []), strict=True):
+            if peer in node_of:
+                missing.setdefault(frozenset((directory[node][0], peer)), (directory[node][0], why))
+    out = []
+    while missing:
+        counts: dict[str, int] = {}
+        for pair in missing:
+            for sae in pair:
+                counts[sae] = counts.get(sae, 0) + 1
+        worst = max(counts, key=lambda s: (counts[s], s))
+        pair = next(p for p in missing if worst in p)
+        other = next(iter(pair - {worst}))
+        log.dropped[worst] = f"no pairwise key with {other}: {missing[pair][1]}"
+        missing = {p: v for p, v in missing.items() if worst not in p}
+        out.append(node_of[worst])
+    return out
 
 
 class SecureFedAvg(FedAvg):
@@ -143,11 +176,14 @@ class SecureFedAvg(FedAvg):
         pair_fields = self._policy_fields(server_round) | {
             "participants": saes, "publics": [public_to_bytes(p) for p in publics]}
         paired = self._query(grid, PAIRS, {n: pair_fields for n in ready}, log)
+        for node in _left_out_for_missing_pair_keys(paired, self._directory, log):
+            del paired[node]
 
         broker = SessionBroker(self.protection.aggregator, self.protection.kme, self.protection.policy,
                                self._audit(log))
         sessions: dict[int, tuple[bytes, bytes]] = {}
-        started, kme_before, keys_before = time.perf_counter(), self.protection.kme.seconds, self.protection.kme.keys
+        kme = self.protection.kme
+        started, kme_before, requests_before, keys_before = time.perf_counter(), kme.seconds, kme.requests, kme.keys
         for node in ready:
             if node not in paired:
                 continue
@@ -191,9 +227,10 @@ class SecureFedAvg(FedAvg):
             content = RecordDict({RECORD: ConfigRecord(fields), self.configrecord_key: config})
             messages.append(Message(content, dst_node_id=node, message_type="train"))
         config["server-round"] = server_round
-        server_kme = self.protection.kme.seconds - kme_before  # sessions and sealing: the aggregator's own work
+        server_kme = kme.seconds - kme_before  # sessions and sealing: the aggregator's own work
         log.kme_seconds += server_kme
-        log.qkd_keys += self.protection.kme.keys - keys_before
+        log.kme_requests += kme.requests - requests_before
+        log.qkd_keys += kme.keys - keys_before
         log.crypto_seconds += time.perf_counter() - started - server_kme
         self._current = {"nodes": participants, "sessions": sessions, "model": global_model, "fb": fb,
                          "size": sum(a.size for a in global_model) + 1}

@@ -91,8 +91,8 @@ class TimedKme:
         self.keys += len(keys)
         return keys
 
-    def take(self) -> tuple[float, int]:
-        """Seconds waited and keys received since the last call."""
-        out = (self.seconds, self.keys)
-        self.seconds, self.keys = 0.0, 0
+    def take(self) -> tuple[float, int, int]:
+        """Seconds waited, requests made and keys received since the last call."""
+        out = (self.seconds, self.requests, self.keys)
+        self.seconds, self.requests, self.keys = 0.0, 0, 0
         return out
