@@ -21,6 +21,9 @@ bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	cd benchmarks && ../$(BIN)/python bench_kernel.py
 	cd benchmarks && ../$(BIN)/python bench_chain.py
+	cd benchmarks && ../$(BIN)/python bench_qkd.py
+	cd benchmarks && ../$(BIN)/python bench_kms.py --seconds 8 --clients 1 2 4 8
+	cd benchmarks && ../$(BIN)/python bench_federated.py --epochs 1 2 5 10 20 40
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
