@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 
 from qfabric.apps.federated.hospital import train
 from qfabric.apps.federated.mod import protected_client_app
-from qfabric.apps.federated.wire import RECORD, hello_from_bytes, hello_to_bytes
+from qfabric.apps.federated.wire import PAIRS, RECORD, hello_from_bytes, hello_to_bytes, public_to_bytes
 from qfabric.cli.main import app as cli
 from qfabric.errors import ScenarioError
 from qfabric.kms.certs import make_dev_pki
-from qfabric.kms.hybrid import Hello
+from qfabric.kms.hybrid import Hello, ResponderKeys, initiate
 from qfabric.scenario import load_scenario, parse_scenario
 from qfabric.scenario.federation import KeyBudgetError, run_federation
 
@@ -132,10 +132,50 @@ def test_a_client_whose_certificate_is_not_trusted_is_refused(tmp_path):
     rogue = make_dev_pki(tmp_path / "rogue", kmes=["kme-rogue"], saes=["hospital-c"], ca_name="rogue-ca")
     fl = run_federation(scenario(rounds=2), node_overrides={
         "hospital-c": {"qfabric-cert": str(rogue["hospital-c"]), "qfabric-key": str(rogue["hospital-c.key"])}})
-    # the KME's TLS handshake refuses C's certificate at its first request; A and B carry on without it
+    # A and B refuse C's signed public keys (its certificate is not from the federation's CA), so C has no
+    # pairwise keys and sits out; the KME's TLS handshake would refuse it too (tests/kms). A and B carry on.
     for r in fl["per_round"]:
         assert list(r["dropped"]) == ["hospital-c"] and r["failed"] is None, r
-        assert any(word in r["dropped"]["hospital-c"] for word in ("SSL", "certificate", "disconnected")), r
+        assert "a peer certificate not issued by this federation's CA" in r["dropped"]["hospital-c"], r
+    assert fl["rounds_completed"] == 2
+
+
+def _aggregator_swaps_c_public_key(msg: Message, context, call_next) -> Message:
+    """A malicious aggregator relays its own public keys as C's, to read A's and B's encapsulations to C."""
+    if msg.metadata.message_type == PAIRS:
+        record = msg.content[RECORD]
+        i = list(record["participants"]).index("hospital-c")
+        publics = list(record["publics"])
+        publics[i] = public_to_bytes(ResponderKeys.generate().public())
+        record["publics"] = publics
+    return call_next(msg, context)
+
+
+def _aggregator_swaps_hellos_to_c(msg: Message, context, call_next) -> Message:
+    """A malicious aggregator hands C its own encapsulations instead of A's and B's: C would share its
+    pairwise keys with the aggregator, which could then unmask C's update."""
+    if msg.metadata.message_type == "train" and context.node_config["qfabric-sae-id"] == "hospital-c":
+        record = msg.content[RECORD]
+        attacker = ResponderKeys.generate().public()  # any hello the aggregator made itself
+        record["peer-hellos"] = [hello_to_bytes(initiate(attacker, peer, "hospital-c", "pq-only")[0])
+                                 for peer in record["peer-from"]]
+    return call_next(msg, context)
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [
+    (_aggregator_swaps_c_public_key, "hospital-c's signature on public does not verify"),
+    (_aggregator_swaps_hellos_to_c, "'s signature on pair-hello does not verify"),
+])
+def test_public_keys_and_hellos_relayed_by_the_aggregator_are_checked_against_certificates(tamper, reason):
+    """Under post-quantum-only keys (no QKD key the aggregator cannot know), a relay that swaps keys would
+    learn pairwise masks; the organisations' signatures (by their KME client certificates) stop it."""
+    app = protected_client_app(outer_mods=[tamper])
+    app.train()(train)
+    fl = run_federation(scenario(rounds=2, policy="pq-only"), client_app=app)
+    for r in fl["per_round"]:
+        assert list(r["dropped"]) == ["hospital-c"] and r["failed"] is None, r
+        assert reason in r["dropped"]["hospital-c"], r
+        assert r["participants"] in (["hospital-a", "hospital-b"], ["hospital-a", "hospital-b", "hospital-c"])
     assert fl["rounds_completed"] == 2
 
 
@@ -194,12 +234,12 @@ def test_the_fewest_organisations_sit_out_when_pairwise_keys_are_missing(unpaire
     from qfabric.apps.federated.strategy import RoundLog, _left_out_for_missing_pair_keys
 
     saes = ["hospital-a", "hospital-b", "hospital-c"]
-    directory = {i: (sae,) for i, sae in enumerate(saes)}
+    names = dict(enumerate(saes))
     paired = {i: ConfigRecord({"unpaired": unpaired.get(sae, []),
                                "unpaired-reasons": ["pool dry"] * len(unpaired.get(sae, []))})
               for i, sae in enumerate(saes)}
     log = RoundLog(1)
-    out = _left_out_for_missing_pair_keys(paired, directory, log)
+    out = _left_out_for_missing_pair_keys(paired, names, log)
     assert sorted(saes[n] for n in out) == left_out == sorted(log.dropped)
     assert all(why.startswith("no pairwise key with hospital-") and why.endswith(": pool dry")
                for why in log.dropped.values())

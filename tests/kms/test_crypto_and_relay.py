@@ -111,3 +111,24 @@ def test_relay_is_all_or_nothing():
     with pytest.raises(QfabricError, match="differ"):
         relay_path(store, ["p", "q"], "sae:x|y", count=1)
     assert store.accounting(link_pool("p", "q", "p"))["units_free"] == 1
+
+
+def test_sae_signatures_bind_certificate_name_ca_and_purpose(tmp_path):
+    from qfabric.kms.certs import make_dev_pki
+    from qfabric.kms.identity import NotAuthenticated, SaeIdentity
+
+    pki = make_dev_pki(tmp_path / "ours", kmes=[], saes=["alice", "bob"])
+    rogue = make_dev_pki(tmp_path / "rogue", kmes=[], saes=["alice"], ca_name="rogue-ca")
+    alice = SaeIdentity.load(pki["alice"], pki["alice.key"], pki["ca"])
+    bob = SaeIdentity.load(pki["bob"], pki["bob.key"], pki["ca"])
+    impostor = SaeIdentity.load(rogue["alice"], rogue["alice.key"], rogue["ca"])
+    signature = alice.sign("public", "alice", b"keys")
+    bob.verify(alice.cert_pem, "alice", signature, "public", "alice", b"keys")  # the genuine article
+    with pytest.raises(NotAuthenticated, match="not issued by this federation's CA"):
+        bob.verify(impostor.cert_pem, "alice", impostor.sign("public", "alice", b"keys"), "public", "alice", b"keys")
+    with pytest.raises(NotAuthenticated, match="the certificate presented for 'carol' is 'alice'"):
+        bob.verify(alice.cert_pem, "carol", signature, "public", "alice", b"keys")
+    with pytest.raises(NotAuthenticated, match="signature on pair-hello does not verify"):
+        bob.verify(alice.cert_pem, "alice", signature, "pair-hello", "alice", b"keys")  # same bytes, other purpose
+    with pytest.raises(NotAuthenticated, match="does not verify"):  # parts are length-prefixed: no re-splitting
+        bob.verify(alice.cert_pem, "alice", signature, "public", "alic", b"ekeys")

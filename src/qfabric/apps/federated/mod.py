@@ -50,9 +50,11 @@ from qfabric.errors import QfabricError
 from qfabric.kms.broker import SessionBroker
 from qfabric.kms.client import SaeClient
 from qfabric.kms.hybrid import ResponderKeys
+from qfabric.kms.identity import SaeIdentity
 from qfabric.kms.policy import Policy
 
 _KME_CLIENTS: dict[tuple, TimedKme] = {}  # one HTTPS connection pool per node and process
+_IDENTITIES: dict[tuple, SaeIdentity] = {}
 
 
 @dataclass
@@ -60,6 +62,7 @@ class _Node:
     sae: str
     kme: TimedKme
     keys: ResponderKeys
+    identity: SaeIdentity  # signs the public keys and pairwise hellos the aggregator relays
 
 
 def _node(context: Context) -> _Node:
@@ -71,6 +74,12 @@ def _node(context: Context) -> _Node:
     ident = (cfg[SAE_ID], cfg[KME_URL], cfg[CERT])
     if ident not in _KME_CLIENTS:
         _KME_CLIENTS[ident] = TimedKme(SaeClient(str(cfg[KME_URL]), str(cfg[CERT]), str(cfg[KEY]), str(cfg[CA])))
+    if ident not in _IDENTITIES:
+        identity = SaeIdentity.load(str(cfg[CERT]), str(cfg[KEY]), str(cfg[CA]))
+        if identity.sae != cfg[SAE_ID]:
+            raise QfabricError(f"node {context.node_id}: its certificate names {identity.sae!r}, its node config "
+                               f"{SAE_ID} {cfg[SAE_ID]!r}")
+        _IDENTITIES[ident] = identity
     state = context.state.get("qfabric-node")
     if state is None:  # the node's long-term ML-KEM and X25519 key pairs, kept in Flower's node state
         fresh = ResponderKeys.generate()
@@ -78,13 +87,14 @@ def _node(context: Context) -> _Node:
         context.state["qfabric-node"] = state
     keys = ResponderKeys(MLKEM768PrivateKey.from_seed_bytes(state["mlkem"]),
                          X25519PrivateKey.from_private_bytes(state["x25519"]))
-    return _Node(str(cfg[SAE_ID]), _KME_CLIENTS[ident], keys)
+    return _Node(str(cfg[SAE_ID]), _KME_CLIENTS[ident], keys, _IDENTITIES[ident])
 
 
 def close_kme_clients() -> None:
     """Close the nodes' KME connections in this process (a runner that hosts the nodes calls it at the end)."""
     while _KME_CLIENTS:
         _KME_CLIENTS.popitem()[1].client.close()
+    _IDENTITIES.clear()
 
 
 def _broker(node: _Node, record: ConfigRecord, audit: list[str]) -> SessionBroker:
@@ -102,8 +112,10 @@ def _reply(msg: Message, fields: dict, started: float, node: _Node, audit: list[
 
 
 def _hello(msg: Message, node: _Node) -> Message:
-    return Message(RecordDict({RECORD: ConfigRecord({"sae": node.sae, "public": public_to_bytes(node.keys.public())})}),
-                   reply_to=msg)
+    public = public_to_bytes(node.keys.public())
+    return Message(RecordDict({RECORD: ConfigRecord({
+        "sae": node.sae, "public": public, "cert": node.identity.cert_pem,
+        "public-sig": node.identity.sign("public", node.sae, public)})}), reply_to=msg)
 
 
 def _pairs(msg: Message, context: Context, node: _Node) -> Message:
@@ -114,10 +126,12 @@ def _pairs(msg: Message, context: Context, node: _Node) -> Message:
     started, audit = time.perf_counter(), []
     record = msg.content[RECORD]
     broker = _broker(node, record, audit)
-    peers, hellos, keys, unpaired, reasons = [], [], [], [], []
-    for peer, public in zip(record["participants"], record["publics"], strict=True):
+    peers, hellos, signatures, keys, unpaired, reasons = [], [], [], [], [], []
+    for peer, public, cert, signature in zip(record["participants"], record["publics"], record["certs"],
+                                             record["public-sigs"], strict=True):
         if peer > node.sae:
             try:
+                node.identity.verify(cert, peer, signature, "public", peer, public)
                 hello, key = broker.initiate(peer, public_from_bytes(public))
             except QfabricError as err:
                 unpaired.append(peer)
@@ -125,11 +139,12 @@ def _pairs(msg: Message, context: Context, node: _Node) -> Message:
                 continue
             peers.append(peer)
             hellos.append(hello_to_bytes(hello))
+            signatures.append(node.identity.sign("pair-hello", record["round"], node.sae, peer, hellos[-1]))
             keys.append(key)
     context.state["qfabric-pairs"] = ConfigRecord({"round": record["round"], "peers": peers or [""],
                                                    "keys": keys or [b""]})
-    return _reply(msg, {"to": peers, "hellos": hellos, "unpaired": unpaired, "unpaired-reasons": reasons},
-                  started, node, audit)
+    return _reply(msg, {"to": peers, "hellos": hellos, "hello-sigs": signatures, "unpaired": unpaired,
+                        "unpaired-reasons": reasons}, started, node, audit)
 
 
 def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: SessionBroker) -> dict:
@@ -140,7 +155,9 @@ def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: Sess
     for peer, key in zip(initiated["peers"], initiated["keys"], strict=True):
         if peer:
             keys[(node.sae, peer)] = key
-    for peer, hello in zip(record["peer-from"], record["peer-hellos"], strict=True):
+    for peer, hello, signature, cert in zip(record["peer-from"], record["peer-hellos"], record["peer-hello-sigs"],
+                                            record["peer-certs"], strict=True):
+        node.identity.verify(cert, peer, signature, "pair-hello", record["round"], peer, node.sae, hello)
         keys[(peer, node.sae)] = broker.respond(peer, hello_from_bytes(hello), node.keys)
     participants = set(record["participants"]) - {node.sae}
     return {pair: key for pair, key in keys.items() if (set(pair) - {node.sae}) <= participants}

@@ -39,7 +39,6 @@ from qfabric.apps.federated.wire import (
     hello_to_bytes,
     model_aad,
     public_from_bytes,
-    public_to_bytes,
 )
 from qfabric.errors import QfabricError
 from qfabric.kms.broker import SessionBroker
@@ -83,22 +82,22 @@ class RoundLog:
         self.audit.extend(json.loads(e) for e in record.get("audit", []))
 
 
-def _left_out_for_missing_pair_keys(paired: dict[int, ConfigRecord], directory: dict, log: RoundLog) -> list[int]:
+def _left_out_for_missing_pair_keys(paired: dict[int, ConfigRecord], names: dict[int, str], log: RoundLog) -> list[int]:
     """Nodes to leave out so that every two remaining ones share a pairwise key: repeatedly the one missing
     the most keys (ties: the later SAE ID), each logged with the first reason it reported or was reported.
 
     >>> rec = lambda unpaired, why: ConfigRecord({"unpaired": unpaired, "unpaired-reasons": why})
     >>> log = RoundLog(1)
     >>> paired = {1: rec(["c"], ["pool dry"]), 2: rec(["c"], ["pool dry"]), 3: rec([], [])}
-    >>> _left_out_for_missing_pair_keys(paired, {1: ("a",), 2: ("b",), 3: ("c",)}, log), log.dropped
+    >>> _left_out_for_missing_pair_keys(paired, {1: "a", 2: "b", 3: "c"}, log), log.dropped
     ([3], {'c': 'no pairwise key with a: pool dry'})
     """
-    node_of = {directory[n][0]: n for n in paired}
+    node_of = {names[n]: n for n in paired}
     missing: dict[frozenset, tuple[str, str]] = {}  # the pair -> (who reported it, why)
     for node, record in paired.items():
         for peer, why in zip(record.get("unpaired", []), record.get("unpaired-reasons", []), strict=True):
             if peer in node_of:
-                missing.setdefault(frozenset((directory[node][0], peer)), (directory[node][0], why))
+                missing.setdefault(frozenset((names[node], peer)), (names[node], why))
     out = []
     while missing:
         counts: dict[str, int] = {}
@@ -114,6 +113,17 @@ def _left_out_for_missing_pair_keys(paired: dict[int, ConfigRecord], directory: 
     return out
 
 
+@dataclass(frozen=True)
+class _Member:
+    """A node as its hello introduced it: SAE ID, public keys, and its certificate's signature on them."""
+
+    sae: str
+    public: ResponderPublic
+    public_bytes: bytes
+    cert: bytes
+    public_sig: bytes
+
+
 class SecureFedAvg(FedAvg):
     """Flower's FedAvg with qfabric's protection (see the module docstring); ``rounds`` logs every round."""
 
@@ -125,7 +135,7 @@ class SecureFedAvg(FedAvg):
         self.protection = protection
         self.before_round = before_round
         self.rounds: list[RoundLog] = []
-        self._directory: dict[int, tuple[str, ResponderPublic]] = {}
+        self._directory: dict[int, _Member] = {}
         self._grid: Grid | None = None
         self._current: dict = {}
 
@@ -142,7 +152,7 @@ class SecureFedAvg(FedAvg):
         replies = {m.metadata.src_node_id: m for m in grid.send_and_receive(messages)}
         good = {}
         for node in records:
-            name = self._directory[node][0] if node in self._directory else f"node {node}"
+            name = self._directory[node].sae if node in self._directory else f"node {node}"
             reply = replies.get(node)
             if reply is None:
                 log.dropped[name] = f"no reply to {kind}"
@@ -169,14 +179,15 @@ class SecureFedAvg(FedAvg):
 
         new = [n for n in node_ids if n not in self._directory]
         for node, record in self._query(grid, HELLO, {n: {"round": server_round} for n in new}, log).items():
-            self._directory[node] = (str(record["sae"]), public_from_bytes(record["public"]))
-        ready = sorted((n for n in node_ids if n in self._directory), key=lambda n: self._directory[n][0])
-        saes = [self._directory[n][0] for n in ready]
-        publics = [self._directory[n][1] for n in ready]
+            self._directory[node] = _Member(str(record["sae"]), public_from_bytes(record["public"]),
+                                            record["public"], record["cert"], record["public-sig"])
+        ready = sorted((n for n in node_ids if n in self._directory), key=lambda n: self._directory[n].sae)
+        members = [self._directory[n] for n in ready]
         pair_fields = self._policy_fields(server_round) | {
-            "participants": saes, "publics": [public_to_bytes(p) for p in publics]}
+            "participants": [m.sae for m in members], "publics": [m.public_bytes for m in members],
+            "certs": [m.cert for m in members], "public-sigs": [m.public_sig for m in members]}
         paired = self._query(grid, PAIRS, {n: pair_fields for n in ready}, log)
-        for node in _left_out_for_missing_pair_keys(paired, self._directory, log):
+        for node in _left_out_for_missing_pair_keys(paired, {n: m.sae for n, m in self._directory.items()}, log):
             del paired[node]
 
         broker = SessionBroker(self.protection.aggregator, self.protection.kme, self.protection.policy,
@@ -187,7 +198,7 @@ class SecureFedAvg(FedAvg):
         for node in ready:
             if node not in paired:
                 continue
-            sae, public = self._directory[node]
+            sae, public = self._directory[node].sae, self._directory[node].public
             try:
                 hello, key = broker.initiate(sae, public)
             except (NoKeyAvailable, QfabricError) as err:
@@ -195,7 +206,7 @@ class SecureFedAvg(FedAvg):
                 continue
             sessions[node] = (hello_to_bytes(hello), key)
         participants = [n for n in ready if n in sessions]
-        log.participants = [self._directory[n][0] for n in participants]
+        log.participants = [self._directory[n].sae for n in participants]
         if len(participants) < self.protection.min_clients:
             log.failed = (f"only {len(participants)} organisations ready (at least {self.protection.min_clients} "
                           f"needed): " + "; ".join(f"{k}: {v}" for k, v in log.dropped.items()))
@@ -210,7 +221,7 @@ class SecureFedAvg(FedAvg):
         shapes = json.dumps([list(a.shape) for a in global_model])
         messages = []
         for node in participants:
-            sae = self._directory[node][0]
+            sae = self._directory[node].sae
             hello, key = sessions[node]
             fields = self._policy_fields(server_round) | {
                 "client": sae, "hello": hello, "shapes": shapes,
@@ -218,12 +229,15 @@ class SecureFedAvg(FedAvg):
                 "participants": log.participants, "clip-norm": p.clip_norm, "noise-std": log.noise_std,
                 "weighting": "uniform" if p.noise_multiplier > 0 else "examples",
                 "weight-cap-examples": p.weight_cap_examples, "max-clients": k, "fractional-bits": fb,
-                "peer-from": [], "peer-hellos": []}
+                "peer-from": [], "peer-hellos": [], "peer-hello-sigs": [], "peer-certs": []}
             for other in participants:
                 record = paired[other]
                 if sae in record["to"]:
-                    fields["peer-from"].append(self._directory[other][0])
-                    fields["peer-hellos"].append(record["hellos"][list(record["to"]).index(sae)])
+                    i = list(record["to"]).index(sae)
+                    fields["peer-from"].append(self._directory[other].sae)
+                    fields["peer-hellos"].append(record["hellos"][i])
+                    fields["peer-hello-sigs"].append(record["hello-sigs"][i])
+                    fields["peer-certs"].append(self._directory[other].cert)
             content = RecordDict({RECORD: ConfigRecord(fields), self.configrecord_key: config})
             messages.append(Message(content, dst_node_id=node, message_type="train"))
         config["server-round"] = server_round
@@ -245,7 +259,7 @@ class SecureFedAvg(FedAvg):
         by_node = {m.metadata.src_node_id: m for m in replies}
         masked, contents, survivors = [], [], []
         for node in cur["nodes"]:
-            sae = self._directory[node][0]
+            sae = self._directory[node].sae
             reply = by_node.get(node)
             if reply is None:
                 log.dropped[sae] = "no reply to train"
@@ -272,7 +286,7 @@ class SecureFedAvg(FedAvg):
             log.failed = (f"only {len(survivors)} usable updates (at least {p.min_clients} needed): "
                           + "; ".join(f"{k}: {v}" for k, v in log.dropped.items()))
             return None, None
-        dropped = [self._directory[n][0] for n in cur["nodes"] if n not in survivors]
+        dropped = [self._directory[n].sae for n in cur["nodes"] if n not in survivors]
         shares = []
         if dropped:
             fields = self._policy_fields(server_round) | {"dropped": dropped}
