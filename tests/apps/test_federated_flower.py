@@ -140,6 +140,16 @@ def test_a_client_whose_certificate_is_not_trusted_is_refused(tmp_path):
     assert fl["rounds_completed"] == 2
 
 
+def test_a_node_whose_certificate_names_another_organisation_is_refused(tmp_path):
+    fl = run_federation(scenario(rounds=1, compare_plain=False), workdir=tmp_path, node_overrides={
+        "hospital-c": {"qfabric-cert": str(tmp_path / "pki" / "hospital-a.pem"),
+                       "qfabric-key": str(tmp_path / "pki" / "hospital-a.key")}})
+    [r] = fl["per_round"]
+    assert r["participants"] == ["hospital-a", "hospital-b"] and r["failed"] is None
+    [(node, why)] = r["dropped"].items()
+    assert "its certificate names 'hospital-a', its node config qfabric-sae-id 'hospital-c'" in why, why
+
+
 def _aggregator_swaps_c_public_key(msg: Message, context, call_next) -> Message:
     """A malicious aggregator relays its own public keys as C's, to read A's and B's encapsulations to C."""
     if msg.metadata.message_type == PAIRS:
