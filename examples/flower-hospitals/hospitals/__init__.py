@@ -1,0 +1,1 @@
+"""The hospitals on Flower's deployment runtime (qfabric apps)."""

@@ -1,0 +1,102 @@
+"""The hospitals' protected federation on Flower's deployment runtime: a SuperLink, three SuperNodes and
+``flwr run``, all processes on 127.0.0.1, keys from a KME in its own process (ETSI 014, mutual TLS).
+
+This is how organisations would run it: the same mod and strategy as the in-process runs, but every
+ClientApp and the ServerApp run in Flower's own processes and talk to the SuperLink over HTTP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from qfabric.kms.local import LocalKme, free_port
+
+APP = Path(__file__).resolve().parents[2] / "examples" / "flower-hospitals"
+ORGS = ["hospital-a", "hospital-b", "hospital-c"]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args[0]} exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing listens on {port} after {timeout_s} s: {log.read_text()[-2000:]}")
+
+
+def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+               FLWR_HOME=str(tmp_path / "flwr"), PYTHONUNBUFFERED="1")
+    link_port = free_port()
+    (tmp_path / "flwr").mkdir()
+    (tmp_path / "flwr" / "config.toml").write_text(  # flwr's SuperLink connection: this test's, on loopback
+        f'[superlink]\ndefault = "qfabric"\n\n[superlink.qfabric]\naddress = "127.0.0.1:{link_port}"\n'
+        "insecure = true\n")
+
+    kme = LocalKme.create(tmp_path / "kme", ["aggregator", *ORGS])
+    for a, b in itertools.combinations(["aggregator", *ORGS], 2):
+        kme.fill(a, b, 10)
+    kme.start()
+    procs: list[subprocess.Popen] = []
+
+    def launch(name: str, *args: str) -> tuple[subprocess.Popen, Path]:
+        log = tmp_path / f"{name}.log"
+        with open(log, "wb") as out:
+            procs.append(subprocess.Popen([str(bin_dir / args[0]), *args[1:]], env=env, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        return procs[-1], log
+
+    try:
+        link, log = launch("superlink", "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
+                           "--host", "127.0.0.1", "--port", str(link_port), "--database", str(tmp_path / "link.db"))
+        _wait_for_port(link_port, link, log)
+        for i, sae in enumerate(ORGS):
+            node_config = " ".join([f"partition-id={i}", f'qfabric-sae-id="{sae}"', f'qfabric-kme-url="{kme.url}"',
+                                    f'qfabric-cert="{kme.pki[sae]}"', f'qfabric-key="{kme.pki[sae + ".key"]}"',
+                                    f'qfabric-ca="{kme.pki["ca"]}"', f"qfabric-noise-seed={i}"])
+            launch(f"supernode-{i}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link_port}",
+                   "--host", "127.0.0.1", "--port", str(free_port()), "--node-config", node_config)
+        results = tmp_path / "results.json"
+        overrides = " ".join([f'qfabric-kme-url="{kme.url}"', f'qfabric-cert="{kme.pki["aggregator"]}"',
+                              f'qfabric-key="{kme.pki["aggregator.key"]}"', f'qfabric-ca="{kme.pki["ca"]}"',
+                              f'results="{results}"', 'hidden-layers="32"', "rounds=3", "noise-multiplier=0.0"])
+        run = subprocess.run([str(bin_dir / "flwr"), "run", str(APP), "qfabric", "--run-config", overrides,
+                              "--stream"], env=env, capture_output=True, text=True, timeout=300)
+        assert results.exists(), f"flwr run: {run.returncode}\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        kme.stop()
+
+    report = json.loads(results.read_text())
+    rounds = report["rounds"]
+    assert [r["failed"] for r in rounds] == [None] * 3, rounds
+    assert all(r["participants"] == ORGS and not r["dropped"] for r in rounds), rounds
+    assert all(r["qkd_keys"] == 12 for r in rounds)  # 3 sessions + 3 pairwise keys, fetched at both ends
+    modes = {e["mode"] for r in rounds for e in r["audit"] if e["event"] == "session"}
+    assert modes == {"hybrid"}
+    curve = [c["accuracy"] for c in report["curve"]]
+    assert len(curve) == 4 and curve[-1] > curve[0], curve
+    for a, b in itertools.combinations(["aggregator", *ORGS], 2):
+        acc = kme.accounting(a, b)
+        assert acc["keys_delivered"] == acc["claims_done"] == 3, (a, b, acc)  # each key claimed once, none lost
+
