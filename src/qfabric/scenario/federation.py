@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Context, MetricRecord, RecordDict
+from flwr.app import Context, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from qfabric.apps.federated import model
-from qfabric.apps.federated.data import split_breast_cancer
 from qfabric.apps.federated.grid import FIRST_NODE_ID, LocalGrid
-from qfabric.apps.federated.hospital import plain_app, protected_app, server_app
+from qfabric.apps.federated.hospital import Study, plain_app, protected_app, server_app
 from qfabric.apps.federated.mod import close_kme_clients
 from qfabric.apps.federated.privacy import PrivacyAccountant
 from qfabric.apps.federated.strategy import Protection, SecureFedAvg
@@ -118,34 +117,20 @@ def centralised_baseline(split, params: list[np.ndarray], rounds: int, epochs: i
 
 @dataclass
 class _Setup:
-    split: object
-    layers: list[int]
-    initial: list[np.ndarray]
+    study: Study
     train_config: dict
     run_config: dict
-    evaluate: Callable
-    history: list[dict]
+
+    def __getattr__(self, name):  # split, layers, initial, evaluate, history
+        return getattr(self.study, name)
 
 
 def _setup(scenario: Scenario, spec: FederatedSpec) -> _Setup:
     shares = [o.data_share for o in spec.organisations]
-    split = split_breast_cancer(shares, test_fraction=spec.test_fraction, seed=scenario.seed)
-    layers = [split.test.X.shape[1], *spec.hidden_layers, 1]
-    history: list[dict] = []
-    last = [None]
-
-    def evaluate(server_round: int, arrays) -> MetricRecord:
-        """Flower calls it before round 1 and after every round: ``wall_s`` is the round's wall time."""
-        result = model.evaluate(arrays.to_numpy_ndarrays(), split.test.X, split.test.y)
-        now = time.perf_counter()
-        history.append({"round": server_round, **result, "wall_s": now - last[0] if last[0] is not None else 0.0})
-        last[0] = now
-        return MetricRecord(result)
-
-    return _Setup(split, layers, model.init_params(layers, np.random.default_rng([scenario.seed, 1])),
+    return _Setup(Study.create(shares, scenario.seed, spec.hidden_layers, spec.test_fraction),
                   {"local-epochs": spec.local_epochs, "batch-size": spec.batch_size,
                    "learning-rate": spec.learning_rate},
-                  {"data-shares": ",".join(repr(s) for s in shares), "data-seed": scenario.seed}, evaluate, history)
+                  {"data-shares": ",".join(repr(s) for s in shares), "data-seed": scenario.seed})
 
 
 def run_plain(scenario: Scenario, spec: FederatedSpec, rounds: int) -> dict:

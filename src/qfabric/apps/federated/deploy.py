@@ -15,12 +15,10 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from qfabric.apps.federated import model
-from qfabric.apps.federated.data import split_breast_cancer
+from qfabric.apps.federated.hospital import Study
 from qfabric.apps.federated.strategy import Protection, SecureFedAvg
 from qfabric.apps.federated.wire import TimedKme
 from qfabric.errors import QfabricError
@@ -39,16 +37,9 @@ def main(grid: Grid, context: Context) -> None:
     if missing:
         raise QfabricError(f"the run config has no {', '.join(missing)}: the aggregator needs its SAE identity, "
                            "its KME and the data split")
-    split = split_breast_cancer([float(s) for s in str(cfg["data-shares"]).split(",")],
-                                seed=int(cfg.get("data-seed", 0)))
-    layers = [split.test.X.shape[1], *(int(h) for h in str(cfg.get("hidden-layers", "384,256")).split(",")), 1]
-    initial = model.init_params(layers, np.random.default_rng([int(cfg.get("data-seed", 0)), 1]))
-    history: list[dict] = []
-
-    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        result = model.evaluate(arrays.to_numpy_ndarrays(), split.test.X, split.test.y)
-        history.append({"round": server_round, **result})
-        return MetricRecord(result)
+    study = Study.create([float(s) for s in str(cfg["data-shares"]).split(",")], int(cfg.get("data-seed", 0)),
+                         [int(h) for h in str(cfg.get("hidden-layers", "384,256")).split(",")])
+    split = study.split
 
     kme = SaeClient(str(cfg["qfabric-kme-url"]), str(cfg["qfabric-cert"]), str(cfg["qfabric-key"]),
                     str(cfg["qfabric-ca"]))
@@ -60,13 +51,13 @@ def main(grid: Grid, context: Context) -> None:
                                 weight_cap_examples=float(max(len(p.y) for p in split.partitions)),
                                 min_clients=int(cfg.get("min-clients", 2)))
         strategy = SecureFedAvg(protection)
-        strategy.start(grid, ArrayRecord(initial), num_rounds=int(cfg.get("rounds", 3)),
+        strategy.start(grid, ArrayRecord(study.initial), num_rounds=int(cfg.get("rounds", 3)),
                        train_config=ConfigRecord({"local-epochs": int(cfg.get("local-epochs", 2)),
                                                   "batch-size": int(cfg.get("batch-size", 32)),
                                                   "learning-rate": float(cfg.get("learning-rate", 1e-3))}),
-                       evaluate_fn=evaluate)
+                       evaluate_fn=study.evaluate)
     finally:
         kme.close()
     if cfg.get("results"):
-        Path(str(cfg["results"])).write_text(json.dumps({"curve": history,
+        Path(str(cfg["results"])).write_text(json.dumps({"curve": study.history,
                                                          "rounds": [asdict(r) for r in strategy.rounds]}))

@@ -11,7 +11,9 @@ The node finds its data from its Flower config: ``partition-id`` (node config) a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -28,6 +30,38 @@ from qfabric.apps.federated.mod import protected_client_app
 @lru_cache(maxsize=8)
 def _split(shares: str, seed: int) -> Split:
     return split_breast_cancer([float(s) for s in shares.split(",")], seed=seed)
+
+
+@dataclass
+class Study:
+    """The held-out evaluation of a federation: the data split, the model's layers and initial parameters,
+    and every evaluation so far (``evaluate`` is Flower's ``evaluate_fn``; ``wall_s``: the round's wall time).
+
+    >>> s = Study.create([0.5, 0.5], seed=1, hidden_layers=[8])
+    >>> s.layers, len(s.split.partitions)
+    ([30, 8, 1], 2)
+    """
+
+    split: Split
+    layers: list[int]
+    initial: list[np.ndarray]
+    history: list[dict] = field(default_factory=list)
+    _last: float | None = None
+
+    @classmethod
+    def create(cls, shares: list[float], seed: int, hidden_layers: list[int], test_fraction: float = 0.2) -> Study:
+        split = split_breast_cancer(shares, test_fraction=test_fraction, seed=seed)
+        layers = [split.test.X.shape[1], *hidden_layers, 1]
+        return cls(split, layers, model.init_params(layers, np.random.default_rng([seed, 1])))
+
+    def evaluate(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        """Flower calls it before round 1 and after every round."""
+        result = model.evaluate(arrays.to_numpy_ndarrays(), self.split.test.X, self.split.test.y)
+        now = time.perf_counter()
+        self.history.append({"round": server_round, **result,
+                             "wall_s": now - self._last if self._last is not None else 0.0})
+        self._last = now
+        return MetricRecord(result)
 
 
 def partition(context: Context):
