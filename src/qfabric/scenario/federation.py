@@ -121,9 +121,6 @@ class _Setup:
     train_config: dict
     run_config: dict
 
-    def __getattr__(self, name):  # split, layers, initial, evaluate, history
-        return getattr(self.study, name)
-
 
 def _setup(scenario: Scenario, spec: FederatedSpec) -> _Setup:
     shares = [o.data_share for o in spec.organisations]
@@ -142,8 +139,8 @@ def run_plain(scenario: Scenario, spec: FederatedSpec, rounds: int) -> dict:
                       min_available_nodes=spec.min_clients)
     results: dict = {}
     t0 = time.perf_counter()
-    server_app(strategy, s.initial, rounds, s.train_config, s.evaluate, results)(grid, _server_context(s))
-    return {"curve": s.history, "wall_s": time.perf_counter() - t0,
+    server_app(strategy, s.study.initial, rounds, s.train_config, s.study.evaluate, results)(grid, _server_context(s))
+    return {"curve": s.study.history, "wall_s": time.perf_counter() - t0,
             "client_seconds": grid.stats.client_seconds,
             "bytes": grid.stats.bytes_to_nodes + grid.stats.bytes_from_nodes}
 
@@ -211,7 +208,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
 
     s = _setup(scenario, spec)
     progress(0.1, "centralised baseline")
-    centralised = centralised_baseline(s.split, s.initial, rounds, spec.local_epochs, spec.batch_size,
+    centralised = centralised_baseline(s.study.split, s.study.initial, rounds, spec.local_epochs, spec.batch_size,
                                        spec.learning_rate, scenario.seed) if spec.compare_plain else None
     plain = run_plain(scenario, spec, rounds) if spec.compare_plain else None
 
@@ -229,7 +226,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                         qber_threshold=spec.qber_threshold)
         protection = Protection(spec.aggregator, TimedKme(clients[spec.aggregator]), policy,
                                 clip_norm=spec.privacy.clip_norm, noise_multiplier=spec.privacy.noise_multiplier,
-                                weight_cap_examples=float(max(len(p.y) for p in s.split.partitions)),
+                                weight_cap_examples=float(max(len(p.y) for p in s.study.split.partitions)),
                                 min_clients=spec.min_clients)
         timeline: list[dict] = []
         clock = {"simulated_s": spec.warmup_s, "last": None}
@@ -271,7 +268,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
         strategy = SecureFedAvg(protection, before_round=before_round)
         results: dict = {}
         t_fl = time.perf_counter()
-        server_app(strategy, s.initial, rounds, s.train_config, s.evaluate, results)(grid, _server_context(s))
+        app = server_app(strategy, s.study.initial, rounds, s.train_config, s.study.evaluate, results)
+        app(grid, _server_context(s))
         fl_wall = time.perf_counter() - t_fl
         if timeline:
             timeline[-1]["wall_s"] = time.perf_counter() - clock["last"]
@@ -301,7 +299,7 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
             "kme_seconds": log.kme_seconds, "kme_requests": log.kme_requests, "crypto_seconds": log.crypto_seconds,
             "train_seconds": log.train_seconds, "noise_std": log.noise_std, **tl,
         })
-    secure_curve = s.history
+    secure_curve = s.study.history
     privacy = None
     if spec.privacy.noise_multiplier > 0:
         accountant = PrivacyAccountant(spec.privacy.noise_multiplier, 1.0, spec.privacy.delta)
@@ -318,9 +316,9 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
     return {
         "rounds_requested": rounds, "rounds_completed": len(completed),
         "organisations": [{"sae": o.sae, "data_share": o.data_share, "examples": len(p.y)}
-                          for o, p in zip(spec.organisations, s.split.partitions, strict=True)],
-        "aggregator": spec.aggregator, "test_examples": len(s.split.test.y),
-        "model": {"kind": "MLP", "layers": s.layers, "parameters": model.n_params(s.initial)},
+                          for o, p in zip(spec.organisations, s.study.split.partitions, strict=True)],
+        "aggregator": spec.aggregator, "test_examples": len(s.study.split.test.y),
+        "model": {"kind": "MLP", "layers": s.study.layers, "parameters": model.n_params(s.study.initial)},
         "training": {"local_epochs": spec.local_epochs, "batch_size": spec.batch_size,
                      "learning_rate": spec.learning_rate},
         "policy": {"mode": spec.policy, "fallback": spec.fallback, "qber_threshold": spec.qber_threshold},
