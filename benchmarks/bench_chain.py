@@ -85,7 +85,7 @@ def main() -> None:
         target = "0.5" if n < 9 else "0.3"
         peer = run_peer("seq_chain.py", "--nodes", str(n), "--fidelity", target)
         report, wall = time_qfabric(matched_scenario(n, seed=0), a.repeat)
-        e2e = report["end_to_end"][0]
+        e2e = report["requests"][0]
         rows.append({
             "routers": n,
             "sequence_pairs": peer["pairs_delivered"], "sequence_fidelity": peer["mean_fidelity"],

@@ -27,8 +27,8 @@ def test_run_writes_json_report(write_scenario, small_data, tmp_path):
     result = runner.invoke(app, ["run", str(path), "--json", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert report["end_to_end"][0]["pairs_delivered"] > 0
-    assert "End to end" in result.output
+    assert report["requests"][0]["pairs_delivered"] > 0
+    assert "Requests" in result.output and "chain" in result.output
 
 
 def test_run_writes_an_html_report_with_plots(write_scenario, small_data, tmp_path):
@@ -37,8 +37,9 @@ def test_run_writes_an_html_report_with_plots(write_scenario, small_data, tmp_pa
     result = runner.invoke(app, ["run", str(write_scenario(small_data)), "--html", str(html), "--quiet"])
     assert result.exit_code == 0, result.output
     text = html.read_text()
-    assert text.count("data:image/png;base64,") == 3  # delivered pairs, links, QKD services
-    assert "End to end: a - b" in text and "QKD services" in text and "keys" in text
+    assert text.count("data:image/png;base64,") == 4  # network map, requests, links, QKD services
+    assert "<h2>Requests</h2>" in text and "a &gt; r &gt; b" in text
+    assert "QKD services" in text and "keys" in text
 
 
 def test_run_missing_file_exits_2(tmp_path):

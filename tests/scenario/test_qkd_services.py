@@ -35,7 +35,7 @@ def test_bbm92_on_the_chain_reports_why_no_key(small_data):
     data = with_qkd(small_data, {"name": "e2e", "protocol": "bbm92"})
     report = run_scenario(parse_scenario(data))
     (row,) = report["qkd"]
-    e2e = report["end_to_end"][0]
+    e2e = report["requests"][0]
     assert row["pulses"] == e2e["pairs_delivered"]  # one measurement per delivered pair
     assert row["key_bits"] == 0 and row["aborted_blocks"] == 1
     assert "finite-key length" in row["abort_reasons"][0] or "threshold" in row["abort_reasons"][0]

@@ -142,7 +142,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML to che
     except QfabricError as error:
         fail(error)
     out.print(f"{scenario}: ok ({sc.name}: {len(sc.nodes)} nodes, {len(sc.links)} links, "
-              f"{sc.chain.scheme} chain {sc.chain.source} -> {sc.chain.target}, {sc.duration_s:g} s)")
+              f"{len(sc.all_requests())} request(s), {sc.duration_s:g} s)")
 
 
 def _parse_cutoffs(text: str | None) -> list[int | None] | None:

@@ -34,7 +34,7 @@ import numpy as np
 from qfabric.errors import ParameterError
 from qfabric.hardware import Fibre, HardwareProfile, plob_bound
 from qfabric.states import BellDiagonal, compose, depolarising_probabilities
-from qfabric.units import seconds_to_ticks
+from qfabric.units import FIBRE_REFRACTIVE_INDEX, seconds_to_ticks
 
 _HALF_PHI = (0.5, 0.0, 0.5, 0.0)  # (|up,up> or |down,down>) mixture, twirled: Phi+ / Phi-
 _HALF_PSI = (0.0, 0.5, 0.0, 0.5)  # bit-flipped: Psi+ / Psi-
@@ -55,6 +55,7 @@ class HeraldedLink:
     scheme: Scheme | str = Scheme.SINGLE_CLICK
     attenuation_db_per_km: float = 0.2
     herald_latency_s: float = 0.0
+    refractive_index: float = FIBRE_REFRACTIVE_INDEX
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.herald_latency_s) and self.herald_latency_s >= 0):
@@ -63,11 +64,11 @@ class HeraldedLink:
             object.__setattr__(self, "scheme", Scheme(self.scheme))
         except ValueError:
             raise ParameterError("scheme", self.scheme, f"one of {[s.value for s in Scheme]}") from None
-        Fibre(self.length_km, self.attenuation_db_per_km)  # validates
+        Fibre(self.length_km, self.attenuation_db_per_km, self.refractive_index)  # validates
 
     @cached_property
     def fibre(self) -> Fibre:
-        return Fibre(self.length_km, self.attenuation_db_per_km)
+        return Fibre(self.length_km, self.attenuation_db_per_km, self.refractive_index)
 
     @cached_property
     def arm_efficiency(self) -> float:
@@ -182,14 +183,15 @@ class ClassicalChannel:
     length_km: float = 0.0
     latency_s: float = 0.0
     jitter_s: float = 0.0
+    refractive_index: float = FIBRE_REFRACTIVE_INDEX
 
     def __post_init__(self) -> None:
-        Fibre(self.length_km)
+        Fibre(self.length_km, refractive_index=self.refractive_index)
         if self.latency_s < 0 or self.jitter_s < 0 or not math.isfinite(self.latency_s + self.jitter_s):
             raise ParameterError("latency_s/jitter_s", (self.latency_s, self.jitter_s), "non-negative seconds")
 
     def delay_ticks(self, rng: np.random.Generator | None) -> int:
-        delay = Fibre(self.length_km).delay_s + self.latency_s
+        delay = Fibre(self.length_km, refractive_index=self.refractive_index).delay_s + self.latency_s
         if self.jitter_s and rng is not None:
             delay += float(rng.uniform(0.0, self.jitter_s))
         return seconds_to_ticks(delay)

@@ -1,24 +1,39 @@
-"""Paths of links: repeater chains with swapping, purification and cut-offs; exact chain analysis."""
+"""The network engine: links with memories, circuits over paths, swapping, purification, cut-offs, delivery."""
 
-from qfabric.network.chain import (
-    ChainStats,
+from qfabric.network.chain import repeater_chain
+from qfabric.network.circuit import Circuit, CircuitStats, Pair
+from qfabric.network.engine import Link, LinkStats, MemoryPool, Network
+from qfabric.network.models import (
+    ClassicalHop,
+    LinkModel,
+    Multiplexing,
     NodeModel,
-    Pair,
+    Protocol,
     PurificationProtocol,
-    RepeaterChain,
-    SegmentModel,
+    QubitSelection,
     SwapScheme,
+    required_capacity,
 )
 from qfabric.network.topology import NoPathError, Topology
 
 __all__ = [
-    "ChainStats",
+    "Circuit",
+    "CircuitStats",
+    "ClassicalHop",
+    "Link",
+    "LinkModel",
+    "LinkStats",
+    "MemoryPool",
+    "Multiplexing",
+    "Network",
+    "NoPathError",
     "NodeModel",
     "Pair",
+    "Protocol",
     "PurificationProtocol",
-    "RepeaterChain",
-    "SegmentModel",
+    "QubitSelection",
     "SwapScheme",
-    "NoPathError",
     "Topology",
+    "repeater_chain",
+    "required_capacity",
 ]

@@ -1,6 +1,6 @@
 """The discrete chain model of :mod:`qfabric.network.analysis`, run on the event engine.
 
-One kernel tick is one attempt. Each segment is a :class:`~qfabric.network.chain.SegmentModel`
+One kernel tick is one attempt. Each segment is a :class:`~qfabric.network.models.LinkModel`
 that succeeds with ``p_gen`` per attempt and heralds at the end of the attempt; each memory is
 depolarising with time ``2 t_coh``, so a stored pair decays as ``exp(-wait / t_coh)``.
 
@@ -19,7 +19,8 @@ import numpy as np
 from qfabric.errors import ParameterError
 from qfabric.hardware import Memory
 from qfabric.network.analysis import check_chain_parameters
-from qfabric.network.chain import NodeModel, RepeaterChain, SegmentModel, SwapScheme
+from qfabric.network.chain import repeater_chain
+from qfabric.network.models import LinkModel, NodeModel, SwapScheme
 from qfabric.sim import Simulator
 from qfabric.states import BellDiagonal
 
@@ -66,11 +67,11 @@ def simulate_chain(
         raise ParameterError("samples", samples, "at least 2 samples")
     check_chain_parameters(segments, p_gen, p_swap, w0, t_coh)
     sim = Simulator(seed=seed)
-    segment = SegmentModel(
+    segment = LinkModel(
         success_probability=p_gen, attempt_period=1, herald_delay=1, state=BellDiagonal.werner(w0).weights
     )
     memory = Memory(depolarising_time_s=2.0 * t_coh) if math.isfinite(t_coh) else Memory()
-    node = NodeModel(memory_left=memory, memory_right=memory, swap_success_probability=p_swap)
+    node = NodeModel(swap_success_probability=p_swap)
     count = 0
 
     def on_delivery(pair, now):
@@ -81,12 +82,12 @@ def simulate_chain(
         if count >= samples:
             sim.stop()
 
-    chain = RepeaterChain(
-        sim, [segment] * segments, [node] * (segments + 1), scheme=scheme, cutoffs=cutoffs,
+    chain = repeater_chain(
+        sim, [segment] * segments, [node] * (segments + 1), memories=memory, scheme=scheme, cutoffs=cutoffs,
         seconds_per_tick=1.0, regenerate_covered=False, defer_swaps=True, on_delivery=on_delivery,
         name="discrete-chain",
     )
-    chain.start()
+    chain.network.activate(chain)
     sim.run()
     waits = np.asarray(chain.stats.waiting_ticks, dtype=float)
     werner = (4.0 * np.asarray([w[0] for w in chain.stats.delivered_weights]) - 1.0) / 3.0

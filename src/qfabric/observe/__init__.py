@@ -2,7 +2,7 @@
 
 from qfabric.observe.console import print_report
 from qfabric.observe.html import federated_sections, figure_to_img, key_rate_figure, page, run_report_html, table
-from qfabric.observe.report import LinkRecord, chain_report, histogram, rate_with_ci, summarize
+from qfabric.observe.report import LinkRecord, histogram, jain_index, network_report, rate_with_ci, summarize
 
 __all__ = [
     "federated_sections",
@@ -11,4 +11,4 @@ __all__ = [
     "page",
     "run_report_html",
     "table",
-    "LinkRecord", "chain_report", "histogram", "print_report", "rate_with_ci", "summarize"]
+    "LinkRecord", "histogram", "jain_index", "network_report", "print_report", "rate_with_ci", "summarize"]

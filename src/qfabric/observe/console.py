@@ -11,49 +11,77 @@ def _fmt(x, spec=".4g") -> str:
 
 
 def _ms(summary: dict, key: str) -> str:
-    return _fmt(summary[key] * 1e3) if summary.get("count") else "-"
+    return _fmt(summary[key] * 1e3, ".3g") if summary.get("count") else "-"
+
+
+MAX_LINK_ROWS = 20
 
 
 def print_report(report: dict, console: Console | None = None) -> None:
-    """Print the end-to-end SLIs and the per-link table."""
+    """Print one summary row per request, the busiest links and nodes, QKD and the federation."""
     console = console or Console()
     meta = report.get("scenario", {})
-    if "end_to_end" not in report:  # a federation-only report (qfabric fl)
+    if "requests" not in report:  # a federation-only report (qfabric fl)
         print_federated(report["federated"], console)
         return
     console.print(f"[bold]{meta.get('name', 'run')}[/bold]  seed {meta.get('seed')}  "
                   f"{meta.get('duration_s')} s simulated")
-    for row in report["end_to_end"]:
-        f, w = row["fidelity"], row["waiting_time_s"]
-        lo, hi = row["rate_ci95_hz"]
-        table = Table(title=f"End to end: {' - '.join(row['between'])} ({row['scheme']})", title_justify="left",
-                      show_header=False)
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("path", " > ".join(row["path"]))
-        table.add_row("pairs delivered", str(row["pairs_delivered"]))
-        table.add_row("rate", f"{_fmt(row['rate_hz'])} pairs/s (95% CI {_fmt(lo)} - {_fmt(hi)})")
-        if f.get("count"):
-            table.add_row("fidelity", f"{f['mean']:.4f} mean, p5 {f['p5']:.4f}, p50 {f['p50']:.4f}, "
-                          f"p95 {f['p95']:.4f}")
-            table.add_row("QBER (Z / X)", f"{row['qber_z_mean']:.4f} / {row['qber_x_mean']:.4f}")
-        table.add_row("waiting time", f"{_ms(w, 'mean')} ms mean, p50 {_ms(w, 'p50')}, p99 {_ms(w, 'p99')} ms")
-        table.add_row("swaps", f"{row['swaps']} ({row['swaps_failed']} failed), "
-                      f"{row['cutoff_discards']} cut-off discards")
+    rows = report["requests"]
+    if rows:
+        tenants = len({row["tenant"] for row in rows}) > 1 or rows[0]["tenant"] != "default"
+        table = Table(title="Requests", title_justify="left")
+        columns = ["request", *(["tenant"] if tenants else []), "hops", "pairs", "pairs/s ±95%", "F mean",
+                   "1st pair ms", "wait p50/p99 ms", "of target"]
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("request", "tenant") else "right")
+        for row in rows:
+            f, w = row["fidelity"], row["waiting_time_s"]
+            lo, hi = row["rate_ci95_hz"]
+            first = row["time_to_first_pair_s"]
+            table.add_row(
+                row["name"], *([row["tenant"]] if tenants else []), "+".join(map(str, row["hops"])),
+                str(row["pairs_delivered"]), f"{_fmt(row['rate_hz'], '.4g')} ±{_fmt((hi - lo) / 2, '.2g')}",
+                _fmt(f.get("mean"), ".4f"), _fmt(first * 1e3 if first is not None else None, ".3g"),
+                f"{_ms(w, 'p50')}/{_ms(w, 'p99')}", _fmt(row["share_of_target"], ".0%"),
+            )
         console.print(table)
-    schemes = sorted({row["scheme"] for row in report["links"]})
-    links = Table(title=f"Links ({', '.join(schemes)})", title_justify="left")
-    for col in ("link", "km", "attempts", "p sim", "p model", "pairs/s", "F", "of PLOB"):
-        links.add_column(col, justify="left" if col == "link" else "right")
-    for row in report["links"]:
-        links.add_row(
-            row["name"], _fmt(row["length_km"]), str(row["attempts"]), _fmt(row["success_rate"], ".3g"),
-            _fmt(row["success_probability"], ".3g"), _fmt(row["pairs_per_s"]), _fmt(row["heralded_fidelity"], ".3f"),
-            _fmt(row["fraction_of_plob"], ".2%"),
+        for row in rows[:10]:
+            console.print(f"[dim]{row['name']}: " + "; ".join(" > ".join(p) for p in row["paths"]) + "[/dim]")
+        if len(rows) > 10:
+            console.print(f"[dim]... and {len(rows) - 10} more requests (paths in the JSON and HTML reports)[/dim]")
+        fairness = report.get("fairness") or {}
+        notes = [f"Jain's fairness index {fairness['jain_index_rate']:.3f} (rates)"] \
+            if fairness.get("jain_index_rate") is not None else []
+        discards = sum(r["cutoff_discards"] for r in rows)
+        failed = sum(r["swaps_failed"] for r in rows)
+        notes.append(f"{sum(r['swaps'] for r in rows)} swaps ({failed} failed), {discards} cut-off discards")
+        console.print(f"[dim]{'; '.join(notes)}; multiplexing {meta.get('multiplexing', {}).get('mode', '-')}."
+                      "[/dim]")
+    for warning in report.get("warnings", []):
+        console.print(f"[yellow]warning[/yellow]: {warning}")
+    links = [row for row in report["links"] if not row["idle"]]
+    idle = len(report["links"]) - len(links)
+    shown = sorted(links, key=lambda r: -r["attempts"])[:MAX_LINK_ROWS] if len(links) > MAX_LINK_ROWS else links
+    title = f"Links ({len(links)} in use" + (f", {idle} idle" if idle else "") + \
+        (f"; the {len(shown)} busiest" if len(shown) < len(links) else "") + ")"
+    table = Table(title=title, title_justify="left")
+    for col in ("link", "km", "attempts", "p sim / model", "pairs/s", "busy", "of PLOB"):
+        table.add_column(col, justify="left" if col == "link" else "right")
+    for row in shown:
+        table.add_row(
+            row["name"], _fmt(row["length_km"]), str(row["attempts"]),
+            f"{_fmt(row['success_rate'], '.3g')} / {_fmt(row['success_probability'], '.3g')}",
+            _fmt(row["pairs_per_s"]), _fmt(row["utilisation"], ".0%"), _fmt(row["fraction_of_plob"], ".2%"),
         )
-    console.print(links)
-    console.print("[dim]F: fidelity at herald. of PLOB: distillable ebit/s (hashing bound) over the repeaterless "
-                  "bound of the link's fibre at its attempt rate.[/dim]")
+    console.print(table)
+    nodes = sorted((n for n in report.get("nodes", []) if n["memory_utilisation"]),
+                   key=lambda n: -n["memory_utilisation"])[:5]
+    if nodes:
+        console.print("[dim]Busiest memories: " + ", ".join(f"{n['name']} {n['memory_utilisation']:.0%} of "
+                                                             f"{n['memory_qubits']}" for n in nodes) + "[/dim]")
+    console.print("[dim]busy: share of the link's memory-pair time spent attempting. of PLOB: "
+                  "distillable ebit/s (hashing bound) over the repeaterless bound of the link's fibre at its attempt "
+                  "rate.[/dim]")
     if report.get("qkd"):
         keys = Table(title="QKD services", title_justify="left")
         for col in ("service", "key rate (bit/s)", "QBER", "f", "leaked bits", "blocks aborted"):

@@ -73,45 +73,128 @@ def key_rate_figure(curve: dict) -> Figure:
     return fig
 
 
+def network_figure(report: dict) -> Figure:
+    """The network: links coloured by utilisation (idle grey), each request's paths drawn over them."""
+    import networkx as nx
+
+    graph = nx.Graph()
+    nodes = report.get("nodes", [])
+    graph.add_nodes_from(n["name"] for n in nodes)
+    for row in report["links"]:
+        graph.add_edge(*row["between"], utilisation=row["utilisation"] or 0.0, idle=row["idle"])
+    positions = {n["name"]: n.get("position_km") for n in nodes}
+    if nodes and all(p is not None for p in positions.values()):
+        pos = {k: tuple(v) for k, v in positions.items()}
+    else:
+        pos = nx.kamada_kawai_layout(graph) if graph.number_of_nodes() <= 300 else nx.spring_layout(graph, seed=1)
+    big = graph.number_of_nodes() > 60
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    idle = [(a, b) for a, b, d in graph.edges(data=True) if d["idle"]]
+    used = [(a, b) for a, b, d in graph.edges(data=True) if not d["idle"]]
+    nx.draw_networkx_edges(graph, pos, edgelist=idle, edge_color="#cccccc", width=0.8, ax=ax)
+    if used:
+        colours = [graph.edges[e]["utilisation"] for e in used]
+        drawn = nx.draw_networkx_edges(graph, pos, edgelist=used, edge_color=colours, edge_cmap=plt.cm.viridis,
+                                       edge_vmin=0, edge_vmax=1, width=2.5, ax=ax)
+        fig.colorbar(drawn, ax=ax, label="link utilisation (share of memory-pair time attempting)", shrink=0.7)
+    palette = plt.cm.tab10.colors
+    for i, row in enumerate(report["requests"][:10]):
+        for path in row["paths"]:
+            edges = list(zip(path, path[1:], strict=False))
+            nx.draw_networkx_edges(graph, pos, edgelist=edges, edge_color=[palette[i % 10]], width=6, alpha=0.35,
+                                   ax=ax)
+        ax.plot([], [], color=palette[i % 10], linewidth=6, alpha=0.5, label=row["name"])
+    memory = {n["name"]: n.get("memory_utilisation") or 0.0 for n in nodes}
+    sizes = [30 + 300 * memory.get(n, 0.0) for n in graph.nodes] if not big else 12
+    nx.draw_networkx_nodes(graph, pos, node_size=sizes, node_color="#333333", ax=ax)
+    if not big:
+        nx.draw_networkx_labels(graph, pos, font_size=7, ax=ax, verticalalignment="bottom")
+    if report["requests"]:
+        ax.legend(fontsize=7, loc="best", title="requests (paths)")
+    ax.set_axis_off()
+    ax.set_title("Network: node size = memory utilisation")
+    return fig
+
+
+def request_figure(rows: list[dict]) -> Figure:
+    """Per request: delivered rate with its 95 % interval and target, fidelity spread, waiting percentiles."""
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.8))
+    names = [r["name"] for r in rows]
+    x = range(len(rows))
+    rates = [r["rate_hz"] for r in rows]
+    errors = [[r["rate_hz"] - r["rate_ci95_hz"][0] for r in rows], [r["rate_ci95_hz"][1] - r["rate_hz"] for r in rows]]
+    ax1.bar(x, rates, yerr=errors, color="tab:blue", capsize=3)
+    targets = [(i, r["target"]["rate_hz"]) for i, r in enumerate(rows) if r["target"] and "rate_hz" in r["target"]]
+    if targets:
+        ax1.plot([t[0] for t in targets], [t[1] for t in targets], "r_", markersize=18, label="target")
+        ax1.legend(fontsize=8)
+    ax1.set_ylabel("pairs/s (95% CI)")
+    ax1.set_title("Delivered rate")
+    data = [[e + (b - e) / 2 for e, b, c in zip(r["fidelity"]["histogram"]["edges"],
+                                                r["fidelity"]["histogram"]["edges"][1:],
+                                                r["fidelity"]["histogram"]["counts"], strict=False) for _ in range(c)]
+            for r in rows]
+    if any(data):
+        ax2.boxplot([d or [float("nan")] for d in data], positions=list(x), widths=0.6, showfliers=False)
+    ax2.set_ylabel("delivered fidelity")
+    ax2.set_title("Fidelity (binned)")
+    for key, marker in (("p50", "o"), ("p99", "^")):
+        ax3.plot(list(x), [r["waiting_time_s"][key] * 1e3 if r["waiting_time_s"].get("count") else float("nan")
+                           for r in rows], marker, label=key)
+    ax3.set_yscale("log")
+    ax3.set_ylabel("time between pairs (ms)")
+    ax3.set_title("Waiting time")
+    ax3.legend(fontsize=8)
+    for ax in (ax1, ax2, ax3):
+        ax.set_xticks(list(x), names, rotation=45 if len(rows) > 6 else 0, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def run_report_html(report: dict) -> str:
     """The HTML page of a ``qfabric run`` report: SLI tables and the plots an operator reads."""
     meta = report.get("scenario", {})
-    if "end_to_end" not in report:  # a federation-only report (qfabric fl)
+    if "requests" not in report:  # a federation-only report (qfabric fl)
         return page(f"qfabric fl: {meta.get('name', '')}", federated_sections(report["federated"]))
-    sections: list[tuple[str, str]] = []
-    for e2e in report["end_to_end"]:
-        f, w = e2e["fidelity"], e2e["waiting_time_s"]
-        lo, hi = e2e["rate_ci95_hz"]
-        summary = [{"path": " > ".join(e2e["path"]), "scheme": e2e["scheme"], "pairs": e2e["pairs_delivered"],
-                    "rate (pairs/s)": e2e["rate_hz"], "95% CI": f"{lo:.4g} - {hi:.4g}",
-                    "fidelity mean": f.get("mean"), "QBER Z": e2e["qber_z_mean"], "QBER X": e2e["qber_x_mean"],
-                    "wait mean (ms)": w["mean"] * 1e3 if w.get("count") else None}]
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-        hist = f.get("histogram") or {}
-        if hist.get("counts"):
-            edges = hist["edges"]
-            ax1.bar(edges[:-1], hist["counts"], width=[b - a for a, b in zip(edges, edges[1:], strict=False)],
-                    align="edge", color="tab:blue")
-        ax1.set_xlabel("delivered fidelity")
-        ax1.set_ylabel("pairs")
-        ax1.set_title("Fidelity of delivered pairs")
-        if w.get("count"):
-            pct = ["p5", "p50", "p90", "p95", "p99"]
-            ax2.bar(pct, [w[k] * 1e3 for k in pct], color="tab:orange")
-        ax2.set_ylabel("waiting time (ms)")
-        ax2.set_title("Time between deliveries")
-        sections.append((f"End to end: {' - '.join(e2e['between'])}", table(summary) + figure_to_img(fig)))
-    links = report["links"]
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    names = [row["name"] for row in links]
-    ax.bar([i - 0.2 for i in range(len(links))], [row["success_rate"] or 0 for row in links], 0.4, label="simulated")
-    ax.bar([i + 0.2 for i in range(len(links))], [row["success_probability"] for row in links], 0.4, label="model")
-    ax.set_xticks(range(len(links)), names)
+    sections: list[tuple[str, str]] = [("Network", figure_to_img(network_figure(report)))]
+    rows = report["requests"]
+    if rows:
+        summary = []
+        for r in rows:
+            f, w = r["fidelity"], r["waiting_time_s"]
+            lo, hi = r["rate_ci95_hz"]
+            summary.append({
+                "request": r["name"], "tenant": r["tenant"], "path": " + ".join(" > ".join(p) for p in r["paths"]),
+                "pairs": r["pairs_delivered"], "pairs/s": r["rate_hz"], "95% CI": f"{lo:.4g} - {hi:.4g}",
+                "fidelity mean": f.get("mean"), "fidelity p5": f.get("p5"),
+                "first pair (ms)": r["time_to_first_pair_s"] * 1e3 if r["time_to_first_pair_s"] is not None else None,
+                "wait p50 (ms)": w["p50"] * 1e3 if w.get("count") else None,
+                "wait p99 (ms)": w["p99"] * 1e3 if w.get("count") else None,
+                "of target": r["share_of_target"], "cut-off discards": r["cutoff_discards"],
+            })
+        fairness = report.get("fairness") or {}
+        note = "".join(f"<p class='note'>warning: {html.escape(w)}</p>" for w in report.get("warnings", []))
+        if fairness.get("jain_index_rate") is not None:
+            note += f"<p class='note'>Jain's fairness index over the requests' rates: " \
+                    f"{fairness['jain_index_rate']:.3f}.</p>"
+        sections.append(("Requests", table(summary) + figure_to_img(request_figure(rows)) + note))
+    links = sorted(report["links"], key=lambda r: -r["attempts"])
+    used = [row for row in links if not row["idle"]][:40]
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    names = [row["name"] for row in used]
+    ax.bar([i - 0.2 for i in range(len(used))], [row["success_rate"] or 0 for row in used], 0.4, label="simulated")
+    ax.bar([i + 0.2 for i in range(len(used))], [row["success_probability"] for row in used], 0.4, label="model")
+    ax.set_xticks(range(len(used)), names, rotation=60 if len(used) > 8 else 0, fontsize=7)
     ax.set_ylabel("success probability per attempt")
     ax.legend()
-    columns = ["name", "length_km", "scheme", "attempts", "success_rate", "success_probability", "pairs_per_s",
-               "heralded_fidelity", "hashing_ebits_per_s", "plob_bound_ebits_per_s", "fraction_of_plob"]
-    sections.append(("Links", table(links, columns) + figure_to_img(fig)))
+    columns = ["name", "length_km", "requests", "scheme", "attempts", "success_rate", "success_probability",
+               "pairs_per_s", "utilisation", "heralded_fidelity", "hashing_ebits_per_s", "plob_bound_ebits_per_s",
+               "fraction_of_plob"]
+    link_rows = [row | {"requests": ", ".join(row["requests"])} for row in links]
+    sections.append(("Links", table(link_rows, columns) + figure_to_img(fig)))
+    nodes = sorted(report.get("nodes", []), key=lambda n: -(n["memory_utilisation"] or 0))
+    sections.append(("Nodes", table([{"node": n["name"], "memory qubits": n["memory_qubits"],
+                                      "memory utilisation": n["memory_utilisation"]} for n in nodes[:60]])))
     if report.get("qkd"):
         qkd = report["qkd"]
         fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -132,7 +215,7 @@ def run_report_html(report: dict) -> str:
         sections += federated_sections(report["federated"])
     perf = report.get("performance", {})
     sections.append(("Run", table([{"seed": meta.get("seed"), "simulated s": meta.get("duration_s"),
-                                    "events": perf.get("events"), "wall s (chain)": perf.get("wall_time_s"),
+                                    "events": perf.get("events"), "wall s (network)": perf.get("wall_time_s"),
                                     "wall s (QKD)": perf.get("qkd_wall_time_s")}])))
     return page(f"qfabric run: {meta.get('name', '')}", sections)
 

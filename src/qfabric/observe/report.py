@@ -1,8 +1,9 @@
 """Service-level indicators of a run, as plain JSON-ready data.
 
-Lower layers hand over plain records (:class:`~qfabric.network.ChainStats`, link descriptions);
-this module turns them into the numbers an operator reads: pairs/s with a confidence interval,
-delivered fidelity, waiting times, per-link attempts and rates against the PLOB bound.
+Lower layers hand over plain records (request records, circuit and link counters, link descriptions);
+this module turns them into the numbers an operator reads: per request pairs/s with a confidence interval,
+delivered fidelity, time to first pair and waiting times against its target; per link attempts,
+utilisation and rates against the PLOB bound; per node memory utilisation; fairness across requests.
 
 >>> rate_with_ci(n=400, duration_s=10.0, waits_s=[0.025] * 400)     # perfectly regular deliveries
 (40.0, 40.0, 40.0)
@@ -17,7 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as sps
 
-from qfabric.network import ChainStats
+from qfabric.control import RequestRecord
+from qfabric.network import LinkStats, Network
 
 Z95 = 1.959963984540054
 
@@ -31,7 +33,7 @@ class LinkRecord:
     length_km: float
     scheme: str
     profile: str
-    capacity: int
+    capacity: tuple[int, int]
     success_probability: float
     attempt_period_s: float
     heralded_fidelity: float
@@ -90,59 +92,131 @@ def rate_with_ci(n: int, duration_s: float, waits_s: Sequence[float]) -> tuple[f
     return rate, float(lo) / duration_s, float(hi) / duration_s
 
 
-def chain_report(
-    *,
-    source: str,
-    target: str,
-    path: Sequence[str],
-    stats: ChainStats,
-    links: Sequence[LinkRecord],
-    duration_s: float,
-    seconds_per_tick: float,
-    scheme: str,
-) -> dict:
-    """The end-to-end and per-link SLIs of one repeater chain."""
-    fidelities = [w[0] for w in stats.delivered_weights]
-    waits = [t * seconds_per_tick for t in stats.waiting_ticks]
-    n = len(fidelities)
-    rate, lo, hi = rate_with_ci(n, duration_s, waits)
-    qber_z = [w[1] + w[3] for w in stats.delivered_weights]
-    qber_x = [w[2] + w[3] for w in stats.delivered_weights]
-    end_to_end = {
-        "between": [source, target],
-        "path": list(path),
+def jain_index(values: Sequence[float]) -> float | None:
+    """Jain's fairness index ``(sum x)^2 / (n sum x^2)``: 1 when all equal, ``1/n`` when one takes all.
+
+    >>> jain_index([2, 2, 2]), round(jain_index([1, 0, 0]), 4)
+    (1.0, 0.3333)
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.any(x):
+        return None
+    return float(x.sum() ** 2 / (x.size * (x**2).sum()))
+
+
+def request_row(record: RequestRecord, *, duration_s: float, seconds_per_tick: float, scheme: str) -> dict:
+    """The SLIs of one request: pairs, rate with its 95 % interval, fidelity, first pair, waiting times, target."""
+    req = record.request
+    start = record.started_tick if record.started_tick is not None else round(req.start_s / seconds_per_tick)
+    end_tick = record.ended_tick if record.ended_tick is not None else round(duration_s / seconds_per_tick)
+    active_s = max((end_tick - start) * seconds_per_tick, 0.0)
+    ticks = record.delivery_ticks
+    n = len(ticks)
+    waits = [(b - a) * seconds_per_tick for a, b in zip([start, *ticks], ticks, strict=False)]
+    rate, lo, hi = rate_with_ci(n, active_s, waits) if active_s > 0 else (0.0, 0.0, 0.0)
+    fidelities = [w[0] for w in record.delivered_weights]
+    qber_z = [w[1] + w[3] for w in record.delivered_weights]
+    qber_x = [w[2] + w[3] for w in record.delivered_weights]
+    if req.pairs is not None:
+        target, share = {"pairs": req.pairs}, n / req.pairs
+    elif req.rate_hz is not None:
+        target, share = {"rate_hz": req.rate_hz}, rate / req.rate_hz
+    else:
+        target, share = None, None
+    stats = [c.stats for c in record.circuits]
+    return {
+        "name": req.name,
+        "tenant": req.tenant,
+        "between": [req.source, req.target],
+        "paths": [list(r) for r in record.routes],
+        "hops": [len(r) - 1 for r in record.routes],
         "scheme": scheme,
+        "window_s": [start * seconds_per_tick, end_tick * seconds_per_tick],
+        "active_s": active_s,
+        "target": target,
+        "fidelity_min": req.protocol.fidelity_min,
         "pairs_delivered": n,
+        "pairs_per_path": [record.delivered_on.count(i) for i in range(len(record.routes))],
         "rate_hz": rate,
         "rate_ci95_hz": [lo, hi],
+        "share_of_target": share,
         "fidelity": summarize(fidelities) | {"histogram": histogram(fidelities, 20, 0.25, 1.0)},
         "qber_z_mean": float(np.mean(qber_z)) if n else None,
         "qber_x_mean": float(np.mean(qber_x)) if n else None,
+        "time_to_first_pair_s": (ticks[0] - start) * seconds_per_tick if n else None,
         "waiting_time_s": summarize(waits),
-        "swaps": stats.swaps,
-        "swaps_failed": stats.swaps_failed,
-        "cutoff_discards": stats.cutoff_discards,
+        "swaps": sum(s.swaps for s in stats),
+        "swaps_failed": sum(s.swaps_failed for s in stats),
+        "cutoff_discards": sum(s.cutoff_discards for s in stats),
+        "doomed_discards": sum(s.doomed_discards for s in stats),
+        "below_fidelity_discards": sum(s.below_fidelity for s in stats),
+        "completed_s": record.completed_tick * seconds_per_tick if record.completed_tick is not None else None,
+        "stalled_since_s": record.stalled_since_tick * seconds_per_tick
+        if record.stalled_since_tick is not None else None,
     }
-    link_rows = []
-    for record, seg in zip(links, stats.segments, strict=True):
-        attempts_per_s = seg.attempts / duration_s
-        ebits_per_s = seg.successes * record.hashing_yield / duration_s
-        plob_per_s = record.plob_bound_per_use * attempts_per_s
-        relay_per_s = record.relay_bound_per_use * attempts_per_s
-        link_rows.append(
-            asdict(record)
-            | {
-                "attempts": seg.attempts,
-                "successes": seg.successes,
-                "success_rate": seg.successes / seg.attempts if seg.attempts else None,
-                "pairs_per_s": seg.successes / duration_s,
-                "hashing_ebits_per_s": ebits_per_s,
-                "plob_bound_ebits_per_s": plob_per_s,
-                "fraction_of_plob": ebits_per_s / plob_per_s if plob_per_s else None,
-                "relay_bound_ebits_per_s": relay_per_s,
-                "fraction_of_relay_bound": ebits_per_s / relay_per_s if relay_per_s else None,
-                "purifications": seg.purifications,
-                "purifications_failed": seg.purifications_failed,
-            }
-        )
-    return {"end_to_end": [end_to_end], "links": link_rows}
+
+
+def link_row(record: LinkRecord, stats: LinkStats, *, duration_s: float, seconds_per_tick: float,
+             requests: Sequence[str]) -> dict:
+    """One link's attempts, successes, utilisation and distance to the repeaterless bound."""
+    attempts_per_s = stats.attempts / duration_s
+    ebits_per_s = stats.successes * record.hashing_yield / duration_s
+    plob_per_s = record.plob_bound_per_use * attempts_per_s
+    relay_per_s = record.relay_bound_per_use * attempts_per_s
+    lanes = min(record.capacity)
+    busy_s = stats.attempt_ticks * seconds_per_tick
+    return asdict(record) | {
+        "capacity": list(record.capacity),
+        "requests": list(requests),
+        "idle": stats.attempts == 0,
+        "attempts": stats.attempts,
+        "successes": stats.successes,
+        "success_rate": stats.successes / stats.attempts if stats.attempts else None,
+        "pairs_per_s": stats.successes / duration_s,
+        "utilisation": busy_s / (duration_s * lanes) if lanes else None,
+        "hashing_ebits_per_s": ebits_per_s,
+        "plob_bound_ebits_per_s": plob_per_s,
+        "fraction_of_plob": ebits_per_s / plob_per_s if plob_per_s else None,
+        "relay_bound_ebits_per_s": relay_per_s,
+        "fraction_of_relay_bound": ebits_per_s / relay_per_s if relay_per_s else None,
+        "purifications": stats.purifications,
+        "purifications_failed": stats.purifications_failed,
+        "unbound_discards": stats.unbound_discards,
+    }
+
+
+def node_rows(network: Network, duration_s: float) -> list[dict]:
+    """Per node: memory qubits and their time-averaged utilisation (share of qubit-seconds in use)."""
+    busy = network.memory_busy_ticks()
+    rows: dict[str, dict] = {name: {"name": name, "memory_qubits": 0, "busy_qubit_s": 0.0} for name in network.nodes}
+    for link in network.links:
+        for pool in (link.pool_a, link.pool_b):
+            row = rows[pool.node]
+            row["memory_qubits"] += pool.capacity
+            row["busy_qubit_s"] += busy[(pool.node, link.name)] * network.seconds_per_tick
+    for row in rows.values():
+        qubits = row["memory_qubits"]
+        row["memory_utilisation"] = row["busy_qubit_s"] / (qubits * duration_s) if qubits else None
+    return list(rows.values())
+
+
+def network_report(*, records: Sequence[RequestRecord], links: Sequence[LinkRecord], network: Network,
+                   duration_s: float, schemes: dict[str, str]) -> dict:
+    """Per request, per link and per node SLIs of one run, and Jain's fairness index across requests."""
+    spt = network.seconds_per_tick
+    rows = [request_row(r, duration_s=duration_s, seconds_per_tick=spt, scheme=schemes[r.request.name])
+            for r in records]
+    crossing: dict[str, list[str]] = {link.name: [] for link in links}
+    for r in records:
+        for c in r.circuits:
+            for link in c.links:
+                if r.request.name not in crossing[link.name]:
+                    crossing[link.name].append(r.request.name)
+    link_rows = [link_row(rec, live.stats, duration_s=duration_s, seconds_per_tick=spt, requests=crossing[rec.name])
+                 for rec, live in zip(links, network.links, strict=True)]
+    shares = [row["share_of_target"] for row in rows]
+    fairness = {
+        "jain_index_rate": jain_index([row["rate_hz"] for row in rows]) if len(rows) > 1 else None,
+        "jain_index_share_of_target": jain_index(shares) if len(rows) > 1 and None not in shares else None,
+    }
+    return {"requests": rows, "links": link_rows, "nodes": node_rows(network, duration_s), "fairness": fairness}

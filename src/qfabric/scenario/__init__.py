@@ -1,13 +1,14 @@
 """Scenario files: schema, loading with clear errors, building and running the stack."""
 
-from qfabric.scenario.build import BuiltChain, build_chain, run_scenario
-from qfabric.scenario.load import load_scenario, parse_scenario, resolve_profiles
+from qfabric.scenario.build import BuiltNetwork, build_network, run_scenario
+from qfabric.scenario.graph import resolve_profiles
+from qfabric.scenario.load import load_scenario, parse_scenario
 from qfabric.scenario.schema import Scenario
 
 __all__ = [
-    "BuiltChain",
+    "BuiltNetwork",
     "Scenario",
-    "build_chain",
+    "build_network",
     "load_scenario",
     "parse_scenario",
     "resolve_profiles",

@@ -19,11 +19,20 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from qfabric.control.routing import RoutingError, compute_routes
 from qfabric.errors import ParameterError, ScenarioError
-from qfabric.hardware import PROFILES, HardwareProfile
-from qfabric.network import NoPathError, Topology
-from qfabric.network.chain import required_capacity
-from qfabric.scenario.schema import Scenario
+from qfabric.hardware import PROFILES
+from qfabric.network.models import nesting_levels, required_capacity
+from qfabric.scenario.graph import (
+    expand_topology,
+    heralded_link,
+    link_profile,
+    resolve_profiles,
+    routing_graph,
+    side_capacities,
+)
+from qfabric.scenario.schema import RequestSpec, Scenario
+from qfabric.scenario.workload import WORKLOAD_FORMAT, workload_to_scenario
 
 _PLAIN = {
     "greater_than": "expected a number greater than {gt}",
@@ -97,8 +106,10 @@ def _explain(error: dict, model: type[BaseModel]) -> tuple[str, str]:
     return _field_path(loc), f"{message}" + ("" if kind == "value_error" else f", got {got!r}")
 
 
-def parse_scenario(data: Any, path: str | Path = "<scenario>") -> Scenario:
-    """Validate already-parsed YAML data; raises :class:`ScenarioError` listing every problem."""
+def parse_scenario(data: Any, path: str | Path = "<scenario>", base_dir: Path | None = None) -> Scenario:
+    """Validate already-parsed YAML data; raises :class:`ScenarioError` listing every problem.
+
+    A ``topology`` section is expanded into nodes and links (files relative to ``base_dir``)."""
     if not isinstance(data, dict):
         raise ScenarioError(str(path), [("", f"expected a mapping of scenario fields, got {type(data).__name__}")])
     try:
@@ -106,6 +117,7 @@ def parse_scenario(data: Any, path: str | Path = "<scenario>") -> Scenario:
     except ValidationError as err:
         problems = [_explain(e, Scenario) for e in err.errors()]
         raise ScenarioError(str(path), problems) from None
+    scenario = expand_topology(scenario, base_dir, str(path))
     problems = check_references(scenario)
     if problems:
         raise ScenarioError(str(path), problems)
@@ -127,16 +139,9 @@ def load_scenario(path: str | Path) -> Scenario:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ScenarioError(str(path), [("", f"{where}not valid YAML ({getattr(err, 'problem', err)})")]) from None
-    return parse_scenario(data, path)
-
-
-def resolve_profiles(scenario: Scenario) -> dict[str, HardwareProfile]:
-    """Built-in profiles plus the scenario's custom ones (each may start from an earlier one)."""
-    profiles = dict(PROFILES)
-    for name, spec in scenario.hardware.items():
-        base = profiles[spec.base] if spec.base else HardwareProfile(name=name)
-        profiles[name] = base.with_overrides({**spec.overrides(), "name": name})
-    return profiles
+    if path.suffix.lower() == ".json" and isinstance(data, dict) and data.get("format") == WORKLOAD_FORMAT:
+        data = workload_to_scenario(data, path)
+    return parse_scenario(data, path, path.parent)
 
 
 def check_references(scenario: Scenario) -> list[tuple[str, str]]:
@@ -157,14 +162,16 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
     else:
         profiles = dict(PROFILES)
     node_names = {n.name for n in scenario.nodes}
+    if len(node_names) < 2:
+        problems.append(("nodes", f"expected at least two nodes, got {len(node_names)}"))
+    if not scenario.links:
+        problems.append(("links", "expected at least one link"))
     for i, node in enumerate(scenario.nodes):
         if node.profile is not None and node.profile not in known_profiles:
             problems.append((f"nodes[{i}].profile", f"unknown profile {node.profile!r}; expected one of "
                              f"{sorted(known_profiles)}"))
-    topo = Topology()
-    for name in node_names:
-        topo.add_node(name)
     pairs_seen: dict[frozenset, int] = {}
+    names_seen: dict[str, int] = {}
     for i, link in enumerate(scenario.links):
         for end in link.between:
             if end not in node_names:
@@ -176,6 +183,10 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
             problems.append((f"links[{i}].between", f"nodes {list(link.between)} are already joined by "
                              f"links[{pairs_seen[key]}]"))
         pairs_seen[key] = i
+        if link.name in names_seen:
+            problems.append((f"links[{i}].name", f"link name {link.name!r} is used twice "
+                             f"(links[{names_seen[link.name]}])"))
+        names_seen[link.name] = i
         if link.profile not in known_profiles:
             problems.append((f"links[{i}].profile", f"unknown profile {link.profile!r}; expected one of "
                              f"{sorted(known_profiles)}"))
@@ -184,8 +195,18 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                 profiles[link.profile].with_overrides(link.hardware.overrides())
             except ParameterError as err:
                 problems.append((f"links[{i}].hardware", str(err)))
-        topo.add_link(link.name or f"link-{i}", *link.between, length_km=link.length_km)
-    link_names = {link.name for link in scenario.links if link.name}
+    incident: dict[str, set[str]] = {}
+    for link in scenario.links:
+        for end in link.between:
+            incident.setdefault(end, set()).add(link.name)
+    for i, node in enumerate(scenario.nodes):
+        for name in node.memory_split or {}:
+            if name not in incident.get(node.name, set()):
+                problems.append((f"nodes[{i}].memory_split", f"link {name!r} does not end at {node.name!r}; its "
+                                 f"links are {sorted(incident.get(node.name, set()))}"))
+    link_names = set(names_seen)
+    requests = scenario.all_requests()
+    request_names = [r.name for r in requests]
     qkd_names: set[str] = set()
     for i, q in enumerate(scenario.qkd):
         if q.name in qkd_names:
@@ -199,56 +220,151 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                 hint = difflib.get_close_matches(q.link, link_names, n=1)
                 problems.append((f"qkd[{i}].link", f"unknown link {q.link!r}"
                                  + (f"; did you mean {hint[0]!r}?" if hint else f"; links are {sorted(link_names)}")))
-        elif q.link is not None:
-            problems.append((f"qkd[{i}].link", "bbm92 measures the pairs the chain delivers; it takes no link"))
+            if q.request is not None:
+                problems.append((f"qkd[{i}].request", "decoy-bb84 runs over a fibre link; it takes no request"))
+        else:
+            if q.link is not None:
+                problems.append((f"qkd[{i}].link", "bbm92 measures the pairs a request delivers; it takes no link"))
+            if q.request is None and len(requests) != 1:
+                problems.append((f"qkd[{i}].request", f"bbm92 needs the request whose pairs it measures; requests "
+                                 f"are {request_names}"))
+            elif q.request is not None and q.request not in request_names:
+                problems.append((f"qkd[{i}].request", f"unknown request {q.request!r}; requests are {request_names}"))
     if scenario.kms is not None:
         problems += _check_kms(scenario, node_names)
     if scenario.federated is not None:
         problems += _check_federated(scenario)
-    chain = scenario.chain
-    for field, node in (("chain.from", chain.source), ("chain.to", chain.target)):
-        if node not in node_names:
-            problems.append((field, f"unknown node {node!r}; nodes are {sorted(node_names)}"))
-    if chain.source == chain.target:
-        problems.append(("chain.to", "the chain needs two different end nodes"))
     if problems:
         return problems
-    try:
-        path = topo.path(chain.source, chain.target)
-    except NoPathError:
-        problems.append(("chain", f"{chain.source!r} and {chain.target!r} are not connected by the links; "
-                         "expected a path of links between them"))
+    return _check_requests(scenario, profiles)
+
+
+def _request_field(scenario: Scenario, i: int) -> str:
+    return "chain" if scenario.chain is not None else f"requests[{i}]"
+
+
+def _check_requests(scenario: Scenario, profiles) -> list[tuple[str, str]]:
+    """Requests: known, distinct ends with memory, a path, and a protocol that fits each of its paths."""
+    problems: list[tuple[str, str]] = []
+    node_names = {n.name for n in scenario.nodes}
+    requests = scenario.all_requests()
+    capacity = side_capacities(scenario, profiles)
+    memory_of = {}
+    for (node, _), qubits in capacity.items():
+        memory_of[node] = memory_of.get(node, 0) + qubits
+    seen: dict[str, int] = {}
+    demands, explicit = [], {}
+    for i, req in enumerate(requests):
+        at = _request_field(scenario, i)
+        if req.name in seen:
+            problems.append((f"{at}.name", f"request name {req.name!r} is used twice (requests[{seen[req.name]}])"))
+            continue
+        seen[req.name] = i
+        bad = False
+        for field, node in (("from", req.source), ("to", req.target)):
+            if node not in node_names:
+                hint = difflib.get_close_matches(node, node_names, n=1)
+                problems.append((f"{at}.{field}", f"unknown node {node!r}" + (
+                    f"; did you mean {hint[0]!r}?" if hint else f"; nodes are {sorted(node_names)[:20]}")))
+                bad = True
+            elif node not in memory_of:
+                problems.append((f"{at}.{field}", f"node {node!r} is on no link; expected a node of the network"))
+                bad = True
+            elif memory_of[node] == 0:
+                problems.append((f"{at}.{field}", f"node {node!r} has no memory qubits; expected an end with memory"))
+                bad = True
+        if req.source == req.target:
+            problems.append((f"{at}.to", "the request needs two different end nodes"))
+            bad = True
+        if req.end_s is not None and req.end_s > scenario.duration_s:
+            problems.append((f"{at}.end_s", f"expected at most the run's duration_s ({scenario.duration_s:g}), "
+                             f"got {req.end_s:g}"))
+        if req.start_s >= scenario.duration_s:
+            problems.append((f"{at}.start_s", f"expected a start before the end of the run "
+                             f"({scenario.duration_s:g} s), got {req.start_s:g}"))
+        if not bad:
+            demands.append((req.name, req.source, req.target))
+            if req.path is not None:
+                explicit[req.name] = req.path
+    if problems:
         return problems
-    segments = len(path) - 1
-    if chain.scheme == "nested":
-        if segments & (segments - 1):
-            problems.append(("chain.scheme", f"nested swapping needs 2^n segments; the path has {segments}"))
-        elif isinstance(chain.cutoff_s, list) and len(chain.cutoff_s) != segments.bit_length() - 1:
-            problems.append(("chain.cutoff_s", f"expected one cut-off per nesting level "
-                             f"({segments.bit_length() - 1}), got {len(chain.cutoff_s)}"))
-    elif isinstance(chain.cutoff_s, list):
-        problems.append(("chain.cutoff_s", "expected one number for swap-asap (a list is per nesting level)"))
-    purification = chain.purification
+    heralded = {}
+    for i, spec in enumerate(scenario.links):
+        try:
+            heralded[spec.name] = heralded_link(spec, link_profile(profiles, spec))
+        except ParameterError as err:
+            problems.append((f"links[{i}]", str(err)))
+    if problems:
+        return problems
+    graph = routing_graph(scenario, heralded)
+    routes = {}
+    for i, req in enumerate(requests):
+        at = _request_field(scenario, i)
+        try:
+            routes.update(compute_routes(graph, [(req.name, req.source, req.target)], scenario.routing.metric,
+                                         req.paths or scenario.routing.paths,
+                                         {req.name: req.path} if req.path else None))
+        except RoutingError as err:
+            where = f"{at}.path" if req.path else at
+            message = str(err)
+            if "no path" in message or "not connected" in message or "no route" in message.lower():
+                message += "; expected a path of links between them"
+            problems.append((where, message))
+    if problems:
+        return problems
+    for i, req in enumerate(requests):
+        problems += _check_protocol(scenario, _request_field(scenario, i), req, routes[req.name], capacity)
+    return problems
+
+
+def _check_protocol(scenario: Scenario, at: str, req: RequestSpec, paths: list[list[str]],
+                    capacity: dict[tuple[str, str], int]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    lengths = sorted({len(p) - 1 for p in paths})
+    if isinstance(req.cutoff_s, list):
+        if req.scheme != "nested":
+            problems.append((f"{at}.cutoff_s", f"expected one number for {req.scheme} (a list is per nesting level)"))
+        elif len({nesting_levels(n) for n in lengths}) > 1:
+            problems.append((f"{at}.cutoff_s", f"its paths have {lengths} links, with different nesting depths: "
+                             "give one cut-off"))
+        elif len(req.cutoff_s) != nesting_levels(lengths[0]):
+            problems.append((f"{at}.cutoff_s", f"expected one cut-off per nesting level "
+                             f"({nesting_levels(lengths[0])} for {lengths[0]} links), got {len(req.cutoff_s)}"))
+    purification = req.purification
     if purification and purification.rounds:
         spans = set(purification.spans)
-        allowed = {1, segments} if chain.scheme == "swap-asap" else {2**k for k in range(segments.bit_length())}
-        if not spans <= allowed:
-            problems.append(("chain.purification.spans", f"expected spans among {sorted(allowed)} for a "
-                             f"{chain.scheme} chain of {segments} links, got {sorted(spans)}"))
-        if chain.cutoff_s is None:
-            problems.append(("chain.cutoff_s", "purification needs a cut-off: without one, pairs waiting for a "
+        for n in lengths:
+            allowed = {1, n} | (_tree_spans(n) if req.scheme == "nested" else set())
+            if not spans <= allowed:
+                problems.append((f"{at}.purification.spans", f"expected spans among {sorted(allowed)} for a "
+                                 f"{req.scheme} path of {n} links, got {sorted(spans)}"))
+        if req.cutoff_s is None:
+            problems.append((f"{at}.cutoff_s", "purification needs a cut-off: without one, pairs waiting for a "
                              "purification partner can hold every memory and deadlock the chain"))
         needed = required_capacity(purification.rounds, len(spans))
-        for a, b in zip(path, path[1:], strict=False):
-            link = topo.link_between(a, b)
-            spec = next(s for s in scenario.links if set(s.between) == {a, b})
-            capacity = profiles[spec.profile].with_overrides(
-                spec.hardware.overrides() if spec.hardware else {}).memory.capacity
-            if capacity < needed:
-                problems.append((f"links[{scenario.links.index(spec)}]", f"purification ({purification.rounds} "
-                                 f"round(s) at {len(spans)} span(s)) needs memory capacity >= {needed} on link "
-                                 f"{link['name']!r}; it has {capacity}"))
+        for path in paths:
+            for a, b in zip(path, path[1:], strict=False):
+                link = next(s for s in scenario.links if set(s.between) == {a, b})
+                have = min(capacity[(a, link.name)], capacity[(b, link.name)])
+                if have < needed:
+                    problems.append((f"links[{scenario.links.index(link)}]", f"purification "
+                                     f"({purification.rounds} round(s) at {len(spans)} span(s)) needs memory "
+                                     f"capacity >= {needed} on link {link.name!r}; it has {have}"))
     return problems
+
+
+def _tree_spans(n: int) -> set[int]:
+    spans = set()
+
+    def visit(lo: int, hi: int) -> None:
+        spans.add(hi - lo)
+        if hi - lo >= 2:
+            mid = (lo + hi) // 2
+            visit(lo, mid)
+            visit(mid, hi)
+
+    visit(0, n)
+    return spans
 
 
 def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]]:

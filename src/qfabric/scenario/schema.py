@@ -10,6 +10,10 @@ A minimal scenario::
       - {name: a-r, between: [a, r], length_km: 20, profile: nv-diamond}
       - {name: r-b, between: [r, b], length_km: 25, profile: nv-diamond}
     chain: {from: a, to: b, scheme: swap-asap}
+
+``chain`` is shorthand for one request on the shortest path; ``requests`` lists many, served at once over
+the shared network (``routing`` chooses their paths, ``multiplexing`` how they share memories), and
+``topology`` generates or imports the graph instead of listing every node and link.
 """
 
 from __future__ import annotations
@@ -68,17 +72,36 @@ class NodeSpec(_Strict):
     name: str = Field(min_length=1)
     profile: str | None = Field(default=None, description="hardware of this node's swaps; default: its first link's")
     role: Literal["end", "repeater"] | None = None
+    position_km: tuple[float, float] | None = Field(default=None, description="map position (x, y), km")
+    memory_qubits: int | None = Field(
+        default=None, ge=0, description="memory qubits of the node, split evenly over its links (default: each "
+        "link's profile capacity)")
+    memory_split: dict[str, int] | None = Field(
+        default=None, description="memory qubits per link name (links not named keep the even split)")
+
+    @field_validator("memory_split")
+    @classmethod
+    def _non_negative_split(cls, value):
+        if value and any(not isinstance(v, int) or v < 0 for v in value.values()):
+            raise ValueError(f"memory qubits per link must be whole numbers >= 0, got {value}")
+        return value
 
 
 class LinkSpec(_Strict):
     name: str | None = None
     between: tuple[str, str]
-    length_km: float = Field(gt=0, description="fibre length, km")
+    length_km: float | None = Field(default=None, gt=0, description="fibre length, km (default: the distance "
+                                     "between the two nodes' positions)")
     attenuation_db_per_km: float = Field(default=0.2, ge=0)
+    refractive_index: float = Field(default=1.47, ge=1, le=3, description="fibre group index (c / speed in fibre)")
     profile: str = Field(default="nv-diamond")
     scheme: Literal["single-click", "double-click"] = "single-click"
     hardware: HardwareSpec | None = Field(default=None, description="overrides for this link only")
     classical_latency_s: float = Field(default=0.0, ge=0, description="processing latency per message, s")
+    classical_jitter_s: float = Field(default=0.0, ge=0, description="extra uniform random delay per message, s")
+    classical_loss_probability: float = Field(
+        default=0.0, ge=0, lt=1, description="chance a message is lost on this hop (it is sent again)")
+    retransmit_timeout_s: float = Field(default=1e-3, gt=0, description="time before a lost message is resent, s")
     herald_latency_s: float = Field(
         default=0.0, ge=0, description="extra time per attempt before the herald is known (protocol rounds), s"
     )
@@ -100,12 +123,10 @@ class PurificationSpec(_Strict):
     )
 
 
-class ChainSpec(_Strict):
-    """The end-to-end service: which nodes, which swapping protocol."""
+class ProtocolSpec(_Strict):
+    """How a request's circuit turns link pairs into end-to-end pairs."""
 
-    source: str = Field(alias="from")
-    target: str = Field(alias="to")
-    scheme: Literal["swap-asap", "nested"] = "swap-asap"
+    scheme: Literal["swap-asap", "nested", "sequential"] = "swap-asap"
     cutoff_s: float | list[float] | None = Field(default=None, description="storage cut-off, s (nested: per level)")
     purification: PurificationSpec | None = None
     regenerate_covered: bool = Field(
@@ -129,12 +150,97 @@ class ChainSpec(_Strict):
         return value
 
 
+class ChainSpec(ProtocolSpec):
+    """Shorthand for one request named ``chain`` between two nodes for the whole run, on the routed path."""
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+
+
+class RequestSpec(ProtocolSpec):
+    """An entanglement request: pairs between two nodes for a tenant, in a time window."""
+
+    name: str = Field(min_length=1)
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    tenant: str = Field(default="default", min_length=1, description="who asks (a label)")
+    start_s: float = Field(default=0.0, ge=0, description="when the request starts, s")
+    end_s: float | None = Field(default=None, gt=0, description="when it ends, s (default: end of the run)")
+    fidelity_min: float | None = Field(
+        default=None, ge=0.25, le=1, description="pairs below this fidelity at delivery are discarded")
+    pairs: int | None = Field(default=None, ge=1, description="stop after this many pairs")
+    rate_hz: float | None = Field(default=None, gt=0, description="target pairs per second (an SLI target)")
+    path: list[str] | None = Field(default=None, min_length=2, description="explicit path (default: routing)")
+    paths: int | None = Field(default=None, ge=1, description="paths to use at once (default: routing.paths)")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RequestSpec:
+        if self.pairs is not None and self.rate_hz is not None:
+            raise ValueError("give either pairs (a count) or rate_hz (a target rate), not both")
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s:g}) must be after start_s ({self.start_s:g})")
+        return self
+
+
+class RoutingSpec(_Strict):
+    """Proactive, centralised path computation for every request at the start."""
+
+    metric: Literal["hops", "length", "expected-time", "fidelity"] = "hops"
+    paths: int = Field(default=1, ge=1, le=16, description="k shortest paths per request (Yen), used at once")
+
+
+class MultiplexingSpec(_Strict):
+    """How requests whose paths share a link share its memories."""
+
+    mode: Literal["statistical", "buffer-space"] = "statistical"
+    qubit_selection: Literal["oldest", "youngest", "random"] = "oldest"
+
+
+class TopologyLinkSpec(_Strict):
+    """What every generated or imported link gets (fields as in ``links``)."""
+
+    length_km: float | None = Field(default=None, gt=0, description="override every link's length, km")
+    attenuation_db_per_km: float = Field(default=0.2, ge=0)
+    refractive_index: float = Field(default=1.47, ge=1, le=3)
+    profile: str = "nv-diamond"
+    scheme: Literal["single-click", "double-click"] = "single-click"
+    hardware: HardwareSpec | None = None
+    classical_latency_s: float = Field(default=0.0, ge=0)
+    herald_latency_s: float = Field(default=0.0, ge=0)
+
+
+class TopologySpec(_Strict):
+    """A generated graph (line, ring, star, grid, waxman, random) or one read from a GML/GraphML file."""
+
+    generator: Literal["line", "ring", "star", "grid", "waxman", "random"] | None = None
+    file: str | None = Field(default=None, description="GML or GraphML file, relative to the scenario")
+    nodes: int | None = Field(default=None, ge=2, description="number of nodes (star: leaves)")
+    edges: int | None = Field(default=None, ge=1, description="random: number of links")
+    rows: int | None = Field(default=None, ge=1)
+    cols: int | None = Field(default=None, ge=1)
+    seed: int | None = Field(default=None, ge=0, description="default: the scenario seed")
+    size_km: float | None = Field(default=None, gt=0, description="waxman: side of the square, km")
+    alpha: float | None = Field(default=None, gt=0)
+    beta: float | None = Field(default=None, gt=0, le=1)
+    spacing_km: float | None = Field(default=None, gt=0, description="line/ring/star/grid/random: link length, km")
+    prefix: str = "n"
+    link: TopologyLinkSpec = Field(default_factory=TopologyLinkSpec)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TopologySpec:
+        if (self.generator is None) == (self.file is None):
+            raise ValueError("give either generator or file")
+        return self
+
+
 class QkdSpec(_Strict):
-    """A QKD service: decoy BB84 over one of the scenario's fibre links, or BBM92 on the chain's pairs."""
+    """A QKD service: decoy BB84 over one of the scenario's fibre links, or BBM92 on a request's pairs."""
 
     name: str = Field(min_length=1)
     protocol: Literal["decoy-bb84", "bbm92"] = "decoy-bb84"
     link: str | None = Field(default=None, description="decoy-bb84: the fibre link it runs over (by name)")
+    request: str | None = Field(default=None, description="bbm92: the request whose pairs it measures "
+                                "(default: the only one)")
     source_rate_hz: float = Field(default=1e9, gt=0, le=1e11, description="decoy-bb84: pulses per second")
     detector_efficiency: float = Field(default=0.1, gt=0, le=1)
     dark_count_yield: float = Field(default=1e-6, ge=0, lt=0.5, description="clicks per pulse with no light")
@@ -220,9 +326,13 @@ class Scenario(_Strict):
     seed: int = Field(default=0, ge=0)
     duration_s: float = Field(gt=0, le=1e6, description="simulated time, s")
     hardware: dict[str, HardwareSpec] = Field(default_factory=dict, description="custom hardware profiles")
-    nodes: list[NodeSpec] = Field(min_length=2)
-    links: list[LinkSpec] = Field(min_length=1)
-    chain: ChainSpec
+    topology: TopologySpec | None = Field(default=None, description="generate or import nodes and links")
+    nodes: list[NodeSpec] = Field(default_factory=list)
+    links: list[LinkSpec] = Field(default_factory=list)
+    chain: ChainSpec | None = None
+    requests: list[RequestSpec] = Field(default_factory=list)
+    routing: RoutingSpec = Field(default_factory=RoutingSpec)
+    multiplexing: MultiplexingSpec = Field(default_factory=MultiplexingSpec)
     qkd: list[QkdSpec] = Field(default_factory=list, description="QKD services whose keys the report shows")
     kms: KmsSpec | None = None
     federated: FederatedSpec | None = None
@@ -234,4 +344,13 @@ class Scenario(_Strict):
             if node.name in seen:
                 raise ValueError(f"node name {node.name!r} is used twice")
             seen.add(node.name)
+        if self.chain is not None and self.requests:
+            raise ValueError("give either chain (one request) or requests, not both")
         return self
+
+    def all_requests(self) -> list[RequestSpec]:
+        """The requests, with ``chain`` as the one request named ``chain``."""
+        if self.chain is None:
+            return list(self.requests)
+        fields = self.chain.model_dump(exclude={"source", "target"})
+        return [RequestSpec(name="chain", source=self.chain.source, target=self.chain.target, **fields)]

@@ -1,0 +1,174 @@
+"""The entanglement service: requests in, routes installed as forwarding state, circuits served in time windows.
+
+A :class:`Request` names two nodes, a window and what it wants (a pair count or a target rate, a minimum
+fidelity, a protocol). :meth:`EntanglementService.submit` computes its paths (:mod:`qfabric.control.routing`),
+installs them at the nodes, opens one circuit per path and schedules its start and end on the simulator;
+every delivered pair reaches the request's record (its consumer).
+
+>>> from qfabric.sim import Simulator
+>>> from qfabric.network import LinkModel, Network
+>>> sim = Simulator(seed=2)
+>>> net = Network(sim, seconds_per_tick=1.0)
+>>> link = LinkModel(success_probability=0.2, attempt_period=1, herald_delay=1, state=(0.95, 0.02, 0.02, 0.01))
+>>> for a, b in [("a", "r"), ("r", "b"), ("r", "c")]:
+...     _ = net.add_link(f"{a}-{b}", a, b, link)
+>>> service = EntanglementService(net, seconds_per_tick=1.0)
+>>> ab = service.submit(Request("ab", "a", "b", pairs=50))
+>>> ac = service.submit(Request("ac", "a", "c", start_s=100, end_s=600))
+>>> _ = sim.run(until=2000)
+>>> len(ab.delivery_ticks), ab.routes, ac.delivery_ticks[0] >= 100
+(50, [['a', 'r', 'b']], True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from qfabric.control.routing import Metric, compute_routes
+from qfabric.errors import ParameterError
+from qfabric.network import Circuit, Network, Pair, Protocol
+
+
+@dataclass(frozen=True)
+class Request:
+    """Entangled pairs between ``source`` and ``target`` for ``tenant`` from ``start_s`` to ``end_s``."""
+
+    name: str
+    source: str
+    target: str
+    tenant: str = "default"
+    start_s: float = 0.0
+    end_s: float | None = None
+    pairs: int | None = None
+    rate_hz: float | None = None
+    protocol: Protocol = field(default_factory=Protocol)
+    path: list[str] | None = None
+    paths: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.start_s < 0 or (self.end_s is not None and self.end_s <= self.start_s):
+            raise ParameterError("end_s", self.end_s, f"a time after start_s ({self.start_s})")
+        if self.pairs is not None and self.pairs < 1:
+            raise ParameterError("pairs", self.pairs, "a whole number >= 1")
+        if self.rate_hz is not None and not self.rate_hz > 0:
+            raise ParameterError("rate_hz", self.rate_hz, "a positive rate")
+
+
+@dataclass
+class RequestRecord:
+    """What the service did for one request: its routes, circuits and every pair delivered to it."""
+
+    request: Request
+    routes: list[list[str]]
+    circuits: list[Circuit]
+    delivery_ticks: list[int] = field(default_factory=list)
+    delivered_weights: list[tuple[float, float, float, float]] = field(default_factory=list)
+    delivered_on: list[int] = field(default_factory=list)  # index of the route each pair came over
+    started_tick: int | None = None
+    ended_tick: int | None = None
+    completed_tick: int | None = None  # when the pair count was reached
+    stalled_since_tick: int | None = None  # every circuit frozen since then (deadlock)
+
+    @property
+    def active(self) -> bool:
+        return self.started_tick is not None and self.ended_tick is None
+
+
+class EntanglementService:
+    """Routes, installs and serves requests on a :class:`~qfabric.network.Network`.
+
+    ``graph`` is what routing sees (default: the network's links, with their length and model attributes
+    when the caller provides them); ``metric`` and ``paths`` (k shortest) choose the routes."""
+
+    def __init__(self, network: Network, graph: nx.Graph | None = None, *, metric: Metric | str = Metric.HOPS,
+                 paths: int = 1, seconds_per_tick: float | None = None,
+                 on_delivery: Callable[[RequestRecord, Pair, int], None] | None = None):
+        self.network = network
+        self.sim = network.sim
+        self.graph = graph if graph is not None else self._graph_of(network)
+        self.metric = Metric(metric)
+        self.paths = paths
+        self.seconds_per_tick = seconds_per_tick or network.seconds_per_tick
+        self.records: dict[str, RequestRecord] = {}
+        self.on_delivery = on_delivery
+
+    @staticmethod
+    def _graph_of(network: Network) -> nx.Graph:
+        graph = nx.Graph()
+        graph.add_nodes_from(network.nodes)
+        for link in network.links:
+            graph.add_edge(link.a, link.b, name=link.name)
+        return graph
+
+    def ticks(self, seconds: float) -> int:
+        return round(seconds / self.seconds_per_tick)
+
+    def submit(self, request: Request) -> RequestRecord:
+        """Route ``request``, install its paths and schedule its window; returns its record."""
+        if request.name in self.records:
+            raise ParameterError("request", request.name, "a name not used by another request")
+        k = request.paths or self.paths
+        explicit = {request.name: request.path} if request.path else None
+        routes = compute_routes(self.graph, [(request.name, request.source, request.target)], self.metric, k,
+                                explicit)[request.name]
+        record = RequestRecord(request, routes, [])
+        for i, route in enumerate(routes):
+            name = request.name if len(routes) == 1 else f"{request.name}#{i}"
+            self.network.install_route(name, route)
+            circuit = self.network.open_circuit(name, request.source, request.protocol,
+                                                consumer=self._consumer(record, i))
+            record.circuits.append(circuit)
+        self.records[request.name] = record
+        start = max(self.ticks(request.start_s), self.sim.now)
+        self.sim.schedule_at(start, self._start, record, priority=-1)
+        if request.end_s is not None:
+            self.sim.schedule_at(max(self.ticks(request.end_s), start), self._end, record, priority=-1)
+        return record
+
+    def _consumer(self, record: RequestRecord, index: int):
+        def deliver(circuit: Circuit, pair: Pair, now: int) -> None:
+            if record.ended_tick is not None:
+                return
+            record.delivery_ticks.append(now)
+            record.delivered_weights.append(pair.weights)
+            record.delivered_on.append(index)
+            record.stalled_since_tick = None
+            if self.on_delivery is not None:
+                self.on_delivery(record, pair, now)
+            target = record.request.pairs
+            if target is not None and len(record.delivery_ticks) >= target and record.completed_tick is None:
+                record.completed_tick = now
+                self.sim.schedule(0, self._end, record, priority=-1)
+
+        return deliver
+
+    def _start(self, record: RequestRecord) -> None:
+        if record.started_tick is not None:
+            return
+        record.started_tick = self.sim.now
+        for circuit in record.circuits:
+            self.network.activate(circuit)
+
+    def _end(self, record: RequestRecord) -> None:
+        if record.ended_tick is not None:
+            return
+        record.ended_tick = self.sim.now
+        for circuit in record.circuits:
+            self.network.deactivate(circuit)
+
+    def watch(self) -> list[RequestRecord]:
+        """Note requests whose circuits are all frozen (deadlocked unless another request frees memory);
+        returns those stalled now."""
+        frozen = {id(c) for c in self.network.frozen_circuits()}
+        stalled = []
+        for record in self.records.values():
+            if record.active and record.circuits and all(id(c) in frozen for c in record.circuits):
+                if record.stalled_since_tick is None:
+                    record.stalled_since_tick = self.sim.now
+                stalled.append(record)
+            else:
+                record.stalled_since_tick = None
+        return stalled
