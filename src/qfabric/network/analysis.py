@@ -270,3 +270,39 @@ def swap_asap_exact(
         mean_werner=float(werner[index[(empty, 0)]]),
         method=f"Markov chain, {len(states)} coverage states, {len(index)} fidelity unknowns",
     )
+
+
+# ---- quantum switch ---------------------------------------------------------------------------
+
+
+def switch_capacity(users: int, p_gen: float, p_swap: float = 1.0) -> float:
+    """End-to-end pairs per time step of a quantum switch serving every pair of ``users``, one qubit per link.
+
+    The star of Vardoyan, Guha, Nain, Towsley ("On the stochastic analysis of a quantum entanglement switch",
+    SIGMETRICS PER 2019; "On the capacity region of bipartite and tripartite entanglement switching", 2021):
+    each user-hub link holds at most one pair (``B = 1``) and attempts once per step while free, succeeding
+    with ``p_gen``; the hub swaps any two stored pairs at once (success ``p_swap``; either way both links
+    restart). With one qubit per link at most one pair waits at the hub, so the state is 0 or 1 stored pairs.
+    In a step, ``N`` links herald one after another (``N ~ Bin(k, p)`` from state 0, ``Bin(k - 1, p)`` from
+    state 1, whose stored link is busy); they pair off as they arrive. With ``O(n) = P(Bin(n, p) odd) =
+    (1 - (1 - 2p)^n) / 2``: from state 0, ``floor(N / 2)`` swaps and state ``N mod 2``; from state 1,
+    ``ceil(N / 2)`` swaps and state 1 iff ``N`` is even. Hence ``pi_1 = O(k) / (O(k) + O(k - 1))`` and
+
+        C = p_swap [ pi_0 (k p - O(k)) / 2 + pi_1 ((k - 1) p + O(k - 1)) / 2 ].
+
+    For small ``p`` it tends to the continuous-time capacity ``p_swap k (k - 1) mu / (2k - 1)`` with ``mu = p``.
+
+    >>> round(switch_capacity(3, 0.05), 6), round(3 * 2 * 0.05 / 5, 6)
+    (0.060304, 0.06)
+    """
+    if not isinstance(users, int) or users < 2:
+        raise ParameterError("users", users, "a whole number >= 2")
+    _check("p_gen", p_gen)
+    _check("p_swap", p_swap)
+    k, p = users, p_gen
+
+    def odd(n: int) -> float:
+        return (1.0 - (1.0 - 2.0 * p) ** n) / 2.0
+
+    pi1 = odd(k) / (odd(k) + odd(k - 1))
+    return p_swap * ((1 - pi1) * (k * p - odd(k)) / 2 + pi1 * ((k - 1) * p + odd(k - 1)) / 2)

@@ -58,18 +58,20 @@ _NEVER = math.inf
 class Pair:
     """An entangled pair; bound to a circuit, its ends are path positions ``left < right``.
 
-    ``weights`` hold at tick ``t_state``; ``ready`` is when both ends know its Pauli frame; ``since`` is
+    ``weights`` hold at tick ``t_state``; ``known_l`` / ``known_r`` are when each end has every swap record of
+    its history (records travel hop by hop, relayed by the swapping nodes), ``ready`` the later; ``since`` is
     when it became available for swapping (the qubit-selection rule's age); ``pool_l`` / ``pool_r`` are the
     memory pools of its two halves (``None`` once that end has discarded it); ``doom_l`` / ``doom_r`` are
     the ticks at which each end learns that a failed swap made it garbage.
     """
 
-    __slots__ = ("left", "right", "weights", "t_state", "ready", "pool_l", "pool_r", "created", "since", "rounds",
-                 "circuit", "link", "timer", "alive", "doom_l", "doom_r")
+    __slots__ = ("left", "right", "weights", "t_state", "known_l", "known_r", "pool_l", "pool_r", "created", "since",
+                 "rounds", "circuit", "link", "timer", "alive", "doom_l", "doom_r")
 
-    def __init__(self, left: int, right: int, weights: Weights, t_state: int, ready: int,
+    def __init__(self, left: int, right: int, weights: Weights, t_state: int, known_l: int, known_r: int,
                  pool_l: MemoryPool | None, pool_r: MemoryPool | None, created: int):
-        self.left, self.right, self.weights, self.t_state, self.ready = left, right, weights, t_state, ready
+        self.left, self.right, self.weights, self.t_state = left, right, weights, t_state
+        self.known_l, self.known_r = known_l, known_r
         self.pool_l, self.pool_r, self.created, self.since = pool_l, pool_r, created, created
         self.rounds = 0
         self.circuit: Circuit | None = None
@@ -81,6 +83,10 @@ class Pair:
     @property
     def span(self) -> int:
         return self.right - self.left
+
+    @property
+    def ready(self) -> int:
+        return max(self.known_l, self.known_r)
 
     @property
     def doomed(self) -> bool:
@@ -187,6 +193,8 @@ class Circuit:
         self.active = False
         self.activated_at = 0
         self.last_delivery = 0
+        self.last_shared = -1  # when it last took a shared link pair (statistical ties go to the longest ago)
+        self.no_memory_share: set[str] = set()  # buffer-space: links where its share of an end's qubits is zero
 
         hops = [link.hop for link in self.links]
         self._hops = hops
@@ -357,7 +365,8 @@ class Circuit:
             self._release(pair)
             return
         pair.rounds += 1
-        pair.ready = max(pair.ready, self.sim.now)
+        pair.known_l = max(pair.known_l, self.sim.now)  # each end has the other's parity outcome now
+        pair.known_r = max(pair.known_r, self.sim.now)
         self._route(pair)
 
     # ---- swapping -----------------------------------------------------------------------------------
@@ -524,11 +533,15 @@ class Circuit:
                 if model.swap_depolarising:
                     weights = compose(weights, depolarising_probabilities(model.swap_depolarising))
             message = max(to_left, to_right)
-            pair = Pair(a.left, b.right, weights, now, max(a.ready, b.ready, now + message), a.pool_l, b.pool_r, now)
+            # each far end gets this swap's record, and the records the swapping node relays once it has them
+            known_l = max(a.known_l, max(now, b.known_l) + to_left)
+            known_r = max(b.known_r, max(now, a.known_r) + to_right)
+            pair = Pair(a.left, b.right, weights, now, known_l, known_r, a.pool_l, b.pool_r, now)
             pair.circuit = self
             pair.doom_l, pair.doom_r = doom_l, doom_r
             if pair.doomed:
-                pair.ready = max(pair.ready, doom_l if doom_l != _NEVER else 0, doom_r if doom_r != _NEVER else 0)
+                pair.known_l = max(known_l, doom_l if doom_l != _NEVER else 0)
+                pair.known_r = max(known_r, doom_r if doom_r != _NEVER else 0)
                 self._schedule_news(pair)
             if self.scheme is SwapScheme.NESTED and (message > 0 or failed):
                 # the next level's node swaps only once the message tells it who its memory now shares a pair with
@@ -677,6 +690,8 @@ class Circuit:
         if not pair.alive:
             return
         if pair.doomed or not self.active:
+            if pair.doomed:
+                self.stats.doomed_discards += 1
             self._release(pair)
             return
         now = self.sim.now

@@ -313,14 +313,20 @@ class Network:
                 gen.refill()
 
     def _split_buffers(self, link: Link) -> None:
-        """Buffer-space: each active circuit on ``link`` owns an even share of each end's qubits."""
+        """Buffer-space: each active circuit on ``link`` owns an even share of each end's qubits (the remainder
+        to the circuits activated first); a circuit left without a qubit notes the link in ``no_memory_share``."""
         n = len(link.circuits)
+        for c in link.circuits:
+            c.no_memory_share.discard(link.name)
         for pool in (link.pool_a, link.pool_b):
             base, extra = divmod(pool.capacity, n) if n else (0, 0)
             for i, c in enumerate(link.circuits):
                 s = c.segment_of[link]
                 private = c.pool_right[s] if c.nodes[s] == pool.node else c.pool_left[s + 1]
-                private.resize(base + (1 if i < extra else 0))
+                share = base + (1 if i < extra else 0)
+                private.resize(share)
+                if share == 0:
+                    c.no_memory_share.add(link.name)
 
     def finish(self) -> None:
         """Count the attempts of generation still in progress and close the memory accounts (at the end)."""
@@ -350,7 +356,7 @@ class Network:
         stats.successes += 1
         model = link.model
         now = self.sim.now
-        pair = Pair(0, 1, model.state, now - model.stored_before_herald, now, gen.pool_a, gen.pool_b, now)
+        pair = Pair(0, 1, model.state, now - model.stored_before_herald, now, now, gen.pool_a, gen.pool_b, now)
         owner = gen.owner
         if owner is None:
             circuits = link.circuits
@@ -369,19 +375,21 @@ class Network:
     def _offer(self, link: Link, pair: Pair) -> None:
         """A pair heralded on a link shared by several circuits: give it to the longest-waiting use, else keep it."""
         pair.link = link
-        best, best_since = None, math.inf
-        starter = None
+        best, best_key = None, (math.inf, math.inf)
+        starter, starter_key = None, math.inf
         for circuit in link.circuits:
             since = circuit.waiting_since(link)
             if since is None:
                 continue
-            if since == math.inf:
-                starter = starter or circuit
-            elif since < best_since:
-                best, best_since = circuit, since
+            if since == math.inf:  # it could only start a purification: the one served longest ago
+                if circuit.last_shared < starter_key:
+                    starter, starter_key = circuit, circuit.last_shared
+            elif (since, circuit.last_shared) < best_key:  # the longest wait; ties to the one served longest ago
+                best, best_key = circuit, (since, circuit.last_shared)
         circuit = best or starter
         pair.decay_to(self.sim.now, self.seconds_per_tick)
         if circuit is not None:
+            circuit.last_shared = self.sim.now
             circuit.bind(pair, link)
             circuit.herald(pair, circuit.segment_of[link], decayed=True)
             return

@@ -150,6 +150,7 @@ def request_row(record: RequestRecord, *, duration_s: float, seconds_per_tick: f
         "cutoff_discards": sum(s.cutoff_discards for s in stats),
         "doomed_discards": sum(s.doomed_discards for s in stats),
         "below_fidelity_discards": sum(s.below_fidelity for s in stats),
+        "no_memory_share_on": sorted({name for c in record.circuits for name in c.no_memory_share}),
         "completed_s": record.completed_tick * seconds_per_tick if record.completed_tick is not None else None,
         "stalled_since_s": record.stalled_since_tick * seconds_per_tick
         if record.stalled_since_tick is not None else None,

@@ -190,6 +190,9 @@ def run_scenario(
     warnings = [f"request {row['name']!r} stalled at {row['stalled_since_s']:.6g} s: every memory on its path "
                 "holds a pair waiting for a partner that cannot be made (a deadlock); add a cut-off (cutoff_s)"
                 for row in sections["requests"] if row["stalled_since_s"] is not None]
+    warnings += [f"request {row['name']!r} had no memory share on {', '.join(row['no_memory_share_on'])} at the end: "
+                 "buffer-space multiplexing splits each link end's qubits among the requests using it, and there "
+                 "are more requests than qubits" for row in sections["requests"] if row["no_memory_share_on"]]
     report = {
         "qfabric_version": __version__,
         "scenario": {"name": scenario.name, "file": str(source_file) if source_file else None,
