@@ -67,3 +67,36 @@ def test_chain_bad_flags_exit_2():
     assert result.exit_code == 2 and "whole numbers" in result.output
     result = runner.invoke(app, ["chain", "exact", "--scheme", "swap-asap", "--cutoff", "5"])
     assert result.exit_code == 2 and "simulate" in result.output
+
+
+def test_topology_writes_a_skeleton_that_runs(tmp_path):
+    out = tmp_path / "net.yaml"
+    result = runner.invoke(app, ["topology", "--generator", "waxman", "--nodes", "24", "--seed", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "24 nodes" in " ".join(result.output.split())
+    text = out.read_text()
+    assert text.startswith("# written by: qfabric topology") and "position_km" in text
+    run = runner.invoke(app, ["run", str(out), "--quiet"])
+    assert run.exit_code == 0, run.output
+    assert "r0" in run.output and "r1" in run.output
+    again = tmp_path / "again.yaml"
+    runner.invoke(app, ["topology", "--generator", "waxman", "--nodes", "24", "--seed", "3", "-o", str(again)])
+    assert again.read_text().splitlines()[2:] == text.splitlines()[2:]  # same seed, same skeleton
+
+
+def test_topology_imports_graphml_and_refuses_bad_input(tmp_path):
+    import networkx as nx
+
+    graph = nx.cycle_graph(5)
+    nx.set_edge_attributes(graph, 12.0, "length_km")
+    nx.write_graphml(graph, tmp_path / "ring.graphml")
+    out = tmp_path / "ring.yaml"
+    result = runner.invoke(app, ["topology", "--file", str(tmp_path / "ring.graphml"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "5 nodes, 5 links" in " ".join(result.output.split())
+    result = runner.invoke(app, ["topology", "-o", str(out)])
+    assert result.exit_code == 2 and "one of --generator, --file or --workload" in result.output
+    result = runner.invoke(app, ["topology", "--generator", "waxman", "--nodes", "5", "--seed", "3", "-o", str(out)])
+    assert result.exit_code == 2 and "connected" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["topology", "--generator", "hexagon", "-o", str(out)])
+    assert result.exit_code == 2 and "generator" in result.output

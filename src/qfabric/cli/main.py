@@ -3,6 +3,7 @@
     qfabric run [SCENARIO] [--json FILE]      simulate a scenario (and its federation), print its SLIs
     qfabric fl --scenario FILE [--rounds N]   run a scenario's federated training on Flower
     qfabric validate SCENARIO                 check a scenario file, explain every problem
+    qfabric topology --generator waxman ...   write a scenario skeleton (generated, imported or a workload)
     qfabric chain exact|simulate ...          waiting time and fidelity of homogeneous chains
 """
 
@@ -143,6 +144,67 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML to che
         fail(error)
     out.print(f"{scenario}: ok ({sc.name}: {len(sc.nodes)} nodes, {len(sc.links)} links, "
               f"{len(sc.all_requests())} request(s), {sc.duration_s:g} s)")
+
+
+@app.command()
+def topology(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scenario YAML to write.")],
+    generator: Annotated[str | None, typer.Option(help="line, ring, star, grid, waxman or random.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Import a GML or GraphML graph instead.")] = None,
+    workload: Annotated[Path | None, typer.Option(help="Convert a qfabric-peer-workload/1 JSON file instead.")] = None,
+    nodes: Annotated[int | None, typer.Option(help="Nodes (star: leaves).")] = None,
+    edges: Annotated[int | None, typer.Option(help="random: links.")] = None,
+    rows: Annotated[int | None, typer.Option(help="grid: rows.")] = None,
+    cols: Annotated[int | None, typer.Option(help="grid: columns.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generator and of the example requests.")] = 0,
+    size_km: Annotated[float | None, typer.Option(help="waxman: side of the square, km.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="waxman: alpha.")] = None,
+    beta: Annotated[float | None, typer.Option(help="waxman: beta.")] = None,
+    spacing_km: Annotated[float | None, typer.Option(help="Link length of line/ring/star/grid/random, km.")] = None,
+    profile: Annotated[str, typer.Option(help="Hardware profile of every link.")] = "near-term",
+    scheme: Annotated[str, typer.Option(help="single-click or double-click.")] = "double-click",
+    requests: Annotated[int | None, typer.Option(help="Example requests (default: max(2, nodes / 10)).")] = None,
+    duration_s: Annotated[float, typer.Option(help="Simulated time, s.")] = 1.0,
+) -> None:
+    """Write a scenario skeleton to edit: every node and link spelled out, example requests, routing."""
+    import json
+
+    from qfabric.network.generators import generate, read_graph
+    from qfabric.scenario.skeleton import skeleton, to_yaml
+    from qfabric.scenario.workload import workload_to_scenario
+
+    command = "qfabric topology " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "qfabric topology"
+    sources = [x for x in (generator, file, workload) if x is not None]
+    try:
+        if len(sources) != 1:
+            raise QfabricError("give one of --generator, --file or --workload")
+        if workload is not None:
+            try:
+                raw = json.loads(workload.read_text())
+            except (OSError, ValueError) as error:
+                raise QfabricError(f"{workload}: cannot read a JSON workload ({error})") from None
+            data = workload_to_scenario(raw, workload)
+        else:
+            if file is not None:
+                graph, name = read_graph(file), file.stem
+            else:
+                params = {k: v for k, v in {"nodes": nodes, "edges": edges, "rows": rows, "cols": cols,
+                                            "size_km": size_km, "alpha": alpha, "beta": beta,
+                                            "length_km": spacing_km}.items() if v is not None}
+                if generator in ("waxman", "random"):
+                    params["seed"] = seed
+                if generator == "star" and "nodes" in params:
+                    params["leaves"] = params.pop("nodes")
+                graph = generate(generator, **params)
+                name = f"{generator}-{graph.number_of_nodes()}"
+            data = skeleton(graph, name=name, seed=seed, profile=profile, scheme=scheme, requests=requests,
+                            duration_s=duration_s)
+        output.write_text(to_yaml(data, f"written by: {command}\nedit it, then: qfabric validate {output}"))
+        load_scenario(output)  # what we wrote must load
+    except QfabricError as error:
+        fail(error)
+    out.print(f"wrote {output}: {len(data['nodes'])} nodes, {len(data['links'])} links, "
+              f"{len(data['requests'])} requests")
 
 
 def _parse_cutoffs(text: str | None) -> list[int | None] | None:

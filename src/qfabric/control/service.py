@@ -162,7 +162,7 @@ class EntanglementService:
     def watch(self) -> list[RequestRecord]:
         """Note requests whose circuits are all frozen (deadlocked unless another request frees memory);
         returns those stalled now."""
-        frozen = {id(c) for c in self.network.frozen_circuits()}
+        frozen = {id(c) for c in self.network.frozen_circuits() if not c.no_memory_share}
         stalled = []
         for record in self.records.values():
             if record.active and record.circuits and all(id(c) in frozen for c in record.circuits):
