@@ -7,6 +7,7 @@ import re
 import time
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from qfabric.control import (
@@ -324,3 +325,19 @@ def test_shortest_path_on_1000_node_grid_is_fast(metric):
     elapsed = time.perf_counter() - start
     assert len(path) == 64 and path[:40] == [f"n{i}" for i in range(40)]
     assert elapsed < 1.0
+
+
+def test_hop_routes_on_random_networks_are_the_benchmark_workloads_canonical_routes():
+    # ../shared/peers/make_randomtopo.py routes each request over the hop-count shortest path that is
+    # lexicographically smallest by integer node index; qfabric's deterministic tie-break must give the same
+    from qfabric.network.generators import random_connected
+
+    for nodes, edges, seed in [(64, 80, 1), (128, 160, 1), (200, 260, 7)]:
+        graph = random_connected(nodes, edges, seed=seed)
+        ints = nx.relabel_nodes(graph, {n: int(n[1:]) for n in graph})
+        rng = np.random.default_rng(seed)
+        for a, b in rng.integers(0, nodes, size=(40, 2)):
+            if a == b:
+                continue
+            canonical = [f"n{i}" for i in min(nx.all_shortest_paths(ints, int(a), int(b)))]
+            assert shortest_path(graph, f"n{a}", f"n{b}") == canonical

@@ -200,3 +200,15 @@ def test_a_graphml_file_is_imported_relative_to_the_scenario(tmp_path, mesh):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(mesh))
     sc = load_scenario(tmp_path / "s.yaml")
     assert sorted((link.name, link.length_km) for link in sc.links) == [("x-y", 12.5), ("y-z", 7.5)]
+
+
+def test_the_shipped_metro_mesh_serves_both_tenants():
+    from pathlib import Path
+
+    report = run_scenario(load_scenario(Path(__file__).parents[2] / "scenarios" / "metro-mesh.yaml"))
+    rows = {row["name"]: row for row in report["requests"]}
+    assert {row["tenant"] for row in rows.values()} == {"health", "finance"}
+    assert all(row["pairs_delivered"] > 100 for row in rows.values())
+    assert rows["lab-share"]["completed_s"] is not None  # its 600 pairs arrive before the end
+    assert rows["bank-sla"]["share_of_target"] >= 1.0 and len(rows["bank-sla"]["paths"]) == 2
+    assert not report["warnings"]

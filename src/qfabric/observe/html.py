@@ -7,6 +7,7 @@ import html
 import io
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -130,18 +131,20 @@ def request_figure(rows: list[dict]) -> Figure:
         ax1.legend(fontsize=8)
     ax1.set_ylabel("pairs/s (95% CI)")
     ax1.set_title("Delivered rate")
-    data = [[e + (b - e) / 2 for e, b, c in zip(r["fidelity"]["histogram"]["edges"],
-                                                r["fidelity"]["histogram"]["edges"][1:],
-                                                r["fidelity"]["histogram"]["counts"], strict=False) for _ in range(c)]
-            for r in rows]
-    if any(data):
-        ax2.boxplot([d or [float("nan")] for d in data], positions=list(x), widths=0.6, showfliers=False)
+    for i, r in enumerate(rows):
+        f = r["fidelity"]
+        if f.get("count"):
+            ax2.vlines(i, f["min"], f["max"], color="grey", linewidth=1)
+            ax2.vlines(i, f["p5"], f["p95"], color="tab:blue", linewidth=8)
+            ax2.plot(i, f["p50"], "o", color="white", markeredgecolor="black", markersize=5)
     ax2.set_ylabel("delivered fidelity")
-    ax2.set_title("Fidelity (binned)")
+    ax2.set_title("Fidelity: min-max, p5-p95, median")
     for key, marker in (("p50", "o"), ("p99", "^")):
         ax3.plot(list(x), [r["waiting_time_s"][key] * 1e3 if r["waiting_time_s"].get("count") else float("nan")
                            for r in rows], marker, label=key)
     ax3.set_yscale("log")
+    ax3.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax3.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax3.set_ylabel("time between pairs (ms)")
     ax3.set_title("Waiting time")
     ax3.legend(fontsize=8)
