@@ -20,8 +20,9 @@ VENV = HERE / ".peer-venv"
 
 
 def _python312() -> str:
-    found = shutil.which("python3.12") or next(iter(sorted(glob.glob(os.path.expanduser(
-        "~/.pyenv/versions/3.12*/bin/python3.12")))), None)
+    # a real interpreter first: pyenv's python3.12 shim fails (exit 127) when 3.12 is not the selected version
+    found = next(iter(sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))), None) \
+        or shutil.which("python3.12")
     if not found:
         sys.exit("SeQUeNCe 1.3 needs Python 3.12 and none was found (install one, or set QFABRIC_PEER_PYTHON)")
     return found
@@ -41,8 +42,9 @@ def peer_python() -> str:
 
 def run_peer(script: str, *args: str, timeout: float = 1800) -> dict:
     """Run ``../shared/peers/<script>`` and parse the JSON line it prints."""
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.run([peer_python(), str(PEERS / script), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=str(HERE))
+                          timeout=timeout, cwd=str(HERE), env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{script} failed:\n{proc.stderr[-2000:]}")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]

@@ -52,7 +52,7 @@ PRIORITY_CUTOFF = 2_000_000  # after swaps at the same tick: waiting exactly the
 PRIORITY_NEWS = 2_500_000
 
 _MIXED: Weights = (0.25, 0.25, 0.25, 0.25)
-_NEVER = math.inf
+_NEVER = 1 << 62  # a tick no run reaches (2^62 ps is 53 days)
 
 
 class Pair:
@@ -90,19 +90,39 @@ class Pair:
 
     @property
     def doomed(self) -> bool:
-        return self.doom_l != _NEVER or self.doom_r != _NEVER
+        return self.doom_l < _NEVER or self.doom_r < _NEVER
 
     def decay_to(self, now: int, seconds_per_tick: float) -> None:
-        """Apply both memories' noise from ``t_state`` to ``now``."""
+        """Apply both memories' noise from ``t_state`` to ``now``.
+
+        Pauli noise on either half multiplies the Fourier components of the Bell-diagonal weights (over the
+        Klein group, the basis in which :func:`~qfabric.states.compose` is a product) by ``exp(-t * rate)``,
+        so both memories' channels are applied at once (see ``Memory.decay_rates``).
+        """
         dt = now - self.t_state
         if dt <= 0:
             return
-        seconds = dt * seconds_per_tick
-        w = self.weights
-        for pool in (self.pool_l, self.pool_r):
-            if pool is not None and not pool.memory.is_ideal:
-                w = compose(w, pool.memory.pauli_probabilities(seconds))
-        self.weights, self.t_state = w, now
+        self.t_state = now
+        pl, pr = self.pool_l, self.pool_r
+        if pl is None:
+            if pr is None:
+                return
+            r1, r2, r3 = pr.rates
+        elif pr is None:
+            r1, r2, r3 = pl.rates
+        else:
+            a, b = pl.rates, pr.rates
+            r1, r2, r3 = a[0] + b[0], a[1] + b[1], a[2] + b[2]
+        if r1 == 0.0 and r2 == 0.0 and r3 == 0.0:
+            return
+        t = -dt * seconds_per_tick
+        w0, w1, w2, w3 = self.weights
+        f0 = w0 + w1 + w2 + w3
+        f1 = (w0 - w1 + w2 - w3) * math.exp(t * r1)
+        f2 = (w0 + w1 - w2 - w3) * math.exp(t * r2)
+        f3 = (w0 - w1 - w2 + w3) * math.exp(t * r3)
+        self.weights = ((f0 + f1 + f2 + f3) / 4, (f0 - f1 + f2 - f3) / 4, (f0 + f1 - f2 - f3) / 4,
+                        (f0 - f1 - f2 + f3) / 4)
 
     def __repr__(self) -> str:
         return f"Pair({self.left}-{self.right}, F={self.weights[0]:.4f}, alive={self.alive})"
@@ -139,7 +159,7 @@ class Circuit:
         self.segment_of = {link: s for s, link in enumerate(self.links)}
         self.forward = [link.a == a for link, a in zip(self.links, nodes, strict=False)]
         self.node_models = [network.nodes[x] for x in nodes]
-        self.scheme = protocol.scheme
+        self.scheme = SwapScheme(protocol.scheme)
         self.cutoffs = protocol.cutoffs_for(n)
         self.regenerate_covered = protocol.regenerate_covered
         self.defer_swaps = protocol.defer_swaps
@@ -187,7 +207,7 @@ class Circuit:
         self.holding_left: list[list[Pair]] = [[] for _ in range(n + 1)]  # swappable pairs ending at node i
         self.holding_right: list[list[Pair]] = [[] for _ in range(n + 1)]  # swappable pairs starting at i
         self.waiting_purification: dict[tuple[int, int], list[Pair]] = {}
-        self.covered = [0] * n  # live pairs spanning each segment
+        self.covered = [0] * n  # live pairs spanning each segment (kept only without regenerate_covered)
         self.in_flight: dict[Pair, None] = {}  # alive pairs held by no node's list: messages or handshakes pending
         self._swap_check_pending = [False] * (n + 1)
         self.active = False
@@ -248,7 +268,8 @@ class Circuit:
         """A pair heralded on segment ``s`` is now this circuit's."""
         if pair.circuit is None:
             self._orient(pair, s)
-        self.covered[s] += 1
+        if not self.regenerate_covered:
+            self.covered[s] += 1
         if not decayed:
             pair.decay_to(self.sim.now, self.seconds_per_tick)
         self._route(pair)
@@ -281,7 +302,7 @@ class Circuit:
             for p in self.waiting_purification.get((s, s + 1), ()):
                 if p.rounds == 0:
                     return p.since
-            return _NEVER
+            return math.inf
         if self.n == 1:
             return self.last_delivery
         best = None
@@ -376,8 +397,6 @@ class Circuit:
             self._schedule_delivery(pair)
             return
         pair.since = self.sim.now
-        if self.scheme is not SwapScheme.NESTED:
-            self._arm_creation_cutoff(pair)
         left, right = pair.left, pair.right
         held_left = left > 0 and pair.pool_l is not None
         held_right = right < self.n and pair.pool_r is not None
@@ -389,6 +408,8 @@ class Circuit:
             self._request_swap_check(left)
         if held_right and pair.alive:  # an inline swap at the left end may have used it
             self._request_swap_check(right)
+        if pair.alive and self.scheme is not SwapScheme.NESTED:  # still waiting: its cut-off runs from now
+            self._arm_creation_cutoff(pair)
 
     def _request_swap_check(self, node: int) -> None:
         """Swap at ``node`` now, or (``defer_swaps``) after every herald of this tick, from the head end."""
@@ -466,7 +487,8 @@ class Circuit:
             for p, s in ((a, node - 1), (b, node)):
                 if p.circuit is None:
                     self.bind(p, self.links[s])
-                    self.covered[s] += 1
+                    if not self.regenerate_covered:
+                        self.covered[s] += 1
                     p.decay_to(self.sim.now, self.seconds_per_tick)
             self._begin_swap(node, a, b)
         if self.scheme is SwapScheme.NESTED:
@@ -510,8 +532,10 @@ class Circuit:
             p.decay_to(now, spt)
             if p.doomed:
                 self.in_flight.pop(p, None)
-        a.pool_r.give()  # the swapping node's two qubits are measured
-        b.pool_l.give()
+        measured_a, measured_b = a.pool_r, b.pool_l  # the swapping node's two qubits are measured
+        assert measured_a is not None and measured_b is not None  # it holds both (pairs are held where they are)
+        measured_a.give()
+        measured_b.give()
         self.stats.swaps += 1
         model = self.node_models[node]
         a.alive = b.alive = False
@@ -534,14 +558,16 @@ class Circuit:
                     weights = compose(weights, depolarising_probabilities(model.swap_depolarising))
             message = max(to_left, to_right)
             # each far end gets this swap's record, and the records the swapping node relays once it has them
-            known_l = max(a.known_l, max(now, b.known_l) + to_left)
-            known_r = max(b.known_r, max(now, a.known_r) + to_right)
+            relay_l = (now if now > b.known_l else b.known_l) + to_left
+            relay_r = (now if now > a.known_r else a.known_r) + to_right
+            known_l = a.known_l if a.known_l > relay_l else relay_l
+            known_r = b.known_r if b.known_r > relay_r else relay_r
             pair = Pair(a.left, b.right, weights, now, known_l, known_r, a.pool_l, b.pool_r, now)
             pair.circuit = self
             pair.doom_l, pair.doom_r = doom_l, doom_r
             if pair.doomed:
-                pair.known_l = max(known_l, doom_l if doom_l != _NEVER else 0)
-                pair.known_r = max(known_r, doom_r if doom_r != _NEVER else 0)
+                pair.known_l = max(known_l, doom_l if doom_l < _NEVER else 0)
+                pair.known_r = max(known_r, doom_r if doom_r < _NEVER else 0)
                 self._schedule_news(pair)
             if self.scheme is SwapScheme.NESTED and (message > 0 or failed):
                 # the next level's node swaps only once the message tells it who its memory now shares a pair with
@@ -586,7 +612,7 @@ class Circuit:
     def _schedule_news(self, pair: Pair) -> None:
         now = self.sim.now
         for side, at in (("l", pair.doom_l), ("r", pair.doom_r)):
-            if at != _NEVER:
+            if at < _NEVER:
                 self.sim.schedule_at(max(at, now), self._news, pair, side, priority=PRIORITY_NEWS)
 
     def _news(self, pair: Pair, side: str) -> None:
@@ -628,7 +654,8 @@ class Circuit:
         cutoff = self.cutoffs[0]
         if cutoff is not None:
             self._disarm(pair)
-            pair.timer = self.sim.schedule_at(max(self.sim.now, pair.since + cutoff), self._discard_expired, pair,
+            now, expiry = self.sim.now, pair.since + cutoff
+            pair.timer = self.sim.schedule_at(expiry if expiry > now else now, self._discard_expired, pair,
                                               priority=PRIORITY_CUTOFF)
 
     def _discard_expired(self, pair: Pair) -> None:
@@ -757,6 +784,8 @@ class Circuit:
         self._uncover_span(pair.left, pair.right)
 
     def _uncover_span(self, left: int, right: int) -> None:
+        if self.regenerate_covered:
+            return
         covered = self.covered
         for s in range(left, right):
             covered[s] -= 1

@@ -11,19 +11,22 @@ How circuits share a link's memories is the :class:`~qfabric.network.models.Mult
 until one of them uses it, the longest-waiting partner first: with one hub and a circuit between every two
 users this is the quantum switch); ``buffer-space`` splits them among the active circuits.
 
->>> from qfabric.sim import Simulator
->>> from qfabric.network.models import LinkModel, Protocol
->>> sim = Simulator(seed=1)
->>> net = Network(sim, seconds_per_tick=1.0)
->>> fresh = LinkModel(success_probability=0.5, attempt_period=1, herald_delay=1, state=(1.0, 0.0, 0.0, 0.0))
->>> for a, b in [("a", "r"), ("r", "b")]:
-...     _ = net.add_link(f"{a}-{b}", a, b, fresh)
->>> net.install_route("a-to-b", ["a", "r", "b"])
->>> circuit = net.open_circuit("a-to-b", "a", Protocol(scheme="swap-asap"))
->>> net.activate(circuit)
->>> _ = sim.run(until=1000)
->>> len(circuit.stats.delivery_ticks) > 300
-True
+A two-link network serving one circuit (``tests/network/test_network.py`` runs this)::
+
+    sim = Simulator(seed=1)
+    net = Network(sim, seconds_per_tick=1.0)
+    fresh = LinkModel(success_probability=0.5, attempt_period=1, herald_delay=1, state=(1.0, 0.0, 0.0, 0.0))
+    for a, b in [("a", "r"), ("r", "b")]:
+        net.add_link(f"{a}-{b}", a, b, fresh)
+    net.install_route("a-to-b", ["a", "r", "b"])
+    circuit = net.open_circuit("a-to-b", "a", Protocol(scheme="swap-asap"))
+    net.activate(circuit)
+    sim.run(until=1000)
+    len(circuit.stats.delivery_ticks)      # about 375: one pair per 8/3 ticks, (3 - 2p) / (p (2 - p))
+
+This module, :mod:`~qfabric.network.circuit` and :mod:`~qfabric.network.models` are compiled with mypyc when
+qfabric is installed (``setup.py``): keep them fully typed (``mypy`` runs as part of the build), and keep
+doctests out of them (a compiled module has none; their examples are tests).
 """
 
 from __future__ import annotations
@@ -45,11 +48,12 @@ class MemoryPool:
     ``busy_ticks`` integrates the number of qubits in use over time (memory utilisation).
     """
 
-    __slots__ = ("node", "link", "memory", "capacity", "free", "busy_ticks", "_last", "_sim", "generator")
+    __slots__ = ("node", "link", "memory", "rates", "capacity", "free", "busy_ticks", "_last", "_sim", "generator")
 
-    def __init__(self, sim: Simulator, node: str, link: Link, memory: Memory, capacity: int):
+    def __init__(self, sim: Simulator, node: str, link: Link | None, memory: Memory, capacity: int):
         self._sim = sim
         self.node, self.link, self.memory = node, link, memory
+        self.rates = memory.decay_rates
         self.capacity = self.free = capacity
         self.busy_ticks = 0
         self._last = sim.now
@@ -140,7 +144,10 @@ class Generator:
 
     def refill(self) -> None:
         """Start generating on every free memory pair while an active circuit wants pairs here."""
-        link, pool_a, pool_b = self.link, self.pool_a, self.pool_b
+        pool_a, pool_b = self.pool_a, self.pool_b
+        if pool_a.free <= 0 or pool_b.free <= 0:
+            return
+        link = self.link
         owner = self.owner
         if owner is None:
             circuits = link.circuits
@@ -152,8 +159,6 @@ class Generator:
             if not owner.active:
                 return
             segment = self._segment
-        if pool_a.free <= 0 or pool_b.free <= 0:
-            return
         sim = self.network.sim
         model = link.model
         p, period, delay = model.success_probability, model.attempt_period, model.herald_delay
@@ -227,10 +232,10 @@ class Network:
         caps = [model.capacity if c is None else c for c in (capacity_a, capacity_b)]
         if any(not isinstance(c, int) or c < 0 for c in caps):
             raise ParameterError("capacity", caps, "whole numbers of memory qubits >= 0")
-        link = Link.__new__(Link)
-        pool_a = MemoryPool(self.sim, a, link, memory_a or Memory(), caps[0])
-        pool_b = MemoryPool(self.sim, b, link, memory_b or Memory(), caps[1])
-        link.__init__(self, name, len(self.links), a, b, model, pool_a, pool_b, stream or f"link/{name}")
+        pool_a = MemoryPool(self.sim, a, None, memory_a or Memory(), caps[0])
+        pool_b = MemoryPool(self.sim, b, None, memory_b or Memory(), caps[1])
+        link = Link(self, name, len(self.links), a, b, model, pool_a, pool_b, stream or f"link/{name}")
+        pool_a.link = pool_b.link = link
         self.links.append(link)
         self._link_at[key] = link
         return link
@@ -257,9 +262,10 @@ class Network:
             entry = self.forwarding.get(node, {}).get(circuit)
             if entry is None:
                 raise ParameterError("circuit", circuit, f"forwarding state installed at {node!r}")
-            node = entry[1]
-            if node is None:
+            downstream = entry[1]
+            if downstream is None:
                 return path
+            node = downstream
             path.append(node)
 
     def open_circuit(self, name: str, head: str, protocol: Protocol, *,
@@ -323,6 +329,7 @@ class Network:
             for i, c in enumerate(link.circuits):
                 s = c.segment_of[link]
                 private = c.pool_right[s] if c.nodes[s] == pool.node else c.pool_left[s + 1]
+                assert private is not None
                 share = base + (1 if i < extra else 0)
                 private.resize(share)
                 if share == 0:
@@ -375,39 +382,44 @@ class Network:
     def _offer(self, link: Link, pair: Pair) -> None:
         """A pair heralded on a link shared by several circuits: give it to the longest-waiting use, else keep it."""
         pair.link = link
-        best, best_key = None, (math.inf, math.inf)
-        starter, starter_key = None, math.inf
+        best: Circuit | None = None
+        starter: Circuit | None = None
+        best_key = (math.inf, math.inf)
+        starter_key = math.inf
         for circuit in link.circuits:
             since = circuit.waiting_since(link)
             if since is None:
                 continue
+            served = float(circuit.last_shared)
             if since == math.inf:  # it could only start a purification: the one served longest ago
-                if circuit.last_shared < starter_key:
-                    starter, starter_key = circuit, circuit.last_shared
-            elif (since, circuit.last_shared) < best_key:  # the longest wait; ties to the one served longest ago
-                best, best_key = circuit, (since, circuit.last_shared)
-        circuit = best or starter
+                if served < starter_key:
+                    starter, starter_key = circuit, served
+            elif (since, served) < best_key:  # the longest wait; ties to the one served longest ago
+                best, best_key = circuit, (since, served)
+        chosen = best if best is not None else starter
         pair.decay_to(self.sim.now, self.seconds_per_tick)
-        if circuit is not None:
-            circuit.last_shared = self.sim.now
-            circuit.bind(pair, link)
-            circuit.herald(pair, circuit.segment_of[link], decayed=True)
+        if chosen is not None:
+            chosen.last_shared = self.sim.now
+            chosen.bind(pair, link)
+            chosen.herald(pair, chosen.segment_of[link], decayed=True)
             return
         pair.since = self.sim.now
         link.unbound.append(pair)
-        cutoff = max((c.unbound_cutoff() for c in link.circuits), key=lambda c: math.inf if c is None else c,
-                     default=None)
+        cutoffs = [c.unbound_cutoff() for c in link.circuits]
+        cutoff = None if None in cutoffs else max(c for c in cutoffs if c is not None)
         if cutoff is not None:
             pair.timer = self.sim.schedule(cutoff, self._expire_unbound, pair, priority=3_000_000)
 
     def _expire_unbound(self, pair: Pair) -> None:
         pair.timer = None
         if pair.alive and pair.circuit is None:
+            assert pair.link is not None
             pair.link.stats.unbound_discards += 1
             self.discard_unbound(pair)
 
     def discard_unbound(self, pair: Pair) -> None:
         link = pair.link
+        assert link is not None
         link.unbound.remove(pair)
         if pair.timer is not None:
             self.sim.cancel(pair.timer)
@@ -417,8 +429,9 @@ class Network:
 
     def _release_unbound(self, pair: Pair) -> None:
         pair.alive = False
-        pair.pool_l.give()
-        pair.pool_r.give()
+        for pool in (pair.pool_l, pair.pool_r):
+            if pool is not None:
+                pool.give()
 
     # ---- inspection ---------------------------------------------------------------------------------
 
@@ -444,7 +457,7 @@ class Network:
                         users[id(pool)] += 1
         for pool in self._all_pools():
             if pool.in_use != users[id(pool)]:
-                problems.append(f"{pool.node} facing {pool.link.name}: {pool.in_use} qubits in use, "
+                problems.append(f"{pool.node} facing {pool.link and pool.link.name}: {pool.in_use} qubits in use, "
                                 f"{users[id(pool)]} accounted for")
         return problems
 
@@ -471,6 +484,7 @@ class Network:
             out = dict.fromkeys(out, 0)
             for c in self.circuits:
                 for pool in c.private_pools():
+                    assert pool.link is not None
                     out[(pool.node, pool.link.name)] += pool.busy_ticks
         return out
 

@@ -1,8 +1,7 @@
 """What the network engine needs to know of links, nodes and each circuit's protocol (times in kernel ticks).
 
->>> link = LinkModel(success_probability=0.1, attempt_period=10, herald_delay=10, state=(0.9, 0.05, 0.03, 0.02))
->>> link.expected_ticks_per_pair
-100.0
+``LinkModel(success_probability=0.1, attempt_period=10, herald_delay=10, state=...).expected_ticks_per_pair``
+is ``100.0``. (Compiled with mypyc: examples live in ``tests/network/test_models.py``, not as doctests.)
 """
 
 from __future__ import annotations
@@ -142,8 +141,7 @@ def required_capacity(purification_rounds: int, purified_spans: int) -> int:
     At an end node, each purified span can hold one waiting pair per round done plus the one being
     made: ``rounds * spans + 1``.
 
-    >>> required_capacity(1, 1), required_capacity(2, 1), required_capacity(1, 2)
-    (2, 3, 3)
+    ``required_capacity(1, 1), required_capacity(2, 1), required_capacity(1, 2)`` are ``2, 3, 3``.
     """
     return purification_rounds * purified_spans + 1 if purification_rounds else 1
 
@@ -151,8 +149,7 @@ def required_capacity(purification_rounds: int, purified_spans: int) -> int:
 def nesting_levels(links: int) -> int:
     """Levels of the balanced swap tree over ``links`` links: ``ceil(log2(links))``.
 
-    >>> [nesting_levels(n) for n in (1, 2, 3, 4, 5, 8)]
-    [0, 1, 2, 2, 3, 3]
+    ``[nesting_levels(n) for n in (1, 2, 3, 4, 5, 8)]`` is ``[0, 1, 2, 2, 3, 3]``.
     """
     return (links - 1).bit_length()
 
@@ -204,7 +201,7 @@ class Protocol:
             if self.scheme is SwapScheme.NESTED and levels and len(out) != levels:
                 raise ParameterError("cutoffs", out, f"one cut-off per nesting level ({levels})")
             if self.scheme is not SwapScheme.NESTED and len(out) != 1:
-                raise ParameterError("cutoffs", out, f"one cut-off for {self.scheme.value}")
+                raise ParameterError("cutoffs", out, f"one cut-off for {SwapScheme(self.scheme).value}")
         if any(c is not None and (c < 0 or not math.isfinite(c)) for c in out):
             raise ParameterError("cutoffs", out, "non-negative tick counts")
         return out

@@ -103,7 +103,8 @@ def print_report(report: dict, console: Console | None = None) -> None:
     perf = report.get("performance")
     if perf:
         console.print(f"[dim]{perf['events']} events in {perf['wall_time_s']:.3f} s wall "
-                      f"({perf['wall_s_per_simulated_s']:.4f} s wall per simulated s)[/dim]")
+                      f"({perf['wall_s_per_simulated_s']:.4f} s wall per simulated s, {perf.get('engine')} engine)"
+                      "[/dim]")
 
 
 def print_federated(fl: dict, console: Console) -> None:

@@ -25,7 +25,7 @@ from qfabric import __version__
 from qfabric.control import EntanglementService, Request, RequestRecord
 from qfabric.errors import ParameterError
 from qfabric.link import ClassicalChannel, HeraldedLink
-from qfabric.network import LinkModel, Network, NodeModel, Protocol
+from qfabric.network import ENGINE_BUILD, LinkModel, Network, NodeModel, Protocol
 from qfabric.observe import LinkRecord, network_report
 from qfabric.qkd.link import run_bbm92, run_decoy_bb84
 from qfabric.qkd.theory import Channel
@@ -203,6 +203,7 @@ def run_scenario(
         "warnings": warnings,
         "qkd": qkd,
         "performance": {
+            "engine": ENGINE_BUILD,
             "events": sim.events_processed,
             "setup_s": t1 - t0,
             "wall_time_s": wall,

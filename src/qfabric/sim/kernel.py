@@ -19,6 +19,7 @@ were scheduled, so a run is deterministic.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 from collections.abc import Callable
@@ -29,26 +30,24 @@ import numpy as np
 from qfabric.errors import ParameterError
 
 
-class Event(list):
-    """A scheduled callback: the heap entry itself, ``[time, priority, seq, callback, args]``.
+class Event:
+    """A scheduled callback; keep it to cancel it (``Simulator.cancel``). ``active`` is False once cancelled or run.
 
-    Keep it to cancel it (``Simulator.cancel``); ``active`` is False once cancelled or run.
-    Entries compare by ``(time, priority, seq)``; ``seq`` is unique, so callbacks are never compared.
+    The queue holds ``(time, priority, seq, event)`` tuples: ``seq`` is unique, so events are never compared.
     """
 
-    __slots__ = ()
+    __slots__ = ("time", "priority", "callback", "args")
 
-    @property
-    def time(self) -> int:
-        return self[0]
+    def __init__(self, time: int, priority: int, callback: Callable[..., Any] | None, args: tuple):
+        self.time, self.priority, self.callback, self.args = time, priority, callback, args
 
     @property
     def active(self) -> bool:
-        return self[3] is not None
+        return self.callback is not None
 
     def __repr__(self) -> str:
-        name = getattr(self[3], "__qualname__", repr(self[3]))
-        return f"Event(time={self[0]}, priority={self[1]}, callback={name})"
+        name = getattr(self.callback, "__qualname__", repr(self.callback))
+        return f"Event(time={self.time}, priority={self.priority}, callback={name})"
 
 
 def stream_seed(seed: int, name: str) -> np.random.SeedSequence:
@@ -71,7 +70,7 @@ class Simulator:
         self.now = 0
         self.events_processed = 0
         self.events_cancelled = 0
-        self._queue: list[Event] = []
+        self._queue: list[tuple[int, int, int, Event]] = []
         self._seq = 0
         self._stop_requested = False
         self._streams: dict[str, np.random.Generator] = {}
@@ -81,8 +80,8 @@ class Simulator:
         if time < self.now:
             raise ParameterError("time", time, f"a tick not before now ({self.now})")
         self._seq += 1
-        event = Event((time, priority, self._seq, callback, args))
-        heapq.heappush(self._queue, event)
+        event = Event(time, priority, callback, args)
+        heapq.heappush(self._queue, (time, priority, self._seq, event))
         return event
 
     def schedule(self, delay: int, callback: Callable[..., Any], *args: Any, priority: int = 0) -> Event:
@@ -90,19 +89,20 @@ class Simulator:
         if delay < 0:
             raise ParameterError("delay", delay, "a non-negative number of ticks")
         self._seq += 1
-        event = Event((self.now + delay, priority, self._seq, callback, args))
-        heapq.heappush(self._queue, event)
+        time = self.now + delay
+        event = Event(time, priority, callback, args)
+        heapq.heappush(self._queue, (time, priority, self._seq, event))
         return event
 
     def cancel(self, event: Event | None) -> None:
         """Revoke a pending event in O(1) (it is skipped when it reaches the head of the queue)."""
-        if event is not None and event[3] is not None:
-            event[3] = None
+        if event is not None and event.callback is not None:
+            event.callback = None
             self.events_cancelled += 1
 
     def reschedule(self, event: Event, time: int, priority: int = 0) -> Event:
         """Move a pending event to tick ``time``; returns the new handle."""
-        callback, args = event[3], event[4]
+        callback, args = event.callback, event.args
         if callback is None:
             raise ParameterError("event", event, "a pending event")
         self.cancel(event)
@@ -126,19 +126,23 @@ class Simulator:
         self._stop_requested = False
         budget = max_events if max_events is not None else -1
         processed = 0
+        collecting = gc.isenabled()
+        if collecting:  # events and pairs are many short-lived objects without cycles: the cyclic collector would
+            gc.disable()  # spend a fifth of the run scanning them; it runs again when this call returns
         try:
             while queue:
-                event = queue[0]
-                if until is not None and event[0] > until:
+                head = queue[0]
+                if until is not None and head[0] > until:
                     self.now = until
                     return "until"
                 pop(queue)
-                callback = event[3]
+                event = head[3]
+                callback = event.callback
                 if callback is None:
                     continue
-                event[3] = None
-                self.now = event[0]
-                callback(*event[4])
+                event.callback = None
+                self.now = head[0]
+                callback(*event.args)
                 processed += 1
                 if self._stop_requested:
                     return "stopped"
@@ -146,6 +150,8 @@ class Simulator:
                     return "max_events"
         finally:
             self.events_processed += processed
+            if collecting:
+                gc.enable()
         if until is not None:
             self.now = max(self.now, until)
         return "empty"
