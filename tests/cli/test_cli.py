@@ -100,3 +100,12 @@ def test_topology_imports_graphml_and_refuses_bad_input(tmp_path):
     assert result.exit_code == 2 and "connected" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["topology", "--generator", "hexagon", "-o", str(out)])
     assert result.exit_code == 2 and "generator" in result.output
+
+
+def test_a_bad_request_exits_2_with_its_field(write_scenario, small_data):
+    del small_data["chain"]
+    small_data["requests"] = [{"name": "x", "from": "a", "to": "zz"}, {"name": "x", "from": "a", "to": "b"}]
+    result = runner.invoke(app, ["run", str(write_scenario(small_data)), "--quiet"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "requests[0].to: unknown node 'zz'" in text and "requests[1].name" in text

@@ -244,3 +244,42 @@ def test_memory_decay_equals_composing_both_memories_pauli_channels():
                            right.pauli_probabilities(0.7))
         assert pair.weights == pytest.approx(expected, abs=1e-14)
         assert pair.t_state == 700
+
+
+def test_each_scheme_swaps_the_pairs_it_should():
+    # four certain links; the head link's herald arrives at tick 10, the others' at tick 1. Swap-asap joins the
+    # three right links at once; nested only the pair its level-0 node 3 owns; sequential waits for the head.
+    # Every scheme then delivers the product of the four link states (no memory noise) at tick 10.
+    from qfabric.states import compose
+
+    state = (0.9, 0.05, 0.03, 0.02)
+    expected = compose(compose(state, state), compose(state, state))
+    for scheme, early_swaps in (("swap-asap", 2), ("nested", 1), ("sequential", 0)):
+        sim = Simulator(seed=5)
+        net = Network(sim, seconds_per_tick=1.0)
+        for i in range(4):
+            net.add_link(f"l{i}", f"n{i}", f"n{i + 1}", LinkModel(1.0, 20, 10 if i == 0 else 1, state))
+        circuit = serve(net, "c", [f"n{i}" for i in range(5)], Protocol(scheme=scheme))
+        sim.run(until=5)
+        assert circuit.stats.swaps == early_swaps, scheme
+        sim.run(until=10)
+        assert circuit.stats.swaps == 3 and circuit.stats.delivery_ticks == [10], scheme
+        assert circuit.stats.delivered_weights[0] == pytest.approx(expected)
+        assert net.audit() == []
+
+
+def test_youngest_first_delivers_fresher_pairs_than_oldest_first():
+    fidelity = {}
+    for selection in ("oldest", "youngest", "random"):
+        sim = Simulator(seed=8)
+        net = Network(sim, qubit_selection=selection, seconds_per_tick=1e-3)
+        memory = Memory(depolarising_time_s=0.5)
+        fast = LinkModel(0.5, 1, 1, PERFECT, capacity=4)
+        slow = LinkModel(0.05, 1, 1, PERFECT, capacity=4)
+        net.add_link("fast", "a", "r", fast, memory_a=memory, memory_b=memory)
+        net.add_link("slow", "r", "b", slow, memory_a=memory, memory_b=memory)
+        circuit = serve(net, "c", ["a", "r", "b"], Protocol(cutoffs=200))
+        sim.run(until=50_000)
+        fidelity[selection] = np.mean([w[0] for w in circuit.stats.delivered_weights])
+    # the fast link's pairs pile up at the repeater; using the newest one wastes less storage time
+    assert fidelity["youngest"] > fidelity["random"] > fidelity["oldest"]

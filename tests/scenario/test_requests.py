@@ -212,3 +212,19 @@ def test_the_shipped_metro_mesh_serves_both_tenants():
     assert rows["lab-share"]["completed_s"] is not None  # its 600 pairs arrive before the end
     assert rows["bank-sla"]["share_of_target"] >= 1.0 and len(rows["bank-sla"]["paths"]) == 2
     assert not report["warnings"]
+
+
+def test_a_networkx_graph_becomes_a_scenario():
+    # docs/network.md: build a topology with networkx, add requests, run it
+    import networkx as nx
+
+    from qfabric.scenario.skeleton import skeleton
+
+    graph = nx.relabel_nodes(nx.grid_2d_graph(3, 3), lambda rc: f"{rc[0]}-{rc[1]}")
+    nx.set_edge_attributes(graph, 8.0, "length_km")
+    data = skeleton(graph, name="grid", seed=4, duration_s=0.5)
+    data["requests"] = [{"name": "corner", "from": "0-0", "to": "2-2", "cutoff_s": 0.05},
+                        {"name": "middle", "from": "1-0", "to": "1-2", "cutoff_s": 0.05, "tenant": "lab"}]
+    report = run_scenario(parse_scenario(data))
+    assert [r["hops"] for r in report["requests"]] == [[4], [2]]
+    assert all(r["pairs_delivered"] > 0 for r in report["requests"])
