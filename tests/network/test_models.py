@@ -44,3 +44,18 @@ def test_the_engine_module_example():
     net.activate(circuit)
     sim.run(until=30_000)
     assert len(circuit.stats.delivery_ticks) == pytest.approx(30_000 / (8 / 3), rel=0.03)
+
+
+def test_the_engine_is_compiled_where_a_compiler_is():
+    # setup.py compiles the kernel and the engine with mypyc and falls back to pure Python quietly (a missing
+    # compiler, or a type error mypy rejects): this catches the second case, which would cost 2.5-4x in speed
+    import os
+    import shutil
+
+    from qfabric.network import ENGINE_BUILD
+
+    if os.environ.get("QFABRIC_PURE_PYTHON"):
+        pytest.skip("QFABRIC_PURE_PYTHON is set: installed as pure Python on purpose")
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler on this machine: the engine runs as pure Python")
+    assert ENGINE_BUILD == "compiled", "setup.py did not compile the engine: pip install -v -e . shows why"
