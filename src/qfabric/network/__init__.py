@@ -14,7 +14,6 @@ from qfabric.network.models import (
     SwapScheme,
     required_capacity,
 )
-from qfabric.network.topology import NoPathError, Topology
 
 
 def _engine_build() -> str:
@@ -48,14 +47,12 @@ __all__ = [
     "MemoryPool",
     "Multiplexing",
     "Network",
-    "NoPathError",
     "NodeModel",
     "Pair",
     "Protocol",
     "PurificationProtocol",
     "QubitSelection",
     "SwapScheme",
-    "Topology",
     "repeater_chain",
     "required_capacity",
 ]

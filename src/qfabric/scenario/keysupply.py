@@ -19,12 +19,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 
+from qfabric.control.routing import NoRouteError, shortest_path
 from qfabric.errors import QfabricError
 from qfabric.kms.relay import feed_link, link_pool, relay_path
 from qfabric.kms.store import KeyStore
-from qfabric.network import Topology
 from qfabric.qkd.link import run_decoy_bb84
 from qfabric.qkd.theory import Channel
 from qfabric.scenario.schema import QkdSpec, Scenario
@@ -63,14 +64,15 @@ class KeySupply:
         self.scenario, self.store, self.tick_s = scenario, store, tick_s
         self.unit_bits = scenario.kms.key_size_bits
         self.max_units = scenario.kms.max_key_count
-        topo = Topology()
+        graph = nx.Graph()
+        graph.add_nodes_from(kme.nodes)
         fibres = {link.name: link for link in scenario.links}
         for q in scenario.qkd:
             if q.protocol == "decoy-bb84" and set(fibres[q.link].between) <= set(kme.nodes):
                 f = fibres[q.link]
-                topo.add_link(q.name, *f.between, length_km=f.length_km, spec=q)
+                graph.add_edge(*f.between, length_km=f.length_km, spec=q)
         self.feeds = {}
-        for a, b, data in topo.graph.edges(data=True):
+        for a, b, data in graph.edges(data=True):
             f = fibres[data["spec"].link]
             self.feeds[tuple(sorted((a, b)))] = LinkFeed(a, b, data["spec"], Channel(
                 f.length_km, f.attenuation_db_per_km, data["spec"].detector_efficiency,
@@ -80,7 +82,11 @@ class KeySupply:
         for s1, s2 in itertools.combinations(saes, 2):
             if s1.node == s2.node:
                 continue
-            path = topo.path(s1.node, s2.node)
+            try:  # keys are relayed over the shortest chain of QKD links (trusted nodes)
+                path = shortest_path(graph, s1.node, s2.node, metric="length")
+            except NoRouteError as error:
+                raise QfabricError(f"SAEs {s1.id!r} and {s2.id!r}: no chain of QKD links joins their nodes "
+                                   f"({error})") from None
             self.pairs.append((s1.id, s2.id, path, pool_of(s1.id, s2.id)))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
