@@ -98,20 +98,20 @@ def network_figure(report: dict) -> Figure:
         drawn = nx.draw_networkx_edges(graph, pos, edgelist=used, edge_color=colours, edge_cmap=plt.cm.viridis,
                                        edge_vmin=0, edge_vmax=1, width=2.5, ax=ax)
         fig.colorbar(drawn, ax=ax, label="link utilisation (share of memory-pair time attempting)", shrink=0.7)
-    palette = plt.cm.tab10.colors
-    for i, row in enumerate(report["requests"][:10]):
+    shown = report["requests"][:20]  # beyond twenty, colours stop telling requests apart
+    palette = plt.cm.tab10.colors if len(shown) <= 10 else plt.cm.tab20.colors
+    for i, row in enumerate(shown):
         for path in row["paths"]:
             edges = list(zip(path, path[1:], strict=False))
-            nx.draw_networkx_edges(graph, pos, edgelist=edges, edge_color=[palette[i % 10]], width=6, alpha=0.35,
-                                   ax=ax)
-        ax.plot([], [], color=palette[i % 10], linewidth=6, alpha=0.5, label=row["name"])
+            nx.draw_networkx_edges(graph, pos, edgelist=edges, edge_color=[palette[i]], width=6, alpha=0.35, ax=ax)
+        ax.plot([], [], color=palette[i], linewidth=6, alpha=0.5, label=row["name"])
     memory = {n["name"]: n.get("memory_utilisation") or 0.0 for n in nodes}
     sizes = [30 + 300 * memory.get(n, 0.0) for n in graph.nodes] if not big else 12
     nx.draw_networkx_nodes(graph, pos, node_size=sizes, node_color="#333333", ax=ax)
     if not big:
         nx.draw_networkx_labels(graph, pos, font_size=7, ax=ax, verticalalignment="bottom")
     if report["requests"]:
-        ax.legend(fontsize=7, loc="best", title="requests (paths)")
+        ax.legend(fontsize=7, loc="best", title="requests (paths)", ncol=2 if len(shown) > 10 else 1)
     ax.set_axis_off()
     ax.set_title("Network: node size = memory utilisation")
     return fig

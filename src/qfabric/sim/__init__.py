@@ -1,5 +1,5 @@
 """The discrete-event kernel: clock, event queue, cancellable timers, seeded random streams."""
 
-from qfabric.sim.kernel import Event, Simulator, stream_seed
+from qfabric.sim.kernel import Event, PausedGC, Simulator, stream_seed
 
-__all__ = ["Event", "Simulator", "stream_seed"]
+__all__ = ["Event", "PausedGC", "Simulator", "stream_seed"]
