@@ -211,7 +211,6 @@ class Circuit:
         self.in_flight: dict[Pair, None] = {}  # alive pairs held by no node's list: messages or handshakes pending
         self._swap_check_pending = [False] * (n + 1)
         self.active = False
-        self.activated_at = 0
         self.last_delivery = 0
         self.last_shared = -1  # when it last took a shared link pair (statistical ties go to the longest ago)
         self.no_memory_share: set[str] = set()  # buffer-space: links where its share of an end's qubits is zero

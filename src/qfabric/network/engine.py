@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from qfabric.errors import ParameterError
 from qfabric.hardware import Memory
 from qfabric.network.circuit import PRIORITY_HERALD, Circuit, Pair
-from qfabric.network.models import ClassicalHop, LinkModel, Multiplexing, NodeModel, Protocol, QubitSelection
+from qfabric.network.models import LinkModel, Multiplexing, NodeModel, Protocol, QubitSelection
 from qfabric.sim import Event, Simulator
 
 
@@ -284,7 +284,7 @@ class Network:
         if circuit.active:
             return
         circuit.active = True
-        circuit.activated_at = circuit.last_delivery = self.sim.now
+        circuit.last_delivery = self.sim.now
         for link in circuit.links:
             link.circuits.append(circuit)
         if self.multiplexing is Multiplexing.BUFFER_SPACE:
@@ -487,9 +487,6 @@ class Network:
                     assert pool.link is not None
                     out[(pool.node, pool.link.name)] += pool.busy_ticks
         return out
-
-    def classical_hop(self, a: str, b: str) -> ClassicalHop:
-        return self.link_between(a, b).hop
 
 
 def _enum(kind, value, name):

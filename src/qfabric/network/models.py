@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from qfabric.errors import ParameterError
@@ -177,7 +177,6 @@ class Protocol:
     swap_handshake: bool = False
     mesh_delay: int | None = None
     fidelity_min: float | None = None
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheme", _enum(SwapScheme, self.scheme, "scheme"))
