@@ -65,7 +65,7 @@ def test_chain_bad_flags_exit_2():
     assert result.exit_code == 2 and "power of two" in result.output
     result = runner.invoke(app, ["chain", "exact", "--cutoff", "ten"])
     assert result.exit_code == 2 and "whole numbers" in result.output
-    result = runner.invoke(app, ["chain", "exact", "--scheme", "swap-asap", "--cutoff", "5"])
+    result = runner.invoke(app, ["chain", "exact", "--scheme", "swap-asap", "--segments", "12", "--cutoff", "20"])
     assert result.exit_code == 2 and "simulate" in result.output
 
 
@@ -109,3 +109,18 @@ def test_a_bad_request_exits_2_with_its_field(write_scenario, small_data):
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "requests[0].to: unknown node 'zz'" in text and "requests[1].name" in text
+
+
+def test_chain_commands_take_the_swap_asap_conventions_and_print_units():
+    args = ["--segments", "4", "--p-gen", "0.9", "--p-swap", "0.5", "--cutoff", "2", "--scheme", "swap-asap",
+            "--swap-timing", "simultaneous", "--link-age", "oldest", "--json"]
+    exact = runner.invoke(app, ["chain", "exact", *args])
+    assert exact.exit_code == 0, exact.output
+    data = json.loads(exact.output)
+    assert data["time_unit"].startswith("attempts") and "cut-off 2, age oldest" in data["method"]
+    sim = runner.invoke(app, ["chain", "simulate", *args, "--samples", "3000", "--seed", "2"])
+    sdata = json.loads(sim.output)
+    assert sdata["attempts"] > 3000 * 4 and sdata["time_unit"].startswith("attempts")
+    assert abs(sdata["mean_waiting_time"] - data["mean_waiting_time"]) < 4 * sdata["waiting_time_stderr"]
+    bad = runner.invoke(app, ["chain", "exact", "--scheme", "nested", "--swap-timing", "simultaneous"])
+    assert bad.exit_code == 2 and "swap-asap conventions" in " ".join(bad.output.split())

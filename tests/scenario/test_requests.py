@@ -228,3 +228,15 @@ def test_a_networkx_graph_becomes_a_scenario():
     report = run_scenario(parse_scenario(data))
     assert [r["hops"] for r in report["requests"]] == [[4], [2]]
     assert all(r["pairs_delivered"] > 0 for r in report["requests"])
+
+
+def test_the_oldest_part_cutoff_convention_discards_more(mesh):
+    # a swapped pair whose clock keeps its oldest part's age expires sooner than one whose clock restarts
+    mesh["requests"] = [{"name": "ad", "from": "a", "to": "d", "path": ["a", "b", "c", "d"], "cutoff_s": 0.0003}]
+    reset = run_scenario(parse_scenario(mesh))["requests"][0]
+    mesh["requests"][0]["link_age"] = "oldest"
+    oldest = run_scenario(parse_scenario(mesh))["requests"][0]
+    assert oldest["cutoff_discards"] > reset["cutoff_discards"]
+    assert oldest["pairs_delivered"] < reset["pairs_delivered"]
+    mesh["requests"][0]["link_age"] = "newest"
+    assert "'reset' or 'oldest'" in problems(mesh)["requests[0].link_age"]

@@ -217,12 +217,20 @@ def _parse_cutoffs(text: str | None) -> list[int | None] | None:
         raise  # unreachable
 
 
-def _chain_options(scheme: str, segments: int, cutoff: str | None) -> list[int | None] | None:
+def _chain_options(scheme: str, segments: int, cutoff: str | None, swap_timing: str,
+                   link_age: str) -> list[int | None] | None:
     cutoffs = _parse_cutoffs(cutoff)
     if scheme not in ("nested", "swap-asap"):
         fail(QfabricError(f"--scheme {scheme!r}: expected nested or swap-asap"))
     if cutoffs is not None and scheme == "swap-asap" and len(cutoffs) != 1:
         fail(QfabricError("--cutoff: swap-asap takes one cut-off (a pair's maximum storage time in attempts)"))
+    for flag, value, allowed in (("--swap-timing", swap_timing, ("sequential", "simultaneous")),
+                                 ("--link-age", link_age, ("reset", "oldest"))):
+        if value not in allowed:
+            fail(QfabricError(f"{flag} {value!r}: expected {' or '.join(allowed)}"))
+    if scheme == "nested" and (swap_timing, link_age) != ("sequential", "reset"):
+        fail(QfabricError("--swap-timing and --link-age are swap-asap conventions: the nested scheme's cut-off is "
+                          "the time a pair waits at its swap node, and a level swaps as soon as its halves exist"))
     return cutoffs
 
 
@@ -243,23 +251,27 @@ W0 = Annotated[float, typer.Option("--w0", help="Werner parameter of a fresh lin
 TCoh = Annotated[float, typer.Option("--t-coh", help="Pair coherence time in attempts (inf: none).")]
 Cutoff = Annotated[str | None, typer.Option("--cutoff", help="Cut-off per nesting level, e.g. 10,20.")]
 SchemeOpt = Annotated[str, typer.Option("--scheme", help="nested or swap-asap.")]
+SwapTimingOpt = Annotated[str, typer.Option(
+    "--swap-timing", help="swap-asap: sequential (node by node, the default) or simultaneous (Inesta et al. 2023).")]
+LinkAgeOpt = Annotated[str, typer.Option(
+    "--link-age", help="swap-asap cut-off age of a swapped pair: reset (the default) or oldest (its oldest part's).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @chain_app.command("exact")
 def chain_exact(
     segments: Segments = 4, p_gen: PGen = 0.1, p_swap: PSwap = 1.0, w0: W0 = 1.0, t_coh: TCoh = math.inf,
-    cutoff: Cutoff = None, scheme: SchemeOpt = "nested", as_json: JsonFlag = False,
+    cutoff: Cutoff = None, scheme: SchemeOpt = "nested", swap_timing: SwapTimingOpt = "sequential",
+    link_age: LinkAgeOpt = "reset", as_json: JsonFlag = False,
 ) -> None:
-    """Exact mean waiting time and fidelity (nested: generating functions; swap-asap: Markov chain)."""
-    cutoffs = _chain_options(scheme, segments, cutoff)
+    """Exact mean waiting time (in attempts) and fidelity (nested: generating functions; swap-asap: Markov chain)."""
+    cutoffs = _chain_options(scheme, segments, cutoff, swap_timing, link_age)
     try:
         if scheme == "nested":
             result = nested_exact(segments, p_gen, p_swap, w0, t_coh, cutoffs)
         else:
-            if cutoffs is not None:
-                raise QfabricError("the exact swap-asap computation has no cut-offs; use 'qfabric chain simulate'")
-            result = swap_asap_exact(segments, p_gen, p_swap, w0, t_coh)
+            result = swap_asap_exact(segments, p_gen, p_swap, w0, t_coh, cutoffs[0] if cutoffs else None,
+                                     swap_timing, link_age)
     except QfabricError as error:
         fail(error)
     _print_chain(result.to_dict(), as_json)
@@ -268,23 +280,25 @@ def chain_exact(
 @chain_app.command("simulate")
 def chain_simulate(
     segments: Segments = 4, p_gen: PGen = 0.1, p_swap: PSwap = 1.0, w0: W0 = 1.0, t_coh: TCoh = math.inf,
-    cutoff: Cutoff = None, scheme: SchemeOpt = "nested", as_json: JsonFlag = False,
+    cutoff: Cutoff = None, scheme: SchemeOpt = "nested", swap_timing: SwapTimingOpt = "sequential",
+    link_age: LinkAgeOpt = "reset", as_json: JsonFlag = False,
     samples: Annotated[int, typer.Option("--samples", help="End-to-end pairs to deliver.")] = 100_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """The same model on the event engine: sample means with standard errors (95 %: +- 1.96 stderr)."""
-    cutoffs = _chain_options(scheme, segments, cutoff)
+    cutoffs = _chain_options(scheme, segments, cutoff, swap_timing, link_age)
     if cutoffs is not None and scheme == "swap-asap":
         cutoffs = cutoffs[0]
+    options = {"swap_timing": swap_timing, "link_age": link_age}
     try:
         if as_json or not sys.stderr.isatty():
-            result = simulate_chain(segments, p_gen, p_swap, w0, t_coh, cutoffs, scheme, samples, seed)
+            result = simulate_chain(segments, p_gen, p_swap, w0, t_coh, cutoffs, scheme, samples, seed, **options)
         else:
             with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                           TimeElapsedColumn(), console=err, transient=True) as bar:
                 task = bar.add_task("delivering pairs", total=samples)
                 result = simulate_chain(segments, p_gen, p_swap, w0, t_coh, cutoffs, scheme, samples, seed,
-                                        progress=lambda n: bar.update(task, completed=n))
+                                        progress=lambda n: bar.update(task, completed=n), **options)
     except QfabricError as error:
         fail(error)
     _print_chain(result.to_dict(), as_json)

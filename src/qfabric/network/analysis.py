@@ -11,9 +11,9 @@ one's time plus the cut-off and both halves restart.
 * :func:`nested_exact` computes the waiting-time distribution level by level with generating
   functions evaluated by FFT (exact up to the stated truncation ``horizon``; the neglected tail
   mass is reported).
-* :func:`swap_asap_exact` solves the Markov chain over which segments are covered. Its state
-  also carries the expected-fidelity coefficients of each subset of the pairs alive, which is
-  what makes the mean fidelity exact with probabilistic swaps.
+* :func:`swap_asap_exact` solves the Markov chain over the pairs alive (which segments each covers and,
+  with a cut-off, its age). Its state also carries the expected-fidelity coefficients of each subset of
+  the pairs alive, which is what makes the mean fidelity exact with probabilistic swaps.
 
 >>> round(nested_exact(segments=2, p_gen=0.5, p_swap=1.0).mean_waiting_time, 6)   # (3-2p)/(p(2-p))
 2.666667
@@ -51,7 +51,7 @@ class ChainResult:
         return (1.0 + 3.0 * self.mean_werner) / 4.0
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"mean_fidelity": self.mean_fidelity}
+        return asdict(self) | {"mean_fidelity": self.mean_fidelity, "time_unit": "attempts (one time step each)"}
 
 
 def two_link_waiting_time(p: float) -> float:
@@ -156,22 +156,12 @@ def nested_exact(
 # ---- swap-as-soon-as-possible ---------------------------------------------------------------
 
 
-def _runs(bits: tuple[int, ...]) -> list[tuple[int, int]]:
-    runs, start = [], None
-    for i, b in enumerate(bits + (0,)):
-        if b and start is None:
-            start = i
-        elif not b and start is not None:
-            runs.append((start, i - 1))
-            start = None
-    return runs
+MAX_UNKNOWNS = 400_000  # the sparse solve of larger swap-asap chains takes minutes and gigabytes
 
 
-def _swap_branches(pieces, p_swap):
-    """Left-to-right swaps between adjacent pieces; yields (probability, surviving pieces).
-
-    A piece is ``(start, end, old_runs, new_segments)``.
-    """
+def _sequential_branches(pieces, p_swap, merge):
+    """Swaps left to right between adjacent pieces; a failed swap loses its two inputs. Yields (probability,
+    surviving pieces)."""
     out = []
 
     def walk(done, rest, prob):
@@ -180,9 +170,7 @@ def _swap_branches(pieces, p_swap):
             return
         head = rest[0]
         if done and done[-1][1] + 1 == head[0]:
-            left = done[-1]
-            merged = (left[0], head[1], left[2] + head[2], left[3] + head[3])
-            walk(done[:-1] + [merged], rest[1:], prob * p_swap)
+            walk(done[:-1] + [merge(done[-1], head)], rest[1:], prob * p_swap)
             if p_swap < 1:
                 walk(done[:-1], rest[1:], prob * (1 - p_swap))
         else:
@@ -192,83 +180,141 @@ def _swap_branches(pieces, p_swap):
     return out
 
 
+def _simultaneous_branches(pieces, p_swap, merge):
+    """All ready nodes swap at once: each run of adjacent pieces becomes one piece if its ``len - 1`` swaps all
+    succeed, and is lost otherwise."""
+    runs: list[list] = []
+    for piece in pieces:
+        if runs and runs[-1][-1][1] + 1 == piece[0]:
+            runs[-1].append(piece)
+        else:
+            runs.append([piece])
+    out = [(1.0, [])]
+    for run in runs:
+        if len(run) == 1:
+            out = [(prob, done + run) for prob, done in out]
+            continue
+        merged = run[0]
+        for piece in run[1:]:
+            merged = merge(merged, piece)
+        ok = p_swap ** (len(run) - 1)
+        nxt = [(prob * ok, done + [merged]) for prob, done in out]
+        if ok < 1:
+            nxt += [(prob * (1 - ok), done) for prob, done in out]
+        out = nxt
+    return out
+
+
 def swap_asap_exact(
-    segments: int, p_gen: float, p_swap: float = 1.0, w0: float = 1.0, t_coh: float = math.inf
+    segments: int, p_gen: float, p_swap: float = 1.0, w0: float = 1.0, t_coh: float = math.inf,
+    cutoff: int | None = None, swap_timing: str = "sequential", link_age: str = "reset",
 ) -> ChainResult:
     """Mean waiting time and Werner parameter of swap-ASAP by solving the chain's Markov chain.
 
-    The state is which segments a pair currently covers (2^segments states). The expected final
-    Werner parameter from a state is multilinear in the factors of the pairs alive, so each state
-    keeps one unknown per subset of its pairs. Swaps at one step are done left to right, as the
-    event engine does. Cut-offs are not part of this computation (use the event engine).
+    The state is the set of pairs alive after a step: the segments each covers and, with a ``cutoff``, its age
+    in steps. Each step: segments no pair covers attempt (``p_gen``); adjacent pairs swap, node by node from the
+    left (``sequential``: a failed swap loses its two inputs) or all at once (``simultaneous``: a run of adjacent
+    swaps succeeds whole or loses all its pairs); a swapped pair's age restarts (``link_age="reset"``) or is its
+    oldest part's (``"oldest"``, Iñesta et al. npj QI 9, 46 (2023)); pairs of age ``cutoff`` that were not used
+    are discarded. The expected final Werner parameter is multilinear in the factors of the pairs alive, so each
+    state keeps one unknown per subset of its pairs; a pair decays by ``exp(-1/t_coh)`` per step it waits.
     """
     decay = check_chain_parameters(segments, p_gen, p_swap, w0, t_coh)
-    if segments > 10:
-        raise ParameterError("segments", segments, "at most 10 for the exact swap-ASAP computation")
+    if cutoff is not None and (not isinstance(cutoff, int) or cutoff < 0):
+        raise ParameterError("cutoff", cutoff, "a whole number of steps >= 0 (or none)")
+    if swap_timing not in ("sequential", "simultaneous"):
+        raise ParameterError("swap_timing", swap_timing, "sequential or simultaneous")
+    if link_age not in ("reset", "oldest"):
+        raise ParameterError("link_age", link_age, "reset or oldest")
     n = segments
-    full = (1,) * n
-    states = [tuple((x >> i) & 1 for i in range(n)) for x in range(2**n)]
-    states = [s for s in states if s != full]
-    runs_of = {s: _runs(s) for s in states}
-    index: dict[tuple, int] = {}
-    for s in states:
-        k = len(runs_of[s])
-        for mask in range(2**k):
-            index[(s, mask)] = len(index)
-    time_index = {s: i for i, s in enumerate(states)}
+    branches = _sequential_branches if swap_timing == "sequential" else _simultaneous_branches
+    oldest = link_age == "oldest"
 
-    rows_t, cols_t, vals_t = [], [], []
-    rhs_t = np.ones(len(states))
-    rows_w, cols_w, vals_w = [], [], []
-    rhs_w = np.zeros(len(index))
-    for s in states:
-        old = runs_of[s]
-        zeros = [i for i in range(n) if not s[i]]
+    def merge(left, right):  # piece: (start, end, old pair indices, new segments, age)
+        age = max(left[4], right[4]) if oldest else 0
+        return (left[0], right[1], left[2] + right[2], left[3] + right[3], age)
+
+    # enumerate the reachable states from the empty chain, then build the two linear systems
+    empty: tuple = ()
+    states, transitions = {empty: 0}, {}
+    frontier = [empty]
+    unknowns = 1
+    while frontier:
+        state = frontier.pop()
+        covered = {i for a, b, _ in state for i in range(a, b + 1)}
+        zeros = [i for i in range(n) if i not in covered]
+        outcomes = []
         for m in range(len(zeros) + 1):
             p_g = p_gen**m * (1 - p_gen) ** (len(zeros) - m)
+            if p_g == 0:
+                continue
             for new in combinations(zeros, m):
-                pieces = [(a, b, (j,), 0) for j, (a, b) in enumerate(old)] + [(i, i, (), 1) for i in new]
+                pieces = [(a, b, (j,), 0, age + 1) for j, (a, b, age) in enumerate(state)]
+                pieces += [(i, i, (), 1, 0) for i in new]
                 pieces.sort()
-                for prob, survivors in _swap_branches(pieces, p_swap):
+                for prob, survivors in branches(pieces, p_swap, merge):
                     prob *= p_g
                     if prob == 0:
                         continue
-                    target = [0] * n
-                    for a, b, _, _ in survivors:
-                        for i in range(a, b + 1):
-                            target[i] = 1
-                    target = tuple(target)
-                    # factor each surviving pair carries: w0 per new segment, one step of decay per old run
-                    coef = [w0 ** piece[3] * decay ** len(piece[2]) for piece in survivors]
-                    olds = [sum(1 << j for j in piece[2]) for piece in survivors]
-                    if target == full:
-                        for mask in range(2 ** len(old)):
-                            if mask == olds[0]:
-                                rhs_w[index[(s, mask)]] += prob * coef[0]
+                    if any(piece[0] == 0 and piece[1] == n - 1 for piece in survivors):
+                        outcomes.append((prob, None, survivors))
                         continue
-                    rows_t.append(time_index[s])
-                    cols_t.append(time_index[target])
-                    vals_t.append(-prob)
-                    for sub in range(2 ** len(survivors)):
-                        old_mask, c = 0, prob
-                        for r in range(len(survivors)):
-                            if sub >> r & 1:
-                                old_mask |= olds[r]
-                                c *= coef[r]
-                        rows_w.append(index[(s, old_mask)])
-                        cols_w.append(index[(target, sub)])
-                        vals_w.append(-c)
-    a_t = sparse.coo_matrix((vals_t, (rows_t, cols_t)), shape=(len(states),) * 2).tocsr() + sparse.eye(len(states))
-    a_w = sparse.coo_matrix((vals_w, (rows_w, cols_w)), shape=(len(index),) * 2).tocsr() + sparse.eye(len(index))
-    times = spsolve(a_t.tocsc(), rhs_t)
-    werner = spsolve(a_w.tocsc(), rhs_w)
-    empty = (0,) * n
+                    kept = [piece for piece in survivors if cutoff is None or piece[4] < cutoff]
+                    target = tuple((a, b, age if cutoff is not None else 0) for a, b, _, _, age in kept)
+                    if target not in states:
+                        states[target] = len(states)
+                        unknowns += 1 + 2 ** len(target)
+                        if unknowns > MAX_UNKNOWNS:
+                            raise ParameterError("segments", segments, f"a chain whose exact swap-ASAP Markov chain "
+                                                 f"stays under {MAX_UNKNOWNS:,} unknowns (this one has more; with a "
+                                                 "cut-off every pair's age is part of the state): use 'qfabric "
+                                                 "chain simulate'")
+                        frontier.append(target)
+                    outcomes.append((prob, target, kept))
+        transitions[state] = outcomes
+
+    order = list(states)
+    time_index = {st: i for i, st in enumerate(order)}
+    index: dict[tuple, int] = {}
+    for st in order:
+        for mask in range(2 ** len(st)):
+            index[(st, mask)] = len(index)
+    rows_t, cols_t, vals_t = [], [], []
+    rhs_t = np.ones(len(order))
+    rows_w, cols_w, vals_w = [], [], []
+    rhs_w = np.zeros(len(index))
+    for st, outcomes in transitions.items():
+        for prob, target, survivors in outcomes:
+            # factor each surviving pair carries: w0 per new segment, one step of decay per old pair
+            coef = [w0 ** piece[3] * decay ** len(piece[2]) for piece in survivors]
+            olds = [sum(1 << j for j in piece[2]) for piece in survivors]
+            if target is None:
+                rhs_w[index[(st, olds[0])]] += prob * coef[0]
+                continue
+            rows_t.append(time_index[st])
+            cols_t.append(time_index[target])
+            vals_t.append(-prob)
+            for sub in range(2 ** len(survivors)):
+                old_mask, c = 0, prob
+                for r in range(len(survivors)):
+                    if sub >> r & 1:
+                        old_mask |= olds[r]
+                        c *= coef[r]
+                rows_w.append(index[(st, old_mask)])
+                cols_w.append(index[(target, sub)])
+                vals_w.append(-c)
+    size_t, size_w = len(order), len(index)
+    a_t = sparse.coo_matrix((vals_t, (rows_t, cols_t)), shape=(size_t, size_t)).tocsr() + sparse.eye(size_t)
+    a_w = sparse.coo_matrix((vals_w, (rows_w, cols_w)), shape=(size_w, size_w)).tocsr() + sparse.eye(size_w)
+    times = np.atleast_1d(spsolve(a_t.tocsc(), rhs_t))
+    werner = np.atleast_1d(spsolve(a_w.tocsc(), rhs_w))
+    rules = f"{swap_timing} swaps" + (f", cut-off {cutoff}, age {link_age}" if cutoff is not None else "")
     return ChainResult(
         scheme="swap-asap",
         segments=n,
         mean_waiting_time=float(times[time_index[empty]]),
         mean_werner=float(werner[index[(empty, 0)]]),
-        method=f"Markov chain, {len(states)} coverage states, {len(index)} fidelity unknowns",
+        method=f"Markov chain ({rules}), {size_t} states, {size_w} fidelity unknowns",
     )
 
 

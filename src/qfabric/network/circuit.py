@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING
 
 from qfabric.errors import ParameterError
 from qfabric.network.models import (
+    LinkAge,
     Multiplexing,
     Protocol,
     PurificationProtocol,
     QubitSelection,
     SwapScheme,
+    SwapTiming,
     Weights,
     nesting_levels,
     required_capacity,
@@ -60,19 +62,20 @@ class Pair:
 
     ``weights`` hold at tick ``t_state``; ``known_l`` / ``known_r`` are when each end has every swap record of
     its history (records travel hop by hop, relayed by the swapping nodes), ``ready`` the later; ``since`` is
-    when it became available for swapping (the qubit-selection rule's age); ``pool_l`` / ``pool_r`` are the
+    when it became available for swapping (the qubit-selection rule's age), ``born`` when its oldest part did (the
+    ``oldest`` cut-off convention's age); ``pool_l`` / ``pool_r`` are the
     memory pools of its two halves (``None`` once that end has discarded it); ``doom_l`` / ``doom_r`` are
     the ticks at which each end learns that a failed swap made it garbage.
     """
 
-    __slots__ = ("left", "right", "weights", "t_state", "known_l", "known_r", "pool_l", "pool_r", "created", "since",
+    __slots__ = ("left", "right", "weights", "t_state", "known_l", "known_r", "pool_l", "pool_r", "born", "since",
                  "rounds", "circuit", "link", "timer", "alive", "doom_l", "doom_r")
 
     def __init__(self, left: int, right: int, weights: Weights, t_state: int, known_l: int, known_r: int,
-                 pool_l: MemoryPool | None, pool_r: MemoryPool | None, created: int):
+                 pool_l: MemoryPool | None, pool_r: MemoryPool | None, born: int):
         self.left, self.right, self.weights, self.t_state = left, right, weights, t_state
         self.known_l, self.known_r = known_l, known_r
-        self.pool_l, self.pool_r, self.created, self.since = pool_l, pool_r, created, created
+        self.pool_l, self.pool_r, self.born, self.since = pool_l, pool_r, born, born
         self.rounds = 0
         self.circuit: Circuit | None = None
         self.link: Link | None = None
@@ -163,6 +166,10 @@ class Circuit:
         self.cutoffs = protocol.cutoffs_for(n)
         self.regenerate_covered = protocol.regenerate_covered
         self.defer_swaps = protocol.defer_swaps
+        self.link_age = LinkAge(protocol.link_age)
+        self.simultaneous = protocol.swap_timing is SwapTiming.SIMULTANEOUS
+        self._phase_pending = False
+        self._in_phase = False
         self.swap_handshake = protocol.swap_handshake
         self.mesh_delay = protocol.mesh_delay
         self.fidelity_min = protocol.fidelity_min
@@ -222,6 +229,8 @@ class Circuit:
         for h in hops:
             position.append(position[-1] + h.delay)
         self._position = position
+        if self.simultaneous and (position[-1] or self._jittery or self.mesh_delay):
+            raise ParameterError("swap_timing", "simultaneous", "a chain without classical delays (the discrete model)")
 
     def __repr__(self) -> str:
         return f"Circuit({self.name!r}, {' > '.join(self.nodes)})"
@@ -373,6 +382,7 @@ class Circuit:
             if link_stats is not None:
                 link_stats.purifications_failed += 1
         pair.weights, pair.t_state = out.weights, now
+        pair.born = min(pair.born, partner.born)
         delay = self._delay(pair.left, pair.right)  # both ends exchange their parity outcomes
         self.in_flight[pair] = None
         self.sim.schedule(delay, self._purification_result, pair, ok, priority=PRIORITY_PURIFY)
@@ -411,12 +421,89 @@ class Circuit:
             self._arm_creation_cutoff(pair)
 
     def _request_swap_check(self, node: int) -> None:
-        """Swap at ``node`` now, or (``defer_swaps``) after every herald of this tick, from the head end."""
+        """Swap at ``node`` now, or (``defer_swaps``) after every herald of this tick: node by node from the head
+        end, or (``simultaneous``) every ready node at once."""
         if not self.defer_swaps:
             self._swap_check(node)
+        elif self.simultaneous:
+            if not self._phase_pending and not self._in_phase:
+                self._phase_pending = True
+                self.sim.schedule(0, self._swap_phase, priority=PRIORITY_SWAP)
         elif not self._swap_check_pending[node]:
             self._swap_check_pending[node] = True
             self.sim.schedule(0, self._swap_check, node, priority=PRIORITY_SWAP + node)
+
+    def _ready_swaps(self) -> list[tuple[int, Pair, Pair]]:
+        """Every swap the nodes can make now: (node, left pair, right pair), each pair at most once per side."""
+        swaps = []
+        for k in range(1, self.n):
+            lefts = [p for p in self.holding_left[k] if self._fits(k, p, True)]
+            rights = [p for p in self.holding_right[k] if self._fits(k, p, False)]
+            if self.selection is QubitSelection.YOUNGEST:
+                lefts.reverse()
+                rights.reverse()
+            swaps += [(k, a, b) for a, b in zip(lefts, rights, strict=False)]
+        return swaps
+
+    def _swap_phase(self) -> None:
+        """Simultaneous swapping: adjacent swaps chain into runs; a run makes one pair if every swap in it succeeds
+        and loses all its pairs if one fails (the discrete model: no classical delays)."""
+        self._phase_pending = False
+        swaps = self._ready_swaps() if self.active else []
+        if not swaps:
+            return
+        now, spt = self.sim.now, self.seconds_per_tick
+        runs: list[list[tuple[int, Pair, Pair]]] = []
+        for swap in swaps:  # in node order: a swap continues the run whose last right pair is its left pair
+            if runs and runs[-1][-1][2] is swap[1]:
+                runs[-1].append(swap)
+            else:
+                runs.append([swap])
+        self._in_phase = True
+        touched: set[int] = set()
+        for run in runs:
+            parts = [run[0][1]] + [b for _, _, b in run]
+            for p in parts:
+                self._disarm(p)
+                self._unhold(p)
+                p.decay_to(now, spt)
+                p.alive = False
+            ok = True
+            for k, _, _ in run:
+                self.stats.swaps += 1
+                model = self.node_models[k]
+                if model.swap_success_probability < 1 and self.swap_rng.random() >= model.swap_success_probability:
+                    self.stats.swaps_failed += 1
+                    ok = False
+            for k, a, b in run:  # the swapping nodes' qubits are measured
+                for pool in (a.pool_r, b.pool_l):
+                    if pool is not None:
+                        pool.give()
+                touched.update((k - 1, k))
+            first, last = parts[0], parts[-1]
+            if not ok:  # every pair of the run is lost
+                for pool in (first.pool_l, last.pool_r):
+                    if pool is not None:
+                        pool.give()
+                self._uncover_span(first.left, last.right)
+                touched.update(range(first.left, last.right))
+                continue
+            weights = first.weights
+            for (k, _, _), part in zip(run, parts[1:], strict=True):
+                weights = compose(weights, part.weights)
+                if self.node_models[k].swap_depolarising:
+                    weights = compose(weights, depolarising_probabilities(self.node_models[k].swap_depolarising))
+            known = max(max(p.known_l, p.known_r) for p in parts)
+            pair = Pair(first.left, last.right, weights, now, max(known, now), max(known, now), first.pool_l,
+                        last.pool_r, min(p.born for p in parts))
+            pair.circuit = self
+            self._route(pair)
+        self._in_phase = False
+        for s in sorted(touched):
+            self._refill(s)
+        if self._ready_swaps():  # one round per step: what is left swaps at the next step
+            self._phase_pending = True
+            self.sim.schedule(1, self._swap_phase, priority=PRIORITY_SWAP)
 
     def _accepts_elementary(self, k: int, on_left: bool) -> bool:
         """Whether node ``k`` may swap a fresh link pair on its left (``on_left``) or right side."""
@@ -561,7 +648,7 @@ class Circuit:
             relay_r = (now if now > a.known_r else a.known_r) + to_right
             known_l = a.known_l if a.known_l > relay_l else relay_l
             known_r = b.known_r if b.known_r > relay_r else relay_r
-            pair = Pair(a.left, b.right, weights, now, known_l, known_r, a.pool_l, b.pool_r, now)
+            pair = Pair(a.left, b.right, weights, now, known_l, known_r, a.pool_l, b.pool_r, min(a.born, b.born))
             pair.circuit = self
             pair.doom_l, pair.doom_r = doom_l, doom_r
             if pair.doomed:
@@ -653,7 +740,8 @@ class Circuit:
         cutoff = self.cutoffs[0]
         if cutoff is not None:
             self._disarm(pair)
-            now, expiry = self.sim.now, pair.since + cutoff
+            now = self.sim.now
+            expiry = (pair.born if self.link_age is LinkAge.OLDEST else pair.since) + cutoff
             pair.timer = self.sim.schedule_at(expiry if expiry > now else now, self._discard_expired, pair,
                                               priority=PRIORITY_CUTOFF)
 

@@ -37,6 +37,7 @@ class SimulatedChain:
     mean_werner: float
     werner_stderr: float
     events: int
+    attempts: int = 0  # generation attempts made by all segments during the simulation
 
     @property
     def mean_fidelity(self) -> float:
@@ -47,7 +48,8 @@ class SimulatedChain:
         return 0.75 * self.werner_stderr
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"mean_fidelity": self.mean_fidelity, "fidelity_stderr": self.fidelity_stderr}
+        return asdict(self) | {"mean_fidelity": self.mean_fidelity, "fidelity_stderr": self.fidelity_stderr,
+                               "time_unit": "attempts (one time step each)"}
 
 
 def simulate_chain(
@@ -61,8 +63,14 @@ def simulate_chain(
     samples: int = 10_000,
     seed: int = 0,
     progress=None,
+    swap_timing: str = "sequential",
+    link_age: str = "reset",
 ) -> SimulatedChain:
-    """Deliver ``samples`` end-to-end pairs one after another (the chain restarts empty after each)."""
+    """Deliver ``samples`` end-to-end pairs one after another (the chain restarts empty after each).
+
+    ``swap_timing`` and ``link_age`` choose the swap-asap conventions (see :func:`~qfabric.network.analysis.
+    swap_asap_exact`): node by node or all at once, and a swapped pair's cut-off age restarting or its oldest
+    part's."""
     if samples < 2:
         raise ParameterError("samples", samples, "at least 2 samples")
     check_chain_parameters(segments, p_gen, p_swap, w0, t_coh)
@@ -85,10 +93,11 @@ def simulate_chain(
     chain = repeater_chain(
         sim, [segment] * segments, [node] * (segments + 1), memories=memory, scheme=scheme, cutoffs=cutoffs,
         seconds_per_tick=1.0, regenerate_covered=False, defer_swaps=True, on_delivery=on_delivery,
-        name="discrete-chain",
+        name="discrete-chain", swap_timing=swap_timing, link_age=link_age,
     )
     chain.network.activate(chain)
     sim.run()
+    chain.network.finish()
     waits = np.asarray(chain.stats.waiting_ticks, dtype=float)
     werner = (4.0 * np.asarray([w[0] for w in chain.stats.delivered_weights]) - 1.0) / 3.0
     return SimulatedChain(
@@ -100,4 +109,5 @@ def simulate_chain(
         mean_werner=float(werner.mean()),
         werner_stderr=float(werner.std(ddof=1) / math.sqrt(len(werner))),
         events=sim.events_processed,
+        attempts=sum(link.stats.attempts for link in chain.network.links),
     )

@@ -50,6 +50,29 @@ class Multiplexing(StrEnum):
     BUFFER_SPACE = "buffer-space"
 
 
+class SwapTiming(StrEnum):
+    """How the swaps of one time step combine in the discrete chain model (``defer_swaps``).
+
+    * ``sequential``: node by node from the head end; a failed swap loses only its two inputs (qfabric's
+      original discrete model, the default);
+    * ``simultaneous``: every node holding a pair on each side swaps at once; a run of adjacent swaps makes one
+      link if all succeed and loses all its links if one fails (Iñesta, Vardoyan, Scavuzzo, Wehner, npj Quantum
+      Inf. 9, 46 (2023)).
+    """
+
+    SEQUENTIAL = "sequential"
+    SIMULTANEOUS = "simultaneous"
+
+
+class LinkAge(StrEnum):
+    """The age a swapped pair's cut-off counts from: the swap (``reset``, the default) or the oldest of its parts
+    (``oldest``, the standard convention of Iñesta et al. 2023 and Kamin et al. 2023; it bounds every part's
+    storage time by the cut-off)."""
+
+    RESET = "reset"
+    OLDEST = "oldest"
+
+
 class QubitSelection(StrEnum):
     """Which of several waiting pairs a node uses first: the oldest (default), the youngest, or one at random."""
 
@@ -162,7 +185,8 @@ class Protocol:
     discarded); nested takes one per level of the swap tree (a pair that waits longer than its level's
     cut-off at its swap node is discarded and, when every link has a single memory pair, the partner
     half restarts, as in Brand, Coopmans, Elkouss, IEEE JSAC 38, 619 (2020)). Purification (symmetric
-    recurrence) applies to pairs whose span is in ``purification_spans``. ``fidelity_min``: a pair whose
+    recurrence) applies to pairs whose span is in ``purification_spans``. ``link_age``: what a swapped pair's
+    cut-off counts from; ``swap_timing``: how deferred swaps combine (see the enums). ``fidelity_min``: a pair whose
     fidelity at delivery is below it is discarded by the end nodes (they know the noise model, the
     creation times and the swap records, hence the fidelity).
     """
@@ -177,9 +201,16 @@ class Protocol:
     swap_handshake: bool = False
     mesh_delay: int | None = None
     fidelity_min: float | None = None
+    swap_timing: SwapTiming | str = SwapTiming.SEQUENTIAL
+    link_age: LinkAge | str = LinkAge.RESET
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheme", _enum(SwapScheme, self.scheme, "scheme"))
+        object.__setattr__(self, "swap_timing", _enum(SwapTiming, self.swap_timing, "swap_timing"))
+        object.__setattr__(self, "link_age", _enum(LinkAge, self.link_age, "link_age"))
+        if self.swap_timing is SwapTiming.SIMULTANEOUS and not self.defer_swaps:
+            raise ParameterError("swap_timing", "simultaneous", "sequential unless swaps are deferred to the end of "
+                                 "each step (defer_swaps, the discrete chain model)")
         object.__setattr__(self, "purification_protocol",
                            _enum(PurificationProtocol, self.purification_protocol, "purification_protocol"))
         if self.purification_rounds < 0:

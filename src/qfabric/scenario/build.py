@@ -68,7 +68,7 @@ def protocol_of(spec: RequestSpec) -> Protocol:
         purification_spans=tuple(purification.spans) if purification else (1,),
         regenerate_covered=spec.regenerate_covered, swap_handshake=spec.swap_handshake,
         mesh_delay=None if spec.classical_mesh_latency_s is None else seconds_to_ticks(spec.classical_mesh_latency_s),
-        fidelity_min=spec.fidelity_min,
+        fidelity_min=spec.fidelity_min, link_age=spec.link_age,
     )
 
 

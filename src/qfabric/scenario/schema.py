@@ -128,6 +128,9 @@ class ProtocolSpec(_Strict):
 
     scheme: Literal["swap-asap", "nested", "sequential"] = "swap-asap"
     cutoff_s: float | list[float] | None = Field(default=None, description="storage cut-off, s (nested: per level)")
+    link_age: Literal["reset", "oldest"] = Field(
+        default="reset", description="swap-asap/sequential: a swapped pair's cut-off counts from the swap (reset) or "
+        "from its oldest part (oldest, the standard convention)")
     purification: PurificationSpec | None = None
     regenerate_covered: bool = Field(
         default=True, description="segments under a longer pair keep generating (pipelining)"
