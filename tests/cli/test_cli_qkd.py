@@ -41,3 +41,17 @@ def test_qkd_bad_flags_exit_2():
         result = runner.invoke(app, ["qkd", "link", *args, "-q"])
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_qkd_link_with_after_pulsing_has_more_errors(tmp_path):
+    # Lim et al. 2014's detector model: after-pulses add detections with random bits, so the QBER rises
+    summaries = []
+    for p_ap in ("0", "0.04"):
+        out = tmp_path / f"link-{p_ap}.json"
+        result = runner.invoke(app, ["qkd", "link", "--distance-km", "40", "--pulses", "1e8",
+                                     "--afterpulse-probability", p_ap, "--json", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        summaries.append(json.loads(out.read_text()))
+    assert summaries[1]["qber"] > summaries[0]["qber"] + 0.01
+    result = runner.invoke(app, ["qkd", "link", "--protocol", "bbm92", "--afterpulse-probability", "0.04", "-q"])
+    assert result.exit_code == 2 and "decoy-bb84 only" in " ".join(result.output.split())

@@ -8,7 +8,14 @@ from qfabric.qkd.bb84 import DecoyBB84Link, InterceptResend, PhotonNumberSplitti
 from qfabric.qkd.bbm92 import measure_pairs
 from qfabric.qkd.distill import distill_decoy_bb84
 from qfabric.qkd.link import run_bbm92, run_decoy_bb84
-from qfabric.qkd.theory import Channel, DecoySettings, bbm92_rate, finite_key_rate, optimise_settings
+from qfabric.qkd.theory import (
+    Channel,
+    DecoySettings,
+    bbm92_rate,
+    expected_counts,
+    finite_key_rate,
+    optimise_settings,
+)
 from qfabric.states import BellDiagonal
 
 
@@ -39,6 +46,27 @@ def test_detection_statistics_match_the_channel_model():
     c = rec.counts()
     e_signal = c["m_z"][0] / c["n_z"][0]
     assert e_signal == pytest.approx(ch.error(settings.mu1), abs=5 * np.sqrt(e_signal / c["n_z"][0]))
+
+
+def test_simulated_afterpulsing_matches_the_channel_model():
+    # each detection brings an after-pulse click with probability p_ap and a random bit (Lim et al. 2014):
+    # gains (1 + p_ap) Q_mu and QBER (E_mu + p_ap / 2) / (1 + p_ap) per intensity, within 5 sigma
+    ch, settings = Channel(40, afterpulse_probability=0.04), DecoySettings()
+    rec = DecoyBB84Link(ch, settings).simulate(3 * 10**8, np.random.default_rng(12))
+    for k, mu in enumerate(settings.intensities):
+        n, expected = rec.pulses_by_intensity[k], ch.gain(mu)
+        assert abs(rec.gain(k) - expected) < 5 * np.sqrt(expected / n)
+    assert rec.gain(0) / Channel(40).gain(settings.mu1) == pytest.approx(1.04, abs=0.004)  # the 4 % is there
+    c = rec.counts()
+    for basis in ("z", "x"):
+        for k in (0, 1):
+            n = c[f"n_{basis}"][k]
+            e = ch.error(settings.intensities[k])
+            assert c[f"m_{basis}"][k] / n == pytest.approx(e, abs=5 * np.sqrt(e * (1 - e) / n))
+    run = run_decoy_bb84(ch.at(25), 10**8, seed=5)  # and through post-processing to a key
+    expected = expected_counts(ch.at(25), run.settings, 1.0)
+    assert run.key_bits > 0 and run.aborted_blocks == 0
+    assert run.summary()["qber"] == pytest.approx(expected["m_z"].sum() / expected["n_z"].sum(), abs=0.002)
 
 
 def test_intercept_resend_on_every_signal_is_detected():

@@ -66,6 +66,8 @@ Attenuation = Annotated[float, typer.Option("--attenuation-db-per-km")]
 DetEff = Annotated[float, typer.Option("--detector-efficiency", help="Bob's detection efficiency (0-1).")]
 Y0 = Annotated[float, typer.Option("--dark-count-yield", help="Clicks per pulse with no light (both detectors).")]
 EDet = Annotated[float, typer.Option("--misalignment", help="Optical misalignment error e_det (0-0.5).")]
+AfterPulse = Annotated[float, typer.Option(
+    "--afterpulse-probability", help="Chance a detection is followed by an after-pulse click (Lim et al. 2014: 0.04).")]
 FEc = Annotated[float, typer.Option("--f-ec", help="Reconciliation efficiency assumed by the analytic curves.")]
 
 
@@ -74,7 +76,7 @@ def link(
     distance_km: Distance = 50.0, protocol: Annotated[str, typer.Option("--protocol")] = "decoy-bb84",
     pulses: Annotated[str, typer.Option("--pulses", help="Pulses sent (decoy-bb84) or pairs emitted (bbm92).")] = "1e8",
     attenuation_db_per_km: Attenuation = 0.2, detector_efficiency: DetEff = 0.1, dark_count_yield: Y0 = 1e-6,
-    misalignment: EDet = 0.01,
+    misalignment: EDet = 0.01, afterpulse_probability: AfterPulse = 0.0,
     pair_fidelity: Annotated[float, typer.Option("--pair-fidelity", help="bbm92: Werner fidelity per pair.")] = 0.98,
     eve: Annotated[str | None, typer.Option("--eve", help="intercept-resend[:fraction] or pns")] = None,
     variant: Annotated[str, typer.Option("--cascade", help="original, option7 or option8")] = "option8",
@@ -86,7 +88,8 @@ def link(
     """Simulate one link, post-process every block (sift, estimate, Cascade, verify, amplify), report."""
     n = _count("--pulses", pulses)
     try:
-        ch = Channel(distance_km, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment)
+        ch = Channel(distance_km, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment,
+                     afterpulse_probability=afterpulse_probability)
         if protocol == "decoy-bb84":
             attacker = _eve(eve)
             run = _with_progress("distilling blocks", quiet, lambda progress: run_decoy_bb84(
@@ -95,6 +98,9 @@ def link(
         elif protocol == "bbm92":
             if eve is not None:
                 raise ParameterError("--eve", eve, "no eavesdropper model for bbm92 here (use decoy-bb84)")
+            if afterpulse_probability:
+                raise ParameterError("--afterpulse-probability", afterpulse_probability,
+                                     "0 for bbm92 (after-pulsing is modelled for decoy-bb84 only)")
             # a pair source at the midpoint: both photons must cross half the fibre and be detected
             arm = ch.detector_efficiency * 10 ** (-attenuation_db_per_km * distance_km / 20)
             rng = np.random.default_rng(seed)
@@ -132,7 +138,8 @@ def curve(
     simulate: Annotated[str, typer.Option("--simulate-km", help="Distances to simulate, e.g. 25,50,100")] = "25,50,75",
     pulses: Annotated[str, typer.Option("--pulses", help="Pulses per simulated point (and finite-key size).")] = "1e9",
     attenuation_db_per_km: Attenuation = 0.2, detector_efficiency: DetEff = 0.1, dark_count_yield: Y0 = 1e-6,
-    misalignment: EDet = 0.01, f_ec: FEc = 1.16, seed: Annotated[int, typer.Option("--seed")] = 0,
+    misalignment: EDet = 0.01, afterpulse_probability: AfterPulse = 0.0, f_ec: FEc = 1.16,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the plot as an HTML report here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -146,7 +153,8 @@ def curve(
     except ValueError:
         fail(ParameterError("--simulate-km", simulate, "distances separated by commas"))
     try:
-        template = Channel(0.0, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment, f_ec)
+        template = Channel(0.0, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment, f_ec,
+                           afterpulse_probability=afterpulse_probability)
         data = _with_progress("computing the curve", quiet, lambda progress: key_rate_curve(
             template, max_km=max_km, step_km=step_km, simulate_km=km, pulses=n, seed=seed, progress=progress))
     except QfabricError as error:
@@ -166,6 +174,7 @@ def curve(
             ("Simulated points", table(rows)),
             ("Parameters", table([{"attenuation dB/km": attenuation_db_per_km, "detector efficiency":
                                    detector_efficiency, "dark-count yield": dark_count_yield, "e_det": misalignment,
+                                   "after-pulse probability": afterpulse_probability,
                                    "f (analytic)": f_ec, "pulses": n}])),
         ]))
         out.print(f"plot written to {html_out}")

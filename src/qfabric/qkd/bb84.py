@@ -5,7 +5,11 @@ thinning: ``1 - exp(-eta mu)``) and the number of dark-count-only clicks are dra
 per-event details (photon number, bases, bits, which detectors click) are then drawn only for the
 pulses that give a detection. Bob has two threshold detectors per basis; each arriving photon
 hits the wrong one with the misalignment probability ``e_det``; a double click becomes a random
-bit (squashing). Alice's and Bob's raw records hold one row per detection.
+bit (squashing). With the channel's ``afterpulse_probability`` ``p_ap``, each detection is followed by an
+after-pulse click with probability ``p_ap``: a detection with a random bit, in a slot whose basis
+choices and Alice's bit are independent of the parent's, counted with the parent's intensity (the
+detector model of Lim et al., PRA 89, 022307 (2014): detection probability times ``1 + p_ap``, no
+after-pulses of after-pulses). Alice's and Bob's raw records hold one row per detection.
 
 >>> from qfabric.qkd.theory import Channel, DecoySettings
 >>> link = DecoyBB84Link(Channel(25), DecoySettings())
@@ -161,9 +165,18 @@ class DecoyBB84Link:
         d_a_basis, d_b_basis = self._bases(dark, rng), self._bases(dark, rng)
         d_a_bit = rng.integers(0, 2, dark, dtype=np.uint8)
         d_b_bit = rng.integers(0, 2, dark, dtype=np.uint8)
-        k_idx = np.full(n_ph + dark, k, dtype=np.int8)
-        return (k_idx, np.concatenate([a_basis, d_a_basis]), np.concatenate([a_bit, d_a_bit]),
-                np.concatenate([b_basis, d_b_basis]), np.concatenate([b_bit, d_b_bit]))
+        rows = [(a_basis, a_bit, b_basis, b_bit), (d_a_basis, d_a_bit, d_b_basis, d_b_bit)]
+        p_ap = self.channel.afterpulse_probability
+        if p_ap > 0:  # skipped at 0: no draws, so records stay bit for bit those without after-pulsing
+            rows.append(self._afterpulses(int(rng.binomial(n_ph + dark, p_ap)), rng))
+        k_idx = np.full(sum(len(r[0]) for r in rows), k, dtype=np.int8)
+        return (k_idx, *(np.concatenate([r[i] for r in rows]) for i in range(4)))
+
+    def _afterpulses(self, n: int, rng: np.random.Generator):
+        """``n`` after-pulse clicks: fresh bases and Alice bit, Bob's bit a coin (the avalanche is not the
+        photon's)."""
+        a_basis, b_basis = self._bases(n, rng), self._bases(n, rng)
+        return a_basis, rng.integers(0, 2, n, dtype=np.uint8), b_basis, rng.integers(0, 2, n, dtype=np.uint8)
 
     def _bases(self, size: int, rng: np.random.Generator) -> np.ndarray:
         return (rng.random(size) >= self.settings.p_z).astype(np.int8)  # Z with probability p_z

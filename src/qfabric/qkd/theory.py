@@ -6,6 +6,12 @@ for a weak coherent pulse of mean photon number ``mu`` through total transmissiv
     Q_mu = Y0 + 1 - exp(-eta mu)                     gain (detection probability)
     E_mu = (Y0/2 + e_det (1 - exp(-eta mu))) / Q_mu  error rate
 
+With detector after-pulsing (probability ``p_ap`` per detection), as in the simulations of Lim, Curty,
+Walenta, Xu, Zbinden, PRA 89, 022307 (2014): every detection is followed by one after-pulse click with
+probability ``p_ap``, carrying a random bit and counted with the pulse that caused it::
+
+    Q'_mu = (1 + p_ap) Q_mu                          E'_mu Q'_mu = E_mu Q_mu + p_ap Q_mu / 2
+
 >>> gys = Channel.gys(distance_km=100)
 >>> round(decoy_bb84_rate(gys, decoys="infinite").rate / 1e-5, 2)   # REFERENCES.md s2: 1.72e-5 at 100 km
 1.72
@@ -14,6 +20,7 @@ for a weak coherent pulse of mean photon number ``mu`` through total transmissiv
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -25,6 +32,7 @@ from qfabric.hardware import plob_bound
 
 E0 = 0.5  # error rate of a vacuum (dark-count) detection
 NU_MIN = 0.01  # weakest practical decoy: below it the vacuum+weak bound only gains in exact arithmetic
+MU_MAX = 1.5  # largest signal intensity the optimisers consider
 
 
 def h2(p: float) -> float:
@@ -41,9 +49,13 @@ def _prob(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class Channel:
-    """A QKD link: fibre loss, Bob's detection efficiency, dark-count yield ``y0``, misalignment ``e_det``.
+    """A QKD link: fibre loss, Bob's detection efficiency, dark-count yield ``y0``, misalignment ``e_det``,
+    and the detectors' after-pulse probability.
 
     ``y0`` is the probability of a click per pulse with no light (dark counts and stray light).
+    ``afterpulse_probability`` (``p_ap``): probability that a detection is followed by an after-pulse
+    click with a random bit (Lim et al. 2014's detector model: detection probability times ``1 + p_ap``,
+    ``p_ap / 2`` more errors per detection). 0 leaves every formula as in Lo, Ma, Chen (2005).
     """
 
     distance_km: float
@@ -53,6 +65,7 @@ class Channel:
     e_det: float = 0.01
     f_ec: float = 1.16
     sifting: float = 0.5
+    afterpulse_probability: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.distance_km) and self.distance_km >= 0):
@@ -67,6 +80,9 @@ class Channel:
             raise ParameterError("e_det", self.e_det, "a misalignment error below 0.5")
         if not self.f_ec >= 1:
             raise ParameterError("f_ec", self.f_ec, "a reconciliation efficiency >= 1 (1 is the Shannon limit)")
+        p_ap = self.afterpulse_probability
+        if not (isinstance(p_ap, numbers.Real) and math.isfinite(p_ap) and 0 <= p_ap < 1):
+            raise ParameterError("afterpulse_probability", p_ap, "a probability in [0, 1)")
 
     @classmethod
     def gys(cls, distance_km: float) -> Channel:
@@ -86,20 +102,33 @@ class Channel:
     def fibre_transmissivity(self) -> float:
         return 10 ** (-self.attenuation_db_per_km * self.distance_km / 10)
 
+    @property
+    def vacuum_yield(self) -> float:
+        """Detections per empty pulse: ``y0``, and the after-pulses its dark counts cause."""
+        return (1 + self.afterpulse_probability) * self.y0
+
+    def _error_rate(self, clicks: float, errors: float) -> float:
+        """Error rate of ``clicks`` detections holding ``errors`` errors, once every click may bring an
+        after-pulse with a random bit (exactly ``errors / clicks`` without after-pulses)."""
+        p_ap = self.afterpulse_probability
+        return (errors + p_ap * clicks / 2) / ((1 + p_ap) * clicks)
+
     def gain(self, mu: float) -> float:
-        """``Q_mu``: probability that a pulse of intensity ``mu`` gives a detection."""
-        return self.y0 + 1 - math.exp(-self.eta * mu)
+        """``Q_mu``: detections per pulse of intensity ``mu`` (after-pulses included)."""
+        return (1 + self.afterpulse_probability) * (self.y0 + 1 - math.exp(-self.eta * mu))
 
     def error(self, mu: float) -> float:
         """``E_mu``: quantum bit error rate of detections from pulses of intensity ``mu``."""
-        return (E0 * self.y0 + self.e_det * (1 - math.exp(-self.eta * mu))) / self.gain(mu)
+        empty = math.exp(-self.eta * mu)  # no photon detected
+        return self._error_rate(self.y0 + 1 - empty, E0 * self.y0 + self.e_det * (1 - empty))
 
     def yield_n(self, n: int) -> float:
-        """``Y_n``: detection probability of an n-photon state."""
-        return self.y0 + 1 - (1 - self.eta) ** n
+        """``Y_n``: detections per n-photon state (after-pulses included)."""
+        return (1 + self.afterpulse_probability) * (self.y0 + 1 - (1 - self.eta) ** n)
 
     def error_n(self, n: int) -> float:
-        return (E0 * self.y0 + self.e_det * (1 - (1 - self.eta) ** n)) / self.yield_n(n)
+        lost = (1 - self.eta) ** n
+        return self._error_rate(self.y0 + 1 - lost, E0 * self.y0 + self.e_det * (1 - lost))
 
 
 @dataclass(frozen=True)
@@ -130,15 +159,16 @@ def _decoy_terms(ch: Channel, mu: float, decoys: str, nu: float | None) -> tuple
     elif decoys == "vacuum+weak":
         assert nu is not None
         q_nu, e_nu = ch.gain(nu), ch.error(nu)
+        y0 = ch.vacuum_yield  # what the vacuum decoy measures
         y1 = mu / (mu * nu - nu * nu) * (
-            q_nu * math.exp(nu) - q_mu * math.exp(mu) * nu * nu / (mu * mu) - (mu * mu - nu * nu) / (mu * mu) * ch.y0
+            q_nu * math.exp(nu) - q_mu * math.exp(mu) * nu * nu / (mu * mu) - (mu * mu - nu * nu) / (mu * mu) * y0
         )
         if y1 <= 0:
             return 0.0, 0.0, 0.5
-        e1 = min(0.5, (e_nu * q_nu * math.exp(nu) - E0 * ch.y0) / (y1 * nu))
+        e1 = min(0.5, (e_nu * q_nu * math.exp(nu) - E0 * y0) / (y1 * nu))
         q1 = y1 * mu * math.exp(-mu)
     else:  # GLLP without decoys: every multi-photon pulse is assumed tagged
-        multi = 1 - (1 + mu) * math.exp(-mu)
+        multi = (1 + ch.afterpulse_probability) * (1 - (1 + mu) * math.exp(-mu))  # all detected, after-pulses too
         q1 = max(0.0, q_mu - multi)
         e1 = min(0.5, e_mu * q_mu / q1) if q1 > 0 else 0.5
     rate = ch.sifting * (-q_mu * ch.f_ec * h2(e_mu) + q1 * (1 - h2(e1)))
@@ -155,8 +185,8 @@ def decoy_bb84_rate(
 
     ``decoys``: ``infinite`` (exact single-photon yield and error), ``vacuum+weak`` (Ma et al.
     2005: vacuum and one weak decoy ``nu``), ``none`` (GLLP: all multi-photon pulses insecure).
-    ``mu`` (and ``nu``, not below :data:`NU_MIN`) are optimised when not given. Negative rates are
-    reported as 0.
+    ``mu`` (at most :data:`MU_MAX`) and ``nu`` (not below :data:`NU_MIN`) are optimised when not given: the
+    one missing for the one given, or both together. Negative rates are reported as 0.
     """
     if decoys not in ("infinite", "vacuum+weak", "none"):
         raise ParameterError("decoys", decoys, "infinite, vacuum+weak or none")
@@ -165,10 +195,15 @@ def decoy_bb84_rate(
     if nu is not None and mu is not None and not (0 < nu < mu):
         raise ParameterError("nu", nu, f"a decoy intensity in (0, mu = {mu})")
     if decoys == "vacuum+weak":
+        if nu is not None and mu is None and not (0 < nu < 1):
+            raise ParameterError("nu", nu, f"a decoy intensity in (0, 1) (mu is optimised in (nu, {MU_MAX}])")
+        if mu is not None and nu is None and not mu > 1.01 * NU_MIN:
+            raise ParameterError("mu", mu, f"a signal intensity above {1.01 * NU_MIN:g} (nu is optimised in "
+                                 f"[{NU_MIN}, mu))")
         if mu is None or nu is None:
             mu, nu = _optimise_two(ch, mu, nu)
     elif mu is None:
-        res = minimize_scalar(lambda m: -_decoy_terms(ch, m, decoys, None)[0], bounds=(1e-4, 1.5),
+        res = minimize_scalar(lambda m: -_decoy_terms(ch, m, decoys, None)[0], bounds=(1e-4, MU_MAX),
                               method="bounded", options={"xatol": 1e-6})
         mu = float(res.x)
     rate, q1, e1 = _decoy_terms(ch, mu, decoys, nu)
@@ -177,22 +212,42 @@ def decoy_bb84_rate(
                    plob=plob_bound(ch.eta))
 
 
-def _optimise_two(ch: Channel, mu: float | None, nu: float | None) -> tuple[float, float]:
-    def negative(x):
-        m, n = x
-        if not (NU_MIN <= n < m <= 1.5):
-            return 1.0
-        return -_decoy_terms(ch, m, "vacuum+weak", n)[0]
+def _maximise(f, lo: float, hi: float, points: int = 24) -> tuple[float, float]:
+    """``(x, f(x))`` maximising ``f`` on ``[lo, hi]``: the best of a grid (ends included), refined by bounded
+    Brent between its neighbours. The grid keeps a flat or kinked rate (clipped bounds) from trapping Brent."""
+    if not hi > lo:
+        return lo, f(lo)
+    grid = np.linspace(lo, hi, points)
+    values = [f(float(x)) for x in grid]
+    i = int(np.argmax(values))
+    best = (float(grid[i]), values[i])
+    a, b = float(grid[max(i - 1, 0)]), float(grid[min(i + 1, points - 1)])
+    res = minimize_scalar(lambda x: -f(x), bounds=(a, b), method="bounded",
+                          options={"xatol": 1e-10 * max(1.0, abs(b))})
+    if -res.fun > best[1]:
+        best = (float(res.x), float(-res.fun))
+    return best
 
-    best = None
-    for m0 in (mu or 0.5,) if mu else (0.3, 0.5, 0.7):
-        for n0 in (nu or 0.05,) if nu else (0.02, 0.05, 0.1):
-            res = minimize(negative, x0=[m0, n0], method="Nelder-Mead",
-                           options={"xatol": 1e-6, "fatol": 1e-14, "maxiter": 2000})
-            if best is None or res.fun < best.fun:
-                best = res
-    m, n = best.x
-    return float(mu if mu else m), float(nu if nu else n)
+
+def _optimise_two(ch: Channel, mu: float | None, nu: float | None) -> tuple[float, float]:
+    """Signal ``mu`` and weak decoy ``nu`` of the vacuum+weak protocol: whichever is not given is optimised
+    for the one that is (``mu`` in ``(nu, MU_MAX]``, ``nu`` in ``[NU_MIN, mu)``); both when neither is."""
+
+    def rate(m: float, n: float) -> float:
+        return _decoy_terms(ch, m, "vacuum+weak", n)[0]
+
+    def best_mu(n: float) -> tuple[float, float]:
+        return _maximise(lambda m: rate(m, n), n + max(1e-6, 1e-3 * n), MU_MAX)
+
+    def best_nu(m: float) -> tuple[float, float]:
+        return _maximise(lambda n: rate(m, n), NU_MIN, m - max(1e-6, 1e-3 * m))
+
+    if nu is not None:
+        return best_mu(nu)[0], nu
+    if mu is not None:
+        return mu, best_nu(mu)[0]
+    nu_best = _maximise(lambda n: best_mu(n)[1], NU_MIN, 0.5, points=6)[0]
+    return best_mu(nu_best)[0], nu_best
 
 
 def max_distance_km(rate_fn, lo: float = 0.0, hi: float = 400.0, tol: float = 0.01) -> float:
@@ -330,7 +385,7 @@ def finite_key_length(
 
 def expected_counts(ch: Channel, settings: DecoySettings, pulses: float) -> dict[str, np.ndarray]:
     """Mean detection and error counts of a decoy BB84 run of ``pulses`` pulses over ``ch``."""
-    gains = np.array([ch.gain(k) if k > 0 else ch.y0 for k in settings.intensities])
+    gains = np.array([ch.gain(k) if k > 0 else ch.vacuum_yield for k in settings.intensities])
     errors = np.array([ch.error(k) if k > 0 else E0 for k in settings.intensities])
     p = np.asarray(settings.probabilities)
     n_z = pulses * p * settings.p_z**2 * gains

@@ -131,7 +131,8 @@ def run_qkd(scenario: Scenario, spec: QkdSpec, delivered: dict[str, list]) -> di
     if spec.protocol == "decoy-bb84":
         fibre = next(link for link in scenario.links if link.name == spec.link)
         channel = Channel(fibre.length_km, fibre.attenuation_db_per_km, spec.detector_efficiency,
-                          spec.dark_count_yield, spec.misalignment)
+                          spec.dark_count_yield, spec.misalignment,
+                          afterpulse_probability=spec.afterpulse_probability)
         pulses = int(min(spec.source_rate_hz * scenario.duration_s, spec.max_simulated_pulses))
         try:
             run = run_decoy_bb84(channel, pulses, seed=seed, variant=spec.cascade, eps_sec=spec.eps_sec,

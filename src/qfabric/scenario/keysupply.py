@@ -76,7 +76,8 @@ class KeySupply:
             f = fibres[data["spec"].link]
             self.feeds[tuple(sorted((a, b)))] = LinkFeed(a, b, data["spec"], Channel(
                 f.length_km, f.attenuation_db_per_km, data["spec"].detector_efficiency,
-                data["spec"].dark_count_yield, data["spec"].misalignment))
+                data["spec"].dark_count_yield, data["spec"].misalignment,
+                afterpulse_probability=data["spec"].afterpulse_probability))
         saes = [s for s in scenario.kms.saes if s.node in kme.nodes]
         self.pairs = []
         for s1, s2 in itertools.combinations(saes, 2):

@@ -248,6 +248,9 @@ class QkdSpec(_Strict):
     detector_efficiency: float = Field(default=0.1, gt=0, le=1)
     dark_count_yield: float = Field(default=1e-6, ge=0, lt=0.5, description="clicks per pulse with no light")
     misalignment: float = Field(default=0.01, ge=0, lt=0.5, description="optical error e_det")
+    afterpulse_probability: float = Field(
+        default=0.0, ge=0, lt=1, description="decoy-bb84: chance a detection is followed by an after-pulse click "
+        "(Lim et al. 2014 use 0.04)")
     max_simulated_pulses: float = Field(
         default=1e9, ge=1e5, le=1e11,
         description="simulate at most this many pulses; the rate is measured on them and reported per second",

@@ -4,10 +4,12 @@ protocol Cascade", Quantum Inf. Comput. 15 (2015).
 
 Bob holds a noisy copy of Alice's bits. In each pass both permute the bits with a shared public
 seed and cut them into blocks; Alice reveals block parities, and each block whose parity
-differs is binary-searched (Alice revealing the parity of left halves) down to one wrong bit,
-which Bob flips. Flipping a bit changes the parity of the blocks holding it in earlier passes,
-which "cascades" into further searches. Leakage counts every distinct parity Alice reveals; the
-parity of a right half is inferred from its parent and left half and leaks nothing new.
+differs is binary-searched down to one wrong bit, which Bob flips. The search splits a block
+(and then each half) at its middle, the left half taking the first ``len // 2`` bits as in
+cascade-cpp, and Alice reveals the parity of the left half only: the right half's follows from
+its parent's, and a parity the parties know already (from an earlier search of the block) is
+never asked again. Flipping a bit changes the parity of the blocks holding it in earlier passes,
+which "cascades" into further searches. Leakage counts every parity Alice reveals, each once.
 
 Variants (block sizes ``k_i`` for pass ``i``, Q the estimated QBER, n the block length):
 
@@ -112,26 +114,33 @@ def shuffles(n, passes, seed):
 
 
 @njit(cache=True)
-def _parity(bits, perm, start, stop):
-    acc = 0
+def _parities(both, perm, start, stop):
+    """Alice's parity of the permuted range (bit 0) and whether Bob's differs (bit 1): ``both[j]`` holds Alice's
+    bit j and, one place up, whether Bob's bit j differs, so one pass over the permutation gives both."""
+    acc = np.int32(0)
     for i in range(start, stop):
-        acc ^= bits[perm[i]]
-    return acc
+        acc ^= both[perm[i]]
+    return acc & 1, acc >> 1
 
 
 @njit(cache=True)
-def _node_range(h, k_pow2, block_start, block_len):
+def _node_range(h, block_start, block_len):
+    """Bits ``[lo, hi)`` of tree node ``h`` (heap order: root 1, children 2h and 2h + 1) of a block: each
+    node splits at its middle, the left child taking the first ``len // 2`` bits."""
+    lo = block_start
+    hi = block_start + block_len
     depth = 0
     x = h
     while x > 1:
         x >>= 1
         depth += 1
-    size = k_pow2 >> depth
-    lo = (h - (1 << depth)) * size
-    hi = lo + size
-    if hi > block_len:
-        hi = block_len
-    return block_start + lo, block_start + hi
+    for d in range(depth - 1, -1, -1):
+        mid = lo + (hi - lo) // 2
+        if (h >> d) & 1:
+            lo = mid
+        else:
+            hi = mid
+    return lo, hi
 
 
 @njit(cache=True)
@@ -150,16 +159,19 @@ def _push(queue, tail, p, b, h):
 def _cascade_kernel(alice, bob, perms, inverse, sizes, reuse):
     n = alice.shape[0]
     n_pass = sizes.shape[0]
-    k_pow2 = np.empty(n_pass, dtype=np.int64)
+    tree = np.empty(n_pass, dtype=np.int64)  # heap slots per block: halving k bits takes ceil(log2 k) levels
     offsets = np.zeros(n_pass + 1, dtype=np.int64)
     for p in range(n_pass):
         kp = 1
         while kp < sizes[p]:
             kp <<= 1
-        k_pow2[p] = kp
+        tree[p] = 2 * kp
         n_blocks = (n + sizes[p] - 1) // sizes[p]
-        offsets[p + 1] = offsets[p] + n_blocks * 2 * kp
+        offsets[p + 1] = offsets[p] + n_blocks * tree[p]
     state = np.zeros(offsets[n_pass], dtype=np.uint8)
+    both = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        both[i] = alice[i] | ((alice[i] ^ bob[i]) << 1)
     queue = np.empty((1024, 3), dtype=np.int64)
     leaked = 0
     rounds = 0
@@ -172,10 +184,8 @@ def _cascade_kernel(alice, bob, perms, inverse, sizes, reuse):
         for b in range(n_blocks):
             start = b * k
             stop = min(start + k, n)
-            a = _parity(alice, perms[cur], start, stop)
-            d = a ^ _parity(bob, perms[cur], start, stop)
-            node = offsets[cur] + b * 2 * k_pow2[cur] + 1
-            state[node] = KNOWN | (ALICE if a else 0) | (DIFF if d else 0)
+            a, d = _parities(both, perms[cur], start, stop)
+            state[offsets[cur] + b * tree[cur] + 1] = KNOWN | (ALICE if a else 0) | (DIFF if d else 0)
             leaked += 1
             if d:
                 queue, tail = _push(queue, tail, cur, b, 1)
@@ -187,52 +197,60 @@ def _cascade_kernel(alice, bob, perms, inverse, sizes, reuse):
                 b = queue[head, 1]
                 h = queue[head, 2]
                 head += 1
-                base = offsets[p] + b * 2 * k_pow2[p]
-                if not (state[base + h] & DIFF):
+                base = offsets[p] + b * tree[p]
+                if not (state[base + h] & DIFF):  # corrected meanwhile by another search
                     continue
-                kp = sizes[p]
-                block_start = b * kp
-                block_len = min(kp, n - block_start)
+                block_start = b * sizes[p]
+                lo, hi = _node_range(h, block_start, min(sizes[p], n - block_start))
                 depth = 0
-                while True:
-                    lo, hi = _node_range(h, k_pow2[p], block_start, block_len)
-                    if hi - lo <= 1:
-                        break
+                while hi - lo > 1:  # binary search: Alice reveals the parity of the left half only
+                    mid = lo + (hi - lo) // 2
                     lc = 2 * h
-                    rc = lc + 1
                     if not (state[base + lc] & KNOWN):
-                        clo, chi = _node_range(lc, k_pow2[p], block_start, block_len)
-                        a = _parity(alice, perms[p], clo, chi)
-                        d = a ^ _parity(bob, perms[p], clo, chi)
+                        a, d = _parities(both, perms[p], lo, mid)
                         state[base + lc] = KNOWN | (ALICE if a else 0) | (DIFF if d else 0)
                         leaked += 1
                         depth += 1
                     if state[base + lc] & DIFF:
                         h = lc
+                        hi = mid
                     else:
-                        if not (state[base + rc] & KNOWN):  # inferred: parent XOR left, no leak
-                            a = ((state[base + h] & ALICE) != 0) ^ ((state[base + lc] & ALICE) != 0)
-                            state[base + rc] = KNOWN | (ALICE if a else 0) | DIFF
-                        h = rc
+                        h = lc + 1
+                        lo = mid
+                        if not (state[base + h] & KNOWN):  # inferred: parent XOR left, no leak
+                            a = ((state[base + (h >> 1)] & ALICE) != 0) ^ ((state[base + lc] & ALICE) != 0)
+                            state[base + h] = KNOWN | (ALICE if a else 0) | DIFF
                 if depth > wave_depth:
                     wave_depth = depth
-                lo, hi = _node_range(h, k_pow2[p], block_start, block_len)
                 j = perms[p][lo]
                 bob[j] ^= 1
+                both[j] ^= 2
                 for q in range(cur + 1):  # the flip toggles every known block holding bit j
                     pos = inverse[q][j]
-                    bq = pos // sizes[q]
-                    node = k_pow2[q] + pos % sizes[q]
-                    qbase = offsets[q] + bq * 2 * k_pow2[q]
+                    kq = sizes[q]
+                    bq = pos // kq
+                    qbase = offsets[q] + bq * tree[q]
+                    qlo = bq * kq
+                    qhi = min(qlo + kq, n)
+                    node = 1
                     deepest_odd = 0
-                    while node >= 1:
+                    while True:  # known nodes form a subtree under the root: walk down to the bit
                         s = state[qbase + node]
-                        if s & KNOWN:
-                            s ^= DIFF
-                            state[qbase + node] = s
-                            if (s & DIFF) and deepest_odd == 0 and (reuse or node == 1):
-                                deepest_odd = node
-                        node >>= 1
+                        if not (s & KNOWN):
+                            break
+                        s ^= DIFF
+                        state[qbase + node] = s
+                        if (s & DIFF) and (reuse or node == 1):
+                            deepest_odd = node
+                        if qhi - qlo <= 1:
+                            break
+                        mid = qlo + (qhi - qlo) // 2
+                        if pos < mid:
+                            node = 2 * node
+                            qhi = mid
+                        else:
+                            node = 2 * node + 1
+                            qlo = mid
                     if deepest_odd:
                         queue, tail = _push(queue, tail, q, bq, deepest_odd)
             rounds += wave_depth
