@@ -1,7 +1,8 @@
-"""The control plane: routing (path computation installed as forwarding state) and the entanglement service
-(requests served in time windows over their routes), to be joined by tenants and quotas, SLO monitors, fault
-schedules, detection and rerouting."""
+"""The control plane: routing (path computation installed as forwarding state), the entanglement service
+(requests served in time windows over their routes, rerouted around faults), faults and their detection,
+service-level objectives and their monitors, tenants with credentials, quotas and a usage ledger."""
 
+from qfabric.control.faults import Fault, FaultInjector, FaultKind, FaultRecord, Heartbeats, central_node, random_faults
 from qfabric.control.routing import (
     Metric,
     NoRouteError,
@@ -14,18 +15,52 @@ from qfabric.control.routing import (
     weight_function,
 )
 from qfabric.control.service import EntanglementService, Request, RequestRecord
+from qfabric.control.slo import SLO, SloMonitor, Violation, evaluate
+from qfabric.control.tenants import (
+    Quota,
+    QuotaBook,
+    QuotaExceeded,
+    Tenant,
+    TokenError,
+    UsageLedger,
+    issue_token,
+    preemption_victims,
+    verify_token,
+    weighted_shares,
+)
 
 __all__ = [
+    "SLO",
     "EntanglementService",
+    "Fault",
+    "FaultInjector",
+    "FaultKind",
+    "FaultRecord",
+    "Heartbeats",
     "Metric",
+    "NoRouteError",
+    "Quota",
+    "QuotaBook",
+    "QuotaExceeded",
     "Request",
     "RequestRecord",
-    "NoRouteError",
     "RoutingError",
+    "SloMonitor",
+    "Tenant",
+    "TokenError",
+    "UsageLedger",
+    "Violation",
+    "central_node",
     "compute_routes",
     "edge_cost",
+    "evaluate",
+    "issue_token",
     "k_shortest_paths",
     "path_cost",
+    "preemption_victims",
+    "random_faults",
     "shortest_path",
+    "verify_token",
     "weight_function",
+    "weighted_shares",
 ]

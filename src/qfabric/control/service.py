@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from qfabric.control.routing import Metric, compute_routes
+from qfabric.control.routing import Metric, RoutingError, compute_routes
 from qfabric.errors import ParameterError
 from qfabric.network import Circuit, Network, Pair, Protocol
 
@@ -62,26 +62,36 @@ class RequestRecord:
     """What the service did for one request: its routes, circuits and every pair delivered to it."""
 
     request: Request
-    routes: list[list[str]]
-    circuits: list[Circuit]
+    routes: list[list[str]]  # the routes it is served over now
+    circuits: list[Circuit]  # their circuits
+    all_routes: list[list[str]] = field(default_factory=list)  # every route it was ever served over
+    retired: list[Circuit] = field(default_factory=list)  # circuits of earlier routes
     delivery_ticks: list[int] = field(default_factory=list)
     delivered_weights: list[tuple[float, float, float, float]] = field(default_factory=list)
-    delivered_on: list[int] = field(default_factory=list)  # index of the route each pair came over
+    delivered_on: list[int] = field(default_factory=list)  # index in all_routes of the route each pair came over
     started_tick: int | None = None
     ended_tick: int | None = None
     completed_tick: int | None = None  # when the pair count was reached
     stalled_since_tick: int | None = None  # every circuit frozen since then (deadlock)
+    suspended_since_tick: int | None = None  # no route left (every path crosses a link known to be down)
+    reroutes: list[dict] = field(default_factory=list)  # each change of route: when, why, pairs lost
 
     @property
     def active(self) -> bool:
         return self.started_tick is not None and self.ended_tick is None
 
+    @property
+    def every_circuit(self) -> list[Circuit]:
+        return self.retired + self.circuits
+
 
 class EntanglementService:
-    """Routes, installs and serves requests on a :class:`~qfabric.network.Network`.
+    """Routes, installs and serves requests on a :class:`~qfabric.network.Network`, and reroutes them around
+    links the controller learns are down.
 
     ``graph`` is what routing sees (default: the network's links, with their length and model attributes
-    when the caller provides them); ``metric`` and ``paths`` (k shortest) choose the routes."""
+    when the caller provides them); ``metric`` and ``paths`` (k shortest) choose the routes. ``events`` logs
+    what the service did (admissions, starts, ends, reroutes, suspensions) with simulated times."""
 
     def __init__(self, network: Network, graph: nx.Graph | None = None, *, metric: Metric | str = Metric.HOPS,
                  paths: int = 1, seconds_per_tick: float | None = None,
@@ -94,6 +104,9 @@ class EntanglementService:
         self.seconds_per_tick = seconds_per_tick or network.seconds_per_tick
         self.records: dict[str, RequestRecord] = {}
         self.on_delivery = on_delivery
+        self.events: list[dict] = []
+        self.known_down: set[frozenset] = set()  # links the controller has been told are down
+        self._edge_of = {link.name: frozenset((link.a, link.b)) for link in network.links}
 
     @staticmethod
     def _graph_of(network: Network) -> nx.Graph:
@@ -106,27 +119,61 @@ class EntanglementService:
     def ticks(self, seconds: float) -> int:
         return round(seconds / self.seconds_per_tick)
 
+    def now_s(self) -> float:
+        return self.sim.now * self.seconds_per_tick
+
+    def log(self, event: str, request: str | None = None, **detail) -> None:
+        self.events.append({"t_s": self.now_s(), "event": event, "request": request, **detail})
+
+    def live_graph(self) -> nx.Graph:
+        """What routing sees now: the graph without the links known to be down."""
+        if not self.known_down:
+            return self.graph
+        return nx.restricted_view(self.graph, [], [tuple(edge) for edge in self.known_down])
+
+    def _routes(self, request: Request) -> list[list[str]]:
+        k = request.paths or self.paths
+        explicit = {request.name: request.path} if request.path else None
+        return compute_routes(self.live_graph(), [(request.name, request.source, request.target)], self.metric, k,
+                              explicit)[request.name]
+
     def submit(self, request: Request) -> RequestRecord:
         """Route ``request``, install its paths and schedule its window; returns its record."""
         if request.name in self.records:
             raise ParameterError("request", request.name, "a name not used by another request")
-        k = request.paths or self.paths
-        explicit = {request.name: request.path} if request.path else None
-        routes = compute_routes(self.graph, [(request.name, request.source, request.target)], self.metric, k,
-                                explicit)[request.name]
-        record = RequestRecord(request, routes, [])
-        for i, route in enumerate(routes):
-            name = request.name if len(routes) == 1 else f"{request.name}#{i}"
-            self.network.install_route(name, route)
-            circuit = self.network.open_circuit(name, request.source, request.protocol,
-                                                consumer=self._consumer(record, i))
-            record.circuits.append(circuit)
+        record = RequestRecord(request, [], [])
+        self._serve_over(record, self._routes(request))
         self.records[request.name] = record
+        self.log("admitted", request.name, routes=record.routes)
         start = max(self.ticks(request.start_s), self.sim.now)
         self.sim.schedule_at(start, self._start, record, priority=-1)
         if request.end_s is not None:
             self.sim.schedule_at(max(self.ticks(request.end_s), start), self._end, record, priority=-1)
         return record
+
+    def _serve_over(self, record: RequestRecord, routes: list[list[str]]) -> None:
+        """Install ``routes`` for the record and open their circuits (active if the record is)."""
+        request = record.request
+        record.routes, record.circuits = routes, []
+        for route in routes:
+            index = len(record.all_routes)
+            record.all_routes.append(route)
+            name = request.name if index == 0 and len(routes) == 1 else f"{request.name}#{index}"
+            self.network.install_route(name, route)
+            circuit = self.network.open_circuit(name, request.source, request.protocol,
+                                                consumer=self._consumer(record, index))
+            record.circuits.append(circuit)
+            if record.active:
+                self.network.activate(circuit)
+
+    def _retire(self, record: RequestRecord) -> int:
+        lost = 0
+        for circuit in record.circuits:
+            lost += self.network.deactivate(circuit)
+            self.network.uninstall_route(circuit.name)
+            record.retired.append(circuit)
+        record.circuits, record.routes = [], []
+        return lost
 
     def _consumer(self, record: RequestRecord, index: int):
         def deliver(circuit: Circuit, pair: Pair, now: int) -> None:
@@ -149,6 +196,9 @@ class EntanglementService:
         if record.started_tick is not None:
             return
         record.started_tick = self.sim.now
+        self.log("started", record.request.name)
+        if not record.circuits:
+            self._reroute(record, "start")
         for circuit in record.circuits:
             self.network.activate(circuit)
 
@@ -156,8 +206,55 @@ class EntanglementService:
         if record.ended_tick is not None:
             return
         record.ended_tick = self.sim.now
+        self.log("completed" if record.completed_tick is not None else "ended", record.request.name,
+                 pairs=len(record.delivery_ticks))
         for circuit in record.circuits:
             self.network.deactivate(circuit)
+        if record.suspended_since_tick is not None:
+            record.suspended_since_tick = None
+
+    # ---- faults: what the controller does when it learns a link is down or back -----------------------
+
+    def link_down(self, link: str, told_s: float) -> None:
+        """The controller has been told ``link`` is down: reroute every request served across it."""
+        edge = self._edge_of[link]
+        self.known_down.add(edge)
+        for record in self.records.values():
+            if record.ended_tick is None and any(edge in self._edges(route) for route in record.routes):
+                self._reroute(record, f"{link} down")
+
+    def link_up(self, link: str, told_s: float) -> None:
+        """``link`` is back: suspended requests resume, and requests off their best route move back to it."""
+        self.known_down.discard(self._edge_of[link])
+        for record in self.records.values():
+            if record.ended_tick is None:
+                self._reroute(record, f"{link} up")
+
+    @staticmethod
+    def _edges(route: list[str]) -> set[frozenset]:
+        return {frozenset(pair) for pair in zip(route, route[1:], strict=False)}
+
+    def _reroute(self, record: RequestRecord, cause: str) -> None:
+        name = record.request.name
+        try:
+            routes = self._routes(record.request)
+        except RoutingError as error:
+            if record.suspended_since_tick is None and (record.circuits or record.active):
+                lost = self._retire(record)
+                record.suspended_since_tick = self.sim.now
+                record.reroutes.append({"t_s": self.now_s(), "cause": cause, "routes": [], "pairs_lost": lost})
+                self.log("suspended", name, cause=cause, reason=str(error), pairs_lost=lost)
+            return
+        if routes == record.routes:
+            return
+        lost = self._retire(record)
+        self._serve_over(record, routes)
+        record.reroutes.append({"t_s": self.now_s(), "cause": cause, "routes": routes, "pairs_lost": lost})
+        if record.suspended_since_tick is not None:
+            record.suspended_since_tick = None
+            self.log("resumed", name, cause=cause, routes=routes)
+        else:
+            self.log("rerouted", name, cause=cause, routes=routes, pairs_lost=lost)
 
     def watch(self) -> list[RequestRecord]:
         """Note requests whose circuits are all frozen (deadlocked unless another request frees memory);

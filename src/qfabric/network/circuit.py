@@ -598,7 +598,7 @@ class Circuit:
 
     def _handshake_done(self, node: int, a: Pair, b: Pair) -> None:
         for p in (a, b):
-            del self.in_flight[p]
+            self.in_flight.pop(p, None)
         if a.alive and b.alive and self.active:
             self._swap(node, a, b)
             return
@@ -677,12 +677,17 @@ class Circuit:
             self._release(pair)
 
     def _delay(self, i: int, j: int) -> int:
-        """One-way classical delay from position ``i`` to ``j``: hop by hop along the path, or one mesh hop."""
+        """One-way classical delay from position ``i`` to ``j``: hop by hop along the path, or one mesh hop; a
+        message that must cross a cut link never arrives (:data:`_NEVER`)."""
+        lo, hi = (i, j) if i < j else (j, i)
+        if self.network.links_down:
+            for link in self.links[lo:hi]:
+                if not link.up:
+                    return _NEVER
         if self.mesh_delay is not None:
             return self.mesh_delay if i != j else 0
         if not self._jittery:
             return abs(self._position[i] - self._position[j])
-        lo, hi = (i, j) if i < j else (j, i)
         rng = self.classical_rng
         total = 0
         for hop in self._hops[lo:hi]:
@@ -883,25 +888,36 @@ class Circuit:
 
     # ---- activation, inspection ---------------------------------------------------------------------
 
-    def drop_everything(self) -> None:
-        """Deactivation: cancel this circuit's own generation and discard every pair it holds."""
+    def drop_everything(self) -> int:
+        """Deactivation: cancel this circuit's own generation and discard every pair it holds or waits on (its
+        pending messages find them gone); returns how many pairs were lost."""
         for gen in self.generators:
             if gen.owner is self:
                 for proc in list(gen.processes):
                     gen.cancel(proc)
-        for pair in self.tracked_pairs():
-            if pair in self.in_flight:
-                continue  # discarded when its message arrives
-            self._unhold(pair)
-            queue = self.waiting_purification.get((pair.left, pair.right))
-            if queue and pair in queue:
-                queue.remove(pair)
-            pair.alive = False
-            self._disarm(pair)
-            for pool in (pair.pool_l, pair.pool_r):
-                if pool is not None:
-                    pool.give()
-            self._uncover(pair)
+        pairs = self.tracked_pairs()
+        for pair in pairs:
+            self.drop(pair, refill=False)
+        return len(pairs)
+
+    def drop(self, pair: Pair, refill: bool = True) -> None:
+        """Discard a pair this circuit tracks, wherever it is (held, purifying, awaiting a message)."""
+        if not pair.alive:
+            return
+        self._unhold(pair)
+        queue = self.waiting_purification.get((pair.left, pair.right))
+        if queue and pair in queue:
+            queue.remove(pair)
+        self.in_flight.pop(pair, None)
+        pair.alive = False
+        self._disarm(pair)
+        for pool in (pair.pool_l, pair.pool_r):
+            if pool is not None:
+                pool.give()
+        self._uncover(pair)
+        if refill:
+            self._refill(pair.left)
+            self._refill(pair.right - 1)
 
     def tracked_pairs(self) -> list[Pair]:
         tracked: dict[int, Pair] = {id(p): p for p in self.in_flight}

@@ -106,6 +106,7 @@ class Link:
         self.circuits: list[Circuit] = []  # active circuits whose path crosses the link
         self.unbound: list[Pair] = []  # statistical multiplexing: pairs no circuit has used yet
         self.generator = Generator(network, self, pool_a, pool_b, owner=None)
+        self.up = True  # a cut fibre: no generation, no classical messages across it
 
     def __repr__(self) -> str:
         return f"Link({self.name!r}, {self.a!r}-{self.b!r})"
@@ -148,6 +149,8 @@ class Generator:
         if pool_a.free <= 0 or pool_b.free <= 0:
             return
         link = self.link
+        if not link.up:
+            return
         owner = self.owner
         if owner is None:
             circuits = link.circuits
@@ -208,6 +211,7 @@ class Network:
         self.forwarding: dict[str, dict[str, tuple[str | None, str | None]]] = {}
         self.circuits: list[Circuit] = []
         self.selection_rng = sim.rng("network/qubit-selection")
+        self.links_down = 0
 
     # ---- building ---------------------------------------------------------------------------------
 
@@ -296,12 +300,13 @@ class Network:
             if self.multiplexing is Multiplexing.STATISTICAL:
                 circuit.offer_unbound(s)
 
-    def deactivate(self, circuit: Circuit) -> None:
-        """Stop serving a circuit: its pairs are discarded and its memories go back to the others."""
+    def deactivate(self, circuit: Circuit) -> int:
+        """Stop serving a circuit: its pairs are discarded and its memories go back to the others. Returns the
+        pairs lost."""
         if not circuit.active:
-            return
+            return 0
         circuit.active = False
-        circuit.drop_everything()
+        lost = circuit.drop_everything()
         for link in circuit.links:
             link.circuits.remove(circuit)
             if self.multiplexing is Multiplexing.STATISTICAL and not link.circuits:
@@ -317,6 +322,7 @@ class Network:
         for link in circuit.links:
             for gen in link.generators():
                 gen.refill()
+        return lost
 
     def _split_buffers(self, link: Link) -> None:
         """Buffer-space: each active circuit on ``link`` owns an even share of each end's qubits (the remainder
@@ -376,6 +382,74 @@ class Network:
                 self._offer(link, pair)
                 return
         owner.herald(pair, owner.segment_of[link])
+
+    # ---- faults: the physical plane changes under the circuits ---------------------------------------
+
+    def set_link_up(self, link: Link, up: bool) -> None:
+        """Cut (``up=False``) or repair a link's fibre. A cut stops its generation (the attempts made so far
+        count) and every classical message that would cross it; pairs already stored stay where they are."""
+        if link.up == up:
+            return
+        link.up = up
+        self.links_down += -1 if up else 1
+        if not up:
+            self._stop_generation(link)
+        else:
+            for gen in link.generators():
+                gen.refill()
+
+    def set_link_model(self, link: Link, model: LinkModel) -> None:
+        """New physics for a link (extra loss, a weaker detector): generation restarts with it (attempts are
+        memoryless, so restarting is exact)."""
+        self._stop_generation(link)
+        link.model = model
+        for gen in link.generators():
+            gen.refill()
+
+    def set_memory(self, node: str, memory: Memory) -> None:
+        """New memories at ``node`` (a coherence drop or its repair): stored pairs decohere with the old ones
+        up to now, with the new ones from now on."""
+        now = self.sim.now
+        for circuit in self.circuits:
+            for pair in circuit.tracked_pairs():
+                pair.decay_to(now, self.seconds_per_tick)
+        for link in self.links:
+            for pair in link.unbound:
+                pair.decay_to(now, self.seconds_per_tick)
+        for pool in self._all_pools() + [p for link in self.links for p in (link.pool_a, link.pool_b)]:
+            if pool.node == node:
+                pool.memory = memory
+                pool.rates = memory.decay_rates
+
+    def set_node_up(self, node: str, up: bool) -> int:
+        """A node fails (``up=False``: its links are cut and every pair with a half in its memories is lost) or
+        comes back. Returns the pairs lost."""
+        lost = 0
+        incident = [link for link in self.links if node in (link.a, link.b)]
+        if not up:
+            for circuit in self.circuits:
+                for pair in circuit.tracked_pairs():
+                    if any(pool is not None and pool.node == node for pool in (pair.pool_l, pair.pool_r)):
+                        circuit.drop(pair)
+                        lost += 1
+            for link in incident:
+                for pair in list(link.unbound):
+                    self.discard_unbound(pair)
+                    lost += 1
+        for link in incident:
+            self.set_link_up(link, up)
+        return lost
+
+    def _stop_generation(self, link: Link) -> None:
+        gens = [link.generator] + [c.generators[c.segment_of[link]] for c in self.circuits if link in c.segment_of]
+        for gen in {id(g): g for g in gens}.values():
+            for proc in list(gen.processes):
+                gen.cancel(proc)
+
+    def uninstall_route(self, circuit: str) -> None:
+        """Remove a circuit's forwarding entries from every node."""
+        for table in self.forwarding.values():
+            table.pop(circuit, None)
 
     # ---- statistical multiplexing: pairs shared by several circuits ---------------------------------
 
