@@ -29,7 +29,6 @@ from qfabric.control.tenants import (
     issue_token,
     preemption_victims,
     verify_token,
-    weighted_shares,
 )
 from qfabric.errors import ParameterError, QfabricError
 
@@ -551,37 +550,6 @@ def test_ledger_meters_many_deliveries_cheaply():
 
 
 # ------------------------------------------------------------------------------------------------ sharing, preemption
-
-WEIGHTS = st.dictionaries(st.text(alphabet="abcdefgh", min_size=1, max_size=3),
-                          st.floats(min_value=1e-3, max_value=1e3) | st.integers(1, 50), min_size=1, max_size=8)
-
-
-@settings(max_examples=200, deadline=None)
-@given(WEIGHTS, st.integers(0, 1000), st.randoms(use_true_random=False))
-def test_weighted_shares_sum_proportional_deterministic(weights, capacity, rnd):
-    shares = weighted_shares(weights, capacity)
-    assert list(shares) == list(weights)
-    assert sum(shares.values()) == capacity
-    total = sum(Fraction(w) for w in weights.values())
-    for name, weight in weights.items():
-        assert abs(shares[name] - capacity * Fraction(weight) / total) < 1
-    items = list(weights.items())
-    rnd.shuffle(items)
-    assert weighted_shares(dict(items), capacity) == shares  # the input order does not matter
-
-
-def test_weighted_shares_examples():
-    assert weighted_shares({"b": 1, "a": 1, "c": 1}, 2) == {"b": 1, "a": 1, "c": 0}  # ties go by name
-    assert weighted_shares({"b": 1, "a": 1, "c": 1}, 4) == {"b": 1, "a": 2, "c": 1}
-    assert weighted_shares({"x": 0.1, "y": 0.2, "z": 0.7}, 10) == {"x": 1, "y": 2, "z": 7}
-    assert weighted_shares({"x": 3}, 5) == {"x": 5}
-    assert weighted_shares({}, 5) == {}
-    assert weighted_shares({"x": 1, "y": 2}, 0) == {"x": 0, "y": 0}
-    with pytest.raises(ParameterError, match="weights"):
-        weighted_shares({"x": 0}, 3)
-    with pytest.raises(ParameterError, match="capacity"):
-        weighted_shares({"x": 1}, -1)
-
 
 ACTIVE = [("a", 0, 1.0), ("b", 0, 5.0), ("c", 1, 9.0), ("d", 2, 0.0), ("e", 1, 9.0), ("f", 0, 5.0)]
 

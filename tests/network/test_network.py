@@ -11,6 +11,7 @@ from qfabric.hardware import Memory
 from qfabric.network import LinkModel, Network, NodeModel, Protocol, repeater_chain
 from qfabric.network.analysis import switch_capacity, two_link_waiting_time
 from qfabric.network.discrete import simulate_chain
+from qfabric.network.engine import weighted_split
 from qfabric.sim import Simulator
 
 PERFECT = (1.0, 0.0, 0.0, 0.0)
@@ -101,6 +102,50 @@ def test_buffer_space_gives_each_circuit_its_share_and_statistical_gives_at_leas
     assert abs(s1 - s2) < 4 * math.hypot(f1, f2)
     assert s1 + s2 > r1 + r2 - 4 * math.hypot(e1, e2, f1, f2)  # at least as high (here clearly higher)
     assert s1 + s2 > 1.05 * (r1 + r2)
+
+
+def test_weighted_split_is_proportional_and_exact():
+    rng = np.random.default_rng(4)
+    for _ in range(500):
+        weights = list(rng.uniform(0.01, 10, size=rng.integers(1, 8)))
+        total = int(rng.integers(0, 100))
+        shares = weighted_split(total, weights)
+        assert sum(shares) == total
+        assert all(abs(s - total * w / sum(weights)) < 1 for s, w in zip(shares, weights, strict=True))
+    assert weighted_split(2, [1.0, 1.0, 1.0]) == [1, 1, 0]  # ties to the first
+    assert weighted_split(4, [3.0, 1.0]) == [3, 1]
+
+
+def weighted_y(multiplexing, weights, horizon=200_000):
+    sim, net = network(Y, multiplexing=multiplexing, capacity=4, p=0.1)
+    circuits = []
+    for name, leaf, weight in (("one", "u1", weights[0]), ("two", "u2", weights[1])):
+        net.install_route(name, [leaf, "h", "v"])
+        circuits.append(net.open_circuit(name, leaf, Protocol(), weight=weight))
+        net.activate(circuits[-1])
+    sim.run(until=horizon)
+    assert net.audit() == []
+    return [len(c.stats.delivery_ticks) for c in circuits], circuits
+
+
+def test_buffer_space_splits_a_shared_link_by_circuit_weight():
+    _, (one, two) = weighted_y("buffer-space", (3.0, 1.0), horizon=10)
+    shared = one.links[1]
+    assert (one.pool_right[1].capacity, two.pool_right[1].capacity) == (3, 1)
+    assert shared.pool_a.capacity == 4
+    (heavy, light), _ = weighted_y("buffer-space", (3.0, 1.0))
+    (even_1, even_2), _ = weighted_y("buffer-space", (1.0, 1.0))
+    assert heavy > 1.3 * light  # three qubits against one on the shared link
+    assert abs(even_1 - even_2) < 0.1 * (even_1 + even_2)
+
+
+def test_statistical_sharing_favours_the_heavier_circuit():
+    (heavy, light), _ = weighted_y("statistical", (4.0, 1.0))
+    (even_1, even_2), _ = weighted_y("statistical", (1.0, 1.0))
+    assert heavy > 1.15 * light
+    assert abs(even_1 - even_2) < 0.1 * (even_1 + even_2)
+    with pytest.raises(ParameterError, match="weight"):
+        network(Y)[1].open_circuit("x", "u1", Protocol(), weight=0)
 
 
 @pytest.mark.parametrize("multiplexing", ["statistical", "buffer-space"])

@@ -34,6 +34,7 @@ def test_a_workload_file_runs_with_its_routes_and_physics(tmp_path):
     assert [n.name for n in scenario.nodes] == data["nodes"]
     assert len(scenario.links) == len(data["links"])
     built = build_network(scenario)
+    built.sim.run(until=1)  # the requests arrive at time 0 and are routed
     assert [r.routes[0] for r in built.records] == [r["route"] for r in data["requests"]]
     link = built.links[scenario.links[0].name]
     eta = 0.95 * 10 ** (-0.2 * 15 / 10) * 0.95  # memory, half the fibre, detector (Barrett-Kok: eta^2 / 2)

@@ -26,7 +26,6 @@ from qfabric.control.tenants import (
     issue_token,
     preemption_victims,
     verify_token,
-    weighted_shares,
 )
 
 __all__ = [
@@ -62,5 +61,4 @@ __all__ = [
     "shortest_path",
     "verify_token",
     "weight_function",
-    "weighted_shares",
 ]

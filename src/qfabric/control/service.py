@@ -1,9 +1,10 @@
 """The entanglement service: requests in, routes installed as forwarding state, circuits served in time windows.
 
 A :class:`Request` names two nodes, a window and what it wants (a pair count or a target rate, a minimum
-fidelity, a protocol). :meth:`EntanglementService.submit` computes its paths (:mod:`qfabric.control.routing`),
-installs them at the nodes, opens one circuit per path and schedules its start and end on the simulator;
-every delivered pair reaches the request's record (its consumer).
+fidelity, a protocol). :meth:`EntanglementService.submit` schedules its arrival at its start; then the service
+checks the tenant's token and quotas (when it has tenants), computes its paths (:mod:`qfabric.control.routing`)
+over the links it knows are up, installs them at the nodes, opens one circuit per path and serves it until its
+end; every delivered pair reaches the request's record (its consumer). A refused request keeps its reason.
 
 >>> from qfabric.sim import Simulator
 >>> from qfabric.network import LinkModel, Network
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from qfabric.control.routing import Metric, RoutingError, compute_routes
+from qfabric.control.tenants import QuotaBook, QuotaExceeded, Tenant, TokenError, UsageLedger, verify_token
 from qfabric.errors import ParameterError
 from qfabric.network import Circuit, Network, Pair, Protocol
 
@@ -75,10 +77,18 @@ class RequestRecord:
     stalled_since_tick: int | None = None  # every circuit frozen since then (deadlock)
     suspended_since_tick: int | None = None  # no route left (every path crosses a link known to be down)
     reroutes: list[dict] = field(default_factory=list)  # each change of route: when, why, pairs lost
+    refused: str | None = None  # why it was not admitted
+    paused_since_tick: int | None = None  # its tenant's pairs-per-window quota is used up until the next window
+    token: str | None = field(default=None, repr=False)  # the credential it came with
 
     @property
     def active(self) -> bool:
         return self.started_tick is not None and self.ended_tick is None
+
+    @property
+    def serving(self) -> bool:
+        """Active, with circuits generating (not suspended for want of a route, not paused by a quota)."""
+        return self.active and self.suspended_since_tick is None and self.paused_since_tick is None
 
     @property
     def every_circuit(self) -> list[Circuit]:
@@ -91,11 +101,18 @@ class EntanglementService:
 
     ``graph`` is what routing sees (default: the network's links, with their length and model attributes
     when the caller provides them); ``metric`` and ``paths`` (k shortest) choose the routes. ``events`` logs
-    what the service did (admissions, starts, ends, reroutes, suspensions) with simulated times."""
+    what the service did (arrivals, admissions, refusals, starts, ends, reroutes, suspensions, pauses) with
+    simulated times.
+
+    With ``tenants``, every request must name one of them and, if the tenant has a secret, carry a valid
+    token (:func:`~qfabric.control.tenants.issue_token`); its quotas hold exactly (:class:`QuotaBook`: a
+    request reserves one memory qubit at each end of each link of its paths), its circuits share contended
+    memories by its weight, and ``ledger`` meters it all."""
 
     def __init__(self, network: Network, graph: nx.Graph | None = None, *, metric: Metric | str = Metric.HOPS,
                  paths: int = 1, seconds_per_tick: float | None = None,
-                 on_delivery: Callable[[RequestRecord, Pair, int], None] | None = None):
+                 on_delivery: Callable[[RequestRecord, Pair, int], None] | None = None,
+                 tenants: dict[str, Tenant] | None = None, ledger: UsageLedger | None = None):
         self.network = network
         self.sim = network.sim
         self.graph = graph if graph is not None else self._graph_of(network)
@@ -107,6 +124,9 @@ class EntanglementService:
         self.events: list[dict] = []
         self.known_down: set[frozenset] = set()  # links the controller has been told are down
         self._edge_of = {link.name: frozenset((link.a, link.b)) for link in network.links}
+        self.tenants = tenants
+        self.quotas = QuotaBook(tenants) if tenants is not None else None
+        self.ledger = ledger if ledger is not None else UsageLedger()
 
     @staticmethod
     def _graph_of(network: Network) -> nx.Graph:
@@ -137,19 +157,53 @@ class EntanglementService:
         return compute_routes(self.live_graph(), [(request.name, request.source, request.target)], self.metric, k,
                               explicit)[request.name]
 
-    def submit(self, request: Request) -> RequestRecord:
-        """Route ``request``, install its paths and schedule its window; returns its record."""
+    def submit(self, request: Request, token: str | None = None) -> RequestRecord:
+        """Schedule ``request``'s arrival at its start (now if that is past) with its credential; returns its
+        record. A static mistake (an explicit path that is not one, a name used twice) raises at once."""
         if request.name in self.records:
             raise ParameterError("request", request.name, "a name not used by another request")
-        record = RequestRecord(request, [], [])
-        self._serve_over(record, self._routes(request))
+        if request.path is not None:
+            compute_routes(self.graph, [(request.name, request.source, request.target)], self.metric, 1,
+                           {request.name: request.path})
+        record = RequestRecord(request, [], [], token=token)
         self.records[request.name] = record
-        self.log("admitted", request.name, routes=record.routes)
         start = max(self.ticks(request.start_s), self.sim.now)
-        self.sim.schedule_at(start, self._start, record, priority=-1)
-        if request.end_s is not None:
-            self.sim.schedule_at(max(self.ticks(request.end_s), start), self._end, record, priority=-1)
+        self.sim.schedule_at(start, self._arrive, record, priority=-1)
         return record
+
+    def _refuse(self, record: RequestRecord, reason: str) -> None:
+        record.refused = reason
+        self.log("refused", record.request.name, reason=reason)
+        self.ledger.record(self.now_s(), record.request.tenant, record.request.name, "refused", detail=reason)
+
+    def _arrive(self, record: RequestRecord) -> None:
+        """The request reaches the controller: credential, quotas, routes; then it is served until its end."""
+        request, now_s = record.request, self.now_s()
+        self.log("arrived", request.name, tenant=request.tenant, source=request.source, target=request.target)
+        self.ledger.record(now_s, request.tenant, request.name, "submitted")
+        if self.tenants is not None:
+            tenant = self.tenants.get(request.tenant)
+            if tenant is None:
+                return self._refuse(record, f"unknown tenant {request.tenant!r}")
+            if tenant.needs_token:
+                try:
+                    verify_token(record.token or "", self.tenants, request=request.name, now_s=now_s)
+                except TokenError as error:
+                    return self._refuse(record, f"credential refused: {error}")
+        try:
+            routes = self._routes(request)
+        except RoutingError as error:
+            return self._refuse(record, f"no route: {error}")
+        try:
+            self._reserve(record, routes)
+        except QuotaExceeded as error:
+            return self._refuse(record, f"quota: {error}")
+        self._serve_over(record, routes)
+        self.log("admitted", request.name, routes=routes)
+        self.ledger.record(now_s, request.tenant, request.name, "admitted", detail=_routes_text(routes))
+        self._start(record)
+        if request.end_s is not None:
+            self.sim.schedule_at(max(self.ticks(request.end_s), self.sim.now), self._end, record, priority=-1)
 
     def _serve_over(self, record: RequestRecord, routes: list[list[str]]) -> None:
         """Install ``routes`` for the record and open their circuits (active if the record is)."""
@@ -161,9 +215,9 @@ class EntanglementService:
             name = request.name if index == 0 and len(routes) == 1 else f"{request.name}#{index}"
             self.network.install_route(name, route)
             circuit = self.network.open_circuit(name, request.source, request.protocol,
-                                                consumer=self._consumer(record, index))
+                                                consumer=self._consumer(record, index), weight=self._weight(request))
             record.circuits.append(circuit)
-            if record.active:
+            if record.serving:
                 self.network.activate(circuit)
 
     def _retire(self, record: RequestRecord) -> int:
@@ -175,10 +229,20 @@ class EntanglementService:
         record.circuits, record.routes = [], []
         return lost
 
+    def _weight(self, request: Request) -> float:
+        if self.tenants is None or request.tenant not in self.tenants:
+            return 1.0
+        return self.tenants[request.tenant].weight
+
     def _consumer(self, record: RequestRecord, index: int):
         def deliver(circuit: Circuit, pair: Pair, now: int) -> None:
-            if record.ended_tick is not None:
+            if record.ended_tick is not None or record.paused_since_tick is not None:
                 return
+            if self.quotas is not None:
+                self.quotas.record_delivery(record.request.tenant, record.request.name, self.now_s())
+                if not self.quotas.may_deliver(record.request.tenant, self.now_s()):
+                    self.sim.schedule(0, self._pause_tenant, record.request.tenant, priority=-1)
+            self.ledger.record(self.now_s(), record.request.tenant, record.request.name, "delivered")
             record.delivery_ticks.append(now)
             record.delivered_weights.append(pair.weights)
             record.delivered_on.append(index)
@@ -193,13 +257,12 @@ class EntanglementService:
         return deliver
 
     def _start(self, record: RequestRecord) -> None:
-        if record.started_tick is not None:
-            return
         record.started_tick = self.sim.now
         self.log("started", record.request.name)
-        if not record.circuits:
-            self._reroute(record, "start")
-        for circuit in record.circuits:
+        self.ledger.record(self.now_s(), record.request.tenant, record.request.name, "started")
+        if self.quotas is not None and not self.quotas.may_deliver(record.request.tenant, self.now_s()):
+            self._pause(record)
+        for circuit in record.circuits if record.serving else []:
             self.network.activate(circuit)
 
     def _end(self, record: RequestRecord) -> None:
@@ -208,10 +271,41 @@ class EntanglementService:
         record.ended_tick = self.sim.now
         self.log("completed" if record.completed_tick is not None else "ended", record.request.name,
                  pairs=len(record.delivery_ticks))
+        self.ledger.record(self.now_s(), record.request.tenant, record.request.name, "ended",
+                           detail=f"{len(record.delivery_ticks)} pairs")
         for circuit in record.circuits:
             self.network.deactivate(circuit)
-        if record.suspended_since_tick is not None:
-            record.suspended_since_tick = None
+        record.suspended_since_tick = record.paused_since_tick = None
+        if self.quotas is not None:
+            self.quotas.release(record.request.tenant, record.request.name, self.now_s())
+
+    # ---- quotas: a tenant whose pairs-per-window quota is used up waits for the next window ------------
+
+    def _pause(self, record: RequestRecord) -> int:
+        lost = sum(self.network.deactivate(c) for c in record.circuits)
+        record.paused_since_tick = self.sim.now
+        self.log("paused", record.request.name, reason="max_pairs_per_window reached", pairs_lost=lost)
+        self.ledger.record(self.now_s(), record.request.tenant, record.request.name, "paused")
+        resume = self.quotas.next_window_s(record.request.tenant, self.now_s())
+        self.sim.schedule_at(max(self.ticks(resume), self.sim.now + 1), self._resume, record, priority=-1)
+        return lost
+
+    def _pause_tenant(self, tenant: str) -> None:
+        for record in self.records.values():
+            if record.request.tenant == tenant and record.active and record.paused_since_tick is None:
+                self._pause(record)
+
+    def _resume(self, record: RequestRecord) -> None:
+        if not record.active or record.paused_since_tick is None:
+            return
+        if not self.quotas.may_deliver(record.request.tenant, self.now_s()):  # a window shorter than a tick
+            self._pause(record)
+            return
+        record.paused_since_tick = None
+        self.log("resumed", record.request.name, reason="new quota window")
+        self.ledger.record(self.now_s(), record.request.tenant, record.request.name, "resumed")
+        for circuit in record.circuits if record.serving else []:
+            self.network.activate(circuit)
 
     # ---- faults: what the controller does when it learns a link is down or back -----------------------
 
@@ -227,7 +321,7 @@ class EntanglementService:
         """``link`` is back: suspended requests resume, and requests off their best route move back to it."""
         self.known_down.discard(self._edge_of[link])
         for record in self.records.values():
-            if record.ended_tick is None:
+            if record.active:
                 self._reroute(record, f"{link} up")
 
     @staticmethod
@@ -238,8 +332,10 @@ class EntanglementService:
         name = record.request.name
         try:
             routes = self._routes(record.request)
-        except RoutingError as error:
-            if record.suspended_since_tick is None and (record.circuits or record.active):
+            if routes != record.routes:
+                self._reserve(record, routes)
+        except (RoutingError, QuotaExceeded) as error:
+            if record.suspended_since_tick is None:
                 lost = self._retire(record)
                 record.suspended_since_tick = self.sim.now
                 record.reroutes.append({"t_s": self.now_s(), "cause": cause, "routes": [], "pairs_lost": lost})
@@ -248,13 +344,28 @@ class EntanglementService:
         if routes == record.routes:
             return
         lost = self._retire(record)
+        was_suspended = record.suspended_since_tick is not None
+        record.suspended_since_tick = None
         self._serve_over(record, routes)
         record.reroutes.append({"t_s": self.now_s(), "cause": cause, "routes": routes, "pairs_lost": lost})
-        if record.suspended_since_tick is not None:
-            record.suspended_since_tick = None
-            self.log("resumed", name, cause=cause, routes=routes)
-        else:
-            self.log("rerouted", name, cause=cause, routes=routes, pairs_lost=lost)
+        self.log("resumed" if was_suspended else "rerouted", name, cause=cause, routes=routes, pairs_lost=lost)
+
+    def _reserve(self, record: RequestRecord, routes: list[list[str]]) -> None:
+        """Hold the tenant's quota for ``routes`` (its qubits change with the route): :class:`QuotaExceeded` if
+        they do not fit, the old reservation kept."""
+        if self.quotas is None:
+            return
+        request, now_s = record.request, self.now_s()
+        old = sum(2 * (len(route) - 1) for route in record.routes) if record.routes else None
+        self.quotas.release(request.tenant, request.name, now_s)
+        try:
+            self.quotas.admit(request.tenant, request.name, rate_hz=request.rate_hz,
+                              memory_qubits=sum(2 * (len(route) - 1) for route in routes), now_s=now_s)
+        except QuotaExceeded:
+            if old is not None:
+                self.quotas.admit(request.tenant, request.name, rate_hz=request.rate_hz, memory_qubits=old,
+                                  now_s=now_s)
+            raise
 
     def watch(self) -> list[RequestRecord]:
         """Note requests whose circuits are all frozen (deadlocked unless another request frees memory);
@@ -269,3 +380,7 @@ class EntanglementService:
             else:
                 record.stalled_since_tick = None
         return stalled
+
+
+def _routes_text(routes: list[list[str]]) -> str:
+    return "; ".join("-".join(route) for route in routes)

@@ -1,7 +1,7 @@
 """Tenants, credentials, quotas and metering: who may ask the entanglement service for what, and what they used.
 
 A :class:`Tenant` has a :class:`Quota` (concurrent requests, admitted rate, pairs per fixed window, memory
-qubits), a weight (its share of contended memories, :func:`weighted_shares`), a priority (a higher one may
+qubits), a weight (its circuits' share of contended memories, split by the engine), a priority (a higher one may
 preempt a lower one, :func:`preemption_victims`) and a secret: its requests carry a token signed with
 HMAC-SHA256 (:func:`issue_token`, :func:`verify_token`). A :class:`QuotaBook` keeps the exact accounting the
 service admits, pauses and delivers by, and a :class:`UsageLedger` meters every tenant (CSV export).
@@ -40,7 +40,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,6 @@ __all__ = [
     "issue_token",
     "preemption_victims",
     "verify_token",
-    "weighted_shares",
 ]
 
 RATE_REL_TOL = 1e-9
@@ -582,31 +580,6 @@ class UsageLedger:
 
 
 # --------------------------------------------------------------------------------------------------- sharing
-
-
-def weighted_shares(weights: Mapping[str, float], capacity: int) -> dict[str, int]:
-    """Split ``capacity`` indivisible units by weight (largest remainder; equal remainders go by name).
-
-    Exact (rational arithmetic): each share is its quota ``capacity * w / sum(w)`` rounded down or up, and the
-    shares sum to ``capacity``.
-
-    >>> weighted_shares({"uni": 1, "bank": 2, "lab": 1}, 10)
-    {'uni': 2, 'bank': 5, 'lab': 3}
-    """
-    capacity = _count("capacity", capacity, optional=False)
-    exact = {}
-    for name, weight in weights.items():
-        _real(f"weights[{name!r}]", weight, "a weight > 0", positive=True)
-        exact[name] = Fraction(weight)
-    if not exact:
-        return {}
-    total = sum(exact.values())
-    quotas = {name: capacity * weight / total for name, weight in exact.items()}
-    shares = {name: math.floor(quota) for name, quota in quotas.items()}
-    left = capacity - sum(shares.values())
-    for name in sorted(quotas, key=lambda n: (-(quotas[n] - shares[n]), n))[:left]:
-        shares[name] += 1
-    return shares
 
 
 def preemption_victims(active: list[tuple[str, int, float]], needed: int, priority: int) -> list[str]:

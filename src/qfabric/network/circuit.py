@@ -220,6 +220,7 @@ class Circuit:
         self.active = False
         self.last_delivery = 0
         self.last_shared = -1  # when it last took a shared link pair (statistical ties go to the longest ago)
+        self.weight = 1.0  # its share of contended memories relative to the other circuits on a link
         self.no_memory_share: set[str] = set()  # buffer-space: links where its share of an end's qubits is zero
 
         hops = [link.hop for link in self.links]

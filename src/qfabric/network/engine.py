@@ -196,6 +196,20 @@ class Generator:
             self.refill()
 
 
+def weighted_split(total: int, weights: list[float]) -> list[int]:
+    """``total`` whole units split in proportion to ``weights`` by largest remainders (ties to the first):
+    ``weighted_split(4, [3.0, 1.0])`` is ``[3, 1]``, ``weighted_split(2, [1.0, 1.0, 1.0])`` is ``[1, 1, 0]``."""
+    if not weights:
+        return []
+    whole = sum(weights)
+    exact = [total * w / whole for w in weights]
+    shares = [math.floor(x) for x in exact]
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in order[:total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
 class Network:
     """Nodes, links with memories, forwarding state, and the circuits running over them."""
 
@@ -274,10 +288,14 @@ class Network:
 
     def open_circuit(self, name: str, head: str, protocol: Protocol, *,
                      consumer: Callable[[Circuit, Pair, int], None] | None = None,
-                     stream: str | None = None) -> Circuit:
-        """A circuit over the route installed for ``name`` (inactive until :meth:`activate`)."""
+                     stream: str | None = None, weight: float = 1.0) -> Circuit:
+        """A circuit over the route installed for ``name`` (inactive until :meth:`activate`); ``weight`` is its
+        share of contended memories against the other circuits on a link."""
+        if not weight > 0:
+            raise ParameterError("weight", weight, "a positive share")
         circuit = Circuit(self, name, self.route_of(name, head), protocol, consumer=consumer,
                           stream=stream or f"circuit/{name}")
+        circuit.weight = weight
         self.circuits.append(circuit)
         return circuit
 
@@ -325,18 +343,17 @@ class Network:
         return lost
 
     def _split_buffers(self, link: Link) -> None:
-        """Buffer-space: each active circuit on ``link`` owns an even share of each end's qubits (the remainder
-        to the circuits activated first); a circuit left without a qubit notes the link in ``no_memory_share``."""
-        n = len(link.circuits)
+        """Buffer-space: each active circuit on ``link`` owns a share of each end's qubits in proportion to its
+        weight (largest remainders, ties to the circuits activated first); a circuit left without a qubit notes
+        the link in ``no_memory_share``."""
         for c in link.circuits:
             c.no_memory_share.discard(link.name)
         for pool in (link.pool_a, link.pool_b):
-            base, extra = divmod(pool.capacity, n) if n else (0, 0)
-            for i, c in enumerate(link.circuits):
+            shares = weighted_split(pool.capacity, [c.weight for c in link.circuits])
+            for c, share in zip(link.circuits, shares, strict=True):
                 s = c.segment_of[link]
                 private = c.pool_right[s] if c.nodes[s] == pool.node else c.pool_left[s + 1]
                 assert private is not None
-                share = base + (1 if i < extra else 0)
                 private.resize(share)
                 if share == 0:
                     c.no_memory_share.add(link.name)
@@ -454,12 +471,14 @@ class Network:
     # ---- statistical multiplexing: pairs shared by several circuits ---------------------------------
 
     def _offer(self, link: Link, pair: Pair) -> None:
-        """A pair heralded on a link shared by several circuits: give it to the longest-waiting use, else keep it."""
+        """A pair heralded on a link shared by several circuits: give it to the longest-waiting use (waits scaled
+        by the circuits' weights), else keep it."""
         pair.link = link
         best: Circuit | None = None
         starter: Circuit | None = None
         best_key = (math.inf, math.inf)
         starter_key = math.inf
+        now = float(self.sim.now)
         for circuit in link.circuits:
             since = circuit.waiting_since(link)
             if since is None:
@@ -468,8 +487,10 @@ class Network:
             if since == math.inf:  # it could only start a purification: the one served longest ago
                 if served < starter_key:
                     starter, starter_key = circuit, served
-            elif (since, served) < best_key:  # the longest wait; ties to the one served longest ago
-                best, best_key = circuit, (since, served)
+            else:  # the longest weighted wait; ties to the one served longest ago
+                key = ((since - now) * circuit.weight, served)
+                if key < best_key:
+                    best, best_key = circuit, key
         chosen = best if best is not None else starter
         pair.decay_to(self.sim.now, self.seconds_per_tick)
         if chosen is not None:
