@@ -205,3 +205,35 @@ def test_central_node_minimises_total_delay():
     graph.add_edge("z", "v", delay_s=1.0)
     assert central_node(graph) == "z"  # total 1 + 2 + 5 + 1 = 9 against y's 1 + 1 + 6 + 2 = 10
     assert math.isclose(sum(nx.single_source_dijkstra_path_length(graph, "z", weight="delay_s").values()), 9)
+
+
+def test_slo_violation_interval_matches_the_outage():
+    from qfabric.control import SLO
+
+    net = diamond()
+    service = EntanglementService(net, check_s=2e-4)
+    baseline = EntanglementService(diamond())  # the same request without faults sets the rate objective
+    probe = baseline.submit(Request("ab", "a", "b"))
+    baseline.sim.run(until=round(0.02 / SPT))
+    rate = len(probe.delivery_ticks) / 0.02
+    window = 0.004
+    slo = SLO("ab", window_s=window, rate_hz_min=rate / 3, availability_min=0.9)
+    record = service.submit(Request("ab", "a", "b", end_s=0.08), slo=slo)
+    cut, repair = 0.03, 0.05
+    faults = [Fault("cut", "r1-b", cut, repair), Fault("cut", "r3-b", cut, repair)]
+    injector = FaultInjector(net, faults, heartbeats=Heartbeats(1e-3, 3), controller="a",
+                             on_down=service.link_down, on_up=service.link_up)
+    injector.start()
+    net.sim.run(until=round(0.09 / SPT))
+    monitor = record.monitor
+    assert len(monitor.violations) == 1
+    violation = monitor.violations[0]
+    back = max(r.repair_detected_s for r in injector.records)
+    # the windowed rate falls below a third within one window of the cut, and recovers within one window
+    # (plus a check step and the time to the first pairs) of the controller learning of the repair
+    assert cut < violation.start_s <= cut + window + 2e-4
+    assert back < violation.end_s <= back + window + 0.002
+    assert any("rate" in cause for cause in violation.causes)
+    budget = monitor.error_budget(0.08)
+    assert budget["used_s"] == pytest.approx(violation.end_s - violation.start_s)
+    assert budget["left_s"] < 0  # a 20 ms outage in 80 ms overspends a 10 % budget

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from qfabric.control.routing import Metric, RoutingError, compute_routes
+from qfabric.control.slo import SLO, SloMonitor
 from qfabric.control.tenants import QuotaBook, QuotaExceeded, Tenant, TokenError, UsageLedger, verify_token
 from qfabric.errors import ParameterError
 from qfabric.network import Circuit, Network, Pair, Protocol
@@ -80,6 +81,8 @@ class RequestRecord:
     refused: str | None = None  # why it was not admitted
     paused_since_tick: int | None = None  # its tenant's pairs-per-window quota is used up until the next window
     token: str | None = field(default=None, repr=False)  # the credential it came with
+    slo: SLO | None = None  # what it was promised
+    monitor: SloMonitor | None = None  # its service levels, judged from its admission on
 
     @property
     def active(self) -> bool:
@@ -107,12 +110,16 @@ class EntanglementService:
     With ``tenants``, every request must name one of them and, if the tenant has a secret, carry a valid
     token (:func:`~qfabric.control.tenants.issue_token`); its quotas hold exactly (:class:`QuotaBook`: a
     request reserves one memory qubit at each end of each link of its paths), its circuits share contended
-    memories by its weight, and ``ledger`` meters it all."""
+    memories by its weight, and ``ledger`` meters it all.
+
+    A request submitted with an :class:`~qfabric.control.slo.SLO` gets a monitor at its admission, fed every
+    pair and judged every ``check_s`` simulated seconds until its end (:attr:`RequestRecord.monitor`)."""
 
     def __init__(self, network: Network, graph: nx.Graph | None = None, *, metric: Metric | str = Metric.HOPS,
                  paths: int = 1, seconds_per_tick: float | None = None,
                  on_delivery: Callable[[RequestRecord, Pair, int], None] | None = None,
-                 tenants: dict[str, Tenant] | None = None, ledger: UsageLedger | None = None):
+                 tenants: dict[str, Tenant] | None = None, ledger: UsageLedger | None = None,
+                 check_s: float = 1.0):
         self.network = network
         self.sim = network.sim
         self.graph = graph if graph is not None else self._graph_of(network)
@@ -127,6 +134,10 @@ class EntanglementService:
         self.tenants = tenants
         self.quotas = QuotaBook(tenants) if tenants is not None else None
         self.ledger = ledger if ledger is not None else UsageLedger()
+        if not check_s > 0:
+            raise ParameterError("check_s", check_s, "a positive step between SLO checks, s")
+        self.check_s = check_s
+        self._checking = False
 
     @staticmethod
     def _graph_of(network: Network) -> nx.Graph:
@@ -157,15 +168,16 @@ class EntanglementService:
         return compute_routes(self.live_graph(), [(request.name, request.source, request.target)], self.metric, k,
                               explicit)[request.name]
 
-    def submit(self, request: Request, token: str | None = None) -> RequestRecord:
-        """Schedule ``request``'s arrival at its start (now if that is past) with its credential; returns its
-        record. A static mistake (an explicit path that is not one, a name used twice) raises at once."""
+    def submit(self, request: Request, token: str | None = None, slo: SLO | None = None) -> RequestRecord:
+        """Schedule ``request``'s arrival at its start (now if that is past) with its credential and service
+        levels; returns its record. A static mistake (an explicit path that is not one, a name used twice)
+        raises at once."""
         if request.name in self.records:
             raise ParameterError("request", request.name, "a name not used by another request")
         if request.path is not None:
             compute_routes(self.graph, [(request.name, request.source, request.target)], self.metric, 1,
                            {request.name: request.path})
-        record = RequestRecord(request, [], [], token=token)
+        record = RequestRecord(request, [], [], token=token, slo=slo)
         self.records[request.name] = record
         start = max(self.ticks(request.start_s), self.sim.now)
         self.sim.schedule_at(start, self._arrive, record, priority=-1)
@@ -200,6 +212,11 @@ class EntanglementService:
             return self._refuse(record, f"quota: {error}")
         self._serve_over(record, routes)
         self.log("admitted", request.name, routes=routes)
+        if record.slo is not None:
+            record.monitor = SloMonitor(record.slo, now_s)
+            if not self._checking:
+                self._checking = True
+                self.sim.schedule(self.ticks(self.check_s), self._check_slos, priority=5)
         self.ledger.record(now_s, request.tenant, request.name, "admitted", detail=_routes_text(routes))
         self._start(record)
         if request.end_s is not None:
@@ -243,6 +260,8 @@ class EntanglementService:
                 if not self.quotas.may_deliver(record.request.tenant, self.now_s()):
                     self.sim.schedule(0, self._pause_tenant, record.request.tenant, priority=-1)
             self.ledger.record(self.now_s(), record.request.tenant, record.request.name, "delivered")
+            if record.monitor is not None:
+                record.monitor.observe(self.now_s(), pair.weights[0])
             record.delivery_ticks.append(now)
             record.delivered_weights.append(pair.weights)
             record.delivered_on.append(index)
@@ -278,6 +297,19 @@ class EntanglementService:
         record.suspended_since_tick = record.paused_since_tick = None
         if self.quotas is not None:
             self.quotas.release(record.request.tenant, record.request.name, self.now_s())
+        if record.monitor is not None:
+            record.monitor.finish(self.now_s())
+
+    def _check_slos(self) -> None:
+        """Judge every running request's service levels now; again in ``check_s`` while any may still run."""
+        now_s = self.now_s()
+        for record in self.records.values():
+            if record.monitor is not None and record.active:
+                record.monitor.check(now_s)
+        if any(r.slo is not None and r.ended_tick is None and r.refused is None for r in self.records.values()):
+            self.sim.schedule(self.ticks(self.check_s), self._check_slos, priority=5)
+        else:
+            self._checking = False
 
     # ---- quotas: a tenant whose pairs-per-window quota is used up waits for the next window ------------
 

@@ -234,9 +234,66 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         problems += _check_kms(scenario, node_names)
     if scenario.federated is not None:
         problems += _check_federated(scenario)
+    problems += _check_control(scenario, node_names, link_names)
     if problems:
         return problems
     return _check_requests(scenario, profiles)
+
+
+def _unknown(kind: str, name: str, known: set[str]) -> str:
+    hint = difflib.get_close_matches(name, known, n=1)
+    return f"unknown {kind} {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else f"; {kind}s are {sorted(known)}")
+
+
+def _check_control(scenario: Scenario, node_names: set[str], link_names: set[str]) -> list[tuple[str, str]]:
+    """Tenants, arrivals, faults and the controller name things that exist, at times inside the run."""
+    problems: list[tuple[str, str]] = []
+    tenants: dict[str, object] = {}
+    for i, tenant in enumerate(scenario.tenants):
+        if tenant.name in tenants:
+            problems.append((f"tenants[{i}].name", f"tenant name {tenant.name!r} is used twice"))
+        tenants[tenant.name] = tenant
+    asking = [(_request_field(scenario, i), r.tenant, r.credential) for i, r in enumerate(scenario.all_requests())]
+    asking += [(f"arrivals[{i}]", a.tenant, a.credential) for i, a in enumerate(scenario.arrivals)]
+    for at, name, credential in asking:
+        if not tenants:
+            if name != "default":
+                problems.append((f"{at}.tenant", f"tenant {name!r} is not declared: add a tenants section"))
+            continue
+        tenant = tenants.get(name)
+        if tenant is None:
+            problems.append((f"{at}.tenant", _unknown("tenant", name, set(tenants))))
+        elif credential != "valid" and tenant.secret is None:
+            problems.append((f"{at}.credential", f"tenant {name!r} has no secret, so its requests carry no token; "
+                             f"credential {credential!r} needs one (add tenants[].secret)"))
+    for i, arrival in enumerate(scenario.arrivals):
+        for j, (a, b) in enumerate(arrival.ends):
+            for end in (a, b):
+                if end not in node_names:
+                    problems.append((f"arrivals[{i}].ends[{j}]", _unknown("node", end, node_names)))
+            if a == b:
+                problems.append((f"arrivals[{i}].ends[{j}]", f"two different nodes, got [{a}, {b}]"))
+        if arrival.start_s >= scenario.duration_s:
+            problems.append((f"arrivals[{i}].start_s", f"{arrival.start_s:g} s is not before the end of the run "
+                             f"({scenario.duration_s:g} s)"))
+        if arrival.end_s is not None and arrival.end_s <= arrival.start_s:
+            problems.append((f"arrivals[{i}].end_s", f"must be after start_s ({arrival.start_s:g})"))
+    for i, fault in enumerate(scenario.faults):
+        if fault.link is not None and fault.link not in link_names:
+            problems.append((f"faults[{i}].link", _unknown("link", fault.link, link_names)))
+        if fault.node is not None and fault.node not in node_names:
+            problems.append((f"faults[{i}].node", _unknown("node", fault.node, node_names)))
+        if fault.at_s >= scenario.duration_s:
+            problems.append((f"faults[{i}].at_s", f"{fault.at_s:g} s is not before the end of the run "
+                             f"({scenario.duration_s:g} s)"))
+    if scenario.random_faults is not None and scenario.random_faults.links != "all":
+        for j, name in enumerate(scenario.random_faults.links):
+            if name not in link_names:
+                problems.append((f"random_faults.links[{j}]", _unknown("link", name, link_names)))
+    controller = scenario.control.controller
+    if controller is not None and controller not in node_names:
+        problems.append(("control.controller", _unknown("node", controller, node_names)))
+    return problems
 
 
 def _request_field(scenario: Scenario, i: int) -> str:

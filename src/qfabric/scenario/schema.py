@@ -160,6 +160,30 @@ class ChainSpec(ProtocolSpec):
     target: str = Field(alias="to")
 
 
+class SloSpec(_Strict):
+    """Service-level objectives over a sliding window of simulated time (each left out is not judged)."""
+
+    window_s: float = Field(default=10.0, gt=0, description="sliding window of the rate, fidelity and wait, s")
+    rate_hz_min: float | None = Field(default=None, gt=0, description="pairs per second over the window, at least")
+    fidelity_min: float | None = Field(default=None, gt=0, le=1, description="mean fidelity over the window")
+    first_pair_s_max: float | None = Field(default=None, ge=0, description="start to the first pair, s, at most")
+    wait_p99_s_max: float | None = Field(default=None, gt=0, description="99th percentile of the waits, s")
+    availability_min: float | None = Field(default=None, gt=0, le=1, description="share of the service time "
+                                           "with every objective met (sets the error budget)")
+    grace_s: float = Field(default=0.0, ge=0, description="extra time after the first window before judging, s")
+
+    @model_validator(mode="after")
+    def _some_objective(self) -> SloSpec:
+        if all(v is None for v in (self.rate_hz_min, self.fidelity_min, self.first_pair_s_max, self.wait_p99_s_max,
+                                   self.availability_min)):
+            raise ValueError("name at least one objective: rate_hz_min, fidelity_min, first_pair_s_max, "
+                             "wait_p99_s_max or availability_min")
+        return self
+
+
+Credential = Literal["valid", "expired", "forged", "none"]
+
+
 class RequestSpec(ProtocolSpec):
     """An entanglement request: pairs between two nodes for a tenant, in a time window."""
 
@@ -175,6 +199,10 @@ class RequestSpec(ProtocolSpec):
     rate_hz: float | None = Field(default=None, gt=0, description="target pairs per second (an SLI target)")
     path: list[str] | None = Field(default=None, min_length=2, description="explicit path (default: routing)")
     paths: int | None = Field(default=None, ge=1, description="paths to use at once (default: routing.paths)")
+    slo: SloSpec | None = Field(default=None, description="service levels (default: the tenant's)")
+    credential: Credential = Field(
+        default="valid", description="the token the simulated client sends when its tenant has a secret: valid, "
+        "expired, forged (signed with a wrong key) or none")
 
     @model_validator(mode="after")
     def _one_target(self) -> RequestSpec:
@@ -182,7 +210,101 @@ class RequestSpec(ProtocolSpec):
             raise ValueError("give either pairs (a count) or rate_hz (a target rate), not both")
         if self.end_s is not None and self.end_s <= self.start_s:
             raise ValueError(f"end_s ({self.end_s:g}) must be after start_s ({self.start_s:g})")
+        if self.credential == "expired" and self.start_s <= 0:
+            raise ValueError("an expired credential needs a request that starts after 0 s (its token expires "
+                             "before the start)")
         return self
+
+
+class ArrivalSpec(ProtocolSpec):
+    """Requests of one tenant arriving as a Poisson process, each between one of ``ends`` (chosen uniformly)
+    and held for an exponential time of mean ``hold_s``."""
+
+    tenant: str = Field(default="default", min_length=1)
+    rate_per_s: float = Field(gt=0, description="mean arrivals per second")
+    ends: list[tuple[str, str]] = Field(min_length=1, description="node pairs the requests are between")
+    hold_s: float = Field(gt=0, description="mean holding time of a request, s")
+    start_s: float = Field(default=0.0, ge=0, description="first possible arrival, s")
+    end_s: float | None = Field(default=None, gt=0, description="last possible arrival, s (default: end of run)")
+    fidelity_min: float | None = Field(default=None, ge=0.25, le=1)
+    rate_hz: float | None = Field(default=None, gt=0, description="each request's target pairs per second")
+    paths: int | None = Field(default=None, ge=1)
+    slo: SloSpec | None = None
+    credential: Credential = "valid"
+
+
+class FaultSpec(_Strict):
+    """A fault of the physical plane: a fibre cut, extra loss, a weaker detector (on a link), a memory
+    coherence drop or a node down (at a node), from ``at_s`` until ``until_s`` (default: the end of the run)."""
+
+    kind: Literal["cut", "loss", "detector", "memory", "node"]
+    link: str | None = Field(default=None, description="cut, loss, detector: the link (by name)")
+    node: str | None = Field(default=None, description="memory, node: the node")
+    at_s: float = Field(ge=0, description="when it strikes, s")
+    until_s: float | None = Field(default=None, gt=0, description="when it is repaired, s")
+    extra_loss_db: float | None = Field(default=None, gt=0, description="loss: extra attenuation, dB")
+    factor: float | None = Field(default=None, gt=0, le=1, description="detector, memory: efficiency or "
+                                 "coherence times multiplied by this")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FaultSpec:
+        on_link = self.kind in ("cut", "loss", "detector")
+        if on_link and (self.link is None or self.node is not None):
+            raise ValueError(f"a {self.kind} fault names a link (and no node)")
+        if not on_link and (self.node is None or self.link is not None):
+            raise ValueError(f"a {self.kind} fault names a node (and no link)")
+        if self.until_s is not None and self.until_s <= self.at_s:
+            raise ValueError(f"until_s ({self.until_s:g}) must be after at_s ({self.at_s:g}): the repair comes "
+                             "after the fault")
+        if (self.kind == "loss") != (self.extra_loss_db is not None):
+            raise ValueError("extra_loss_db goes with (and only with) a loss fault")
+        if (self.kind in ("detector", "memory")) != (self.factor is not None):
+            raise ValueError("factor goes with (and only with) a detector or memory fault")
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.link if self.link is not None else self.node
+
+
+class RandomFaultsSpec(_Strict):
+    """Fibre cuts drawn per link: up for an exponential time of mean ``mtbf_s``, down for one of mean ``mttr_s``."""
+
+    links: list[str] | Literal["all"] = Field(default="all", description="the links that fail (names), or all")
+    mtbf_s: float = Field(gt=0, description="mean time between failures of a link, s")
+    mttr_s: float = Field(gt=0, description="mean time to repair, s")
+
+
+class QuotaSpec(_Strict):
+    """What a tenant may hold at once (each left out: no limit)."""
+
+    max_concurrent_requests: int | None = Field(default=None, ge=1)
+    max_rate_hz: float | None = Field(default=None, gt=0, description="sum of its requests' target rates")
+    max_pairs_per_window: int | None = Field(default=None, ge=1, description="pairs delivered per window")
+    window_s: float = Field(default=60.0, gt=0, description="the pairs window, s")
+    max_memory_qubits: int | None = Field(default=None, ge=1, description="qubits its requests reserve (one at "
+                                          "each end of each link of their paths)")
+
+
+class TenantSpec(_Strict):
+    name: str = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0, description="share of contended memories against other tenants")
+    priority: int = Field(default=0, description="a higher priority may preempt a lower one")
+    quota: QuotaSpec = Field(default_factory=QuotaSpec)
+    secret: str | None = Field(default=None, min_length=8, description="HMAC key its requests' tokens are signed "
+                               "with (none: no token needed)")
+    slo: SloSpec | None = Field(default=None, description="service levels of its requests that name none")
+
+
+class ControlSpec(_Strict):
+    """The controller: where it sits, how it learns of faults, how often it judges service levels."""
+
+    controller: str | None = Field(default=None, description="its node (default: the one with the least total "
+                                   "classical delay to all others)")
+    heartbeat_s: float = Field(default=0.01, gt=0, description="period of the heartbeats across every link, s")
+    heartbeat_misses: int = Field(default=3, ge=1, description="missed heartbeats before a link is declared down")
+    check_s: float | None = Field(default=None, gt=0, description="step of the SLO checks and of the timelines, s "
+                                  "(default: a 200th of the run)")
 
 
 class RoutingSpec(_Strict):
@@ -342,6 +464,11 @@ class Scenario(_Strict):
     qkd: list[QkdSpec] = Field(default_factory=list, description="QKD services whose keys the report shows")
     kms: KmsSpec | None = None
     federated: FederatedSpec | None = None
+    tenants: list[TenantSpec] = Field(default_factory=list, description="who may ask, with quotas and credentials")
+    arrivals: list[ArrivalSpec] = Field(default_factory=list, description="requests arriving at random")
+    faults: list[FaultSpec] = Field(default_factory=list, description="chaos: faults at given times")
+    random_faults: RandomFaultsSpec | None = Field(default=None, description="chaos: fibre cuts at random")
+    control: ControlSpec = Field(default_factory=ControlSpec)
 
     @model_validator(mode="after")
     def _names_unique(self) -> Scenario:
