@@ -214,6 +214,19 @@ def test_cut_supply_falls_back_to_post_quantum_with_an_audit_record():
     assert last["sessions_by_mode"].get("pq-only", 0) >= 1 and last["sessions_by_mode"].get("hybrid", 0) >= 1
 
 
+def test_a_scenario_fault_on_the_fibre_is_the_same_cut_for_the_federation():
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["kms"]["max_key_count"] = 2
+    data["federated"] |= {"hidden_layers": [16], "rounds": 3, "compare_plain": False, "warmup_s": 1.0}
+    data["faults"] = [{"kind": "cut", "link": "c-hub", "at_s": 0.0}]
+    fl = run_federation(parse_scenario(data, "fault"))
+    assert fl["fallbacks"] and {f["reason"] for f in fl["fallbacks"]} == {"no QKD key available"}
+    assert all("hospital-c" in (f["sae"], f["peer"]) for f in fl["fallbacks"])
+    for r in fl["per_round"]:
+        assert r["links"]["qkd-c-hub"] == {"up": False, "key_rate_bps": 0.0, "qber": None}
+        assert r["relay_paths"]["hospital-c|aggregator"] is None  # no chain of links reaches C
+
+
 def test_cut_supply_with_no_fallback_leaves_out_the_cut_off_organisation_with_the_reason():
     data = yaml.safe_load(DEFAULT.read_text())
     data["kms"]["max_key_count"] = 2

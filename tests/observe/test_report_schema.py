@@ -28,7 +28,9 @@ def report():
                       {"between": ["r", "b"], "length_km": 5, "profile": "near-term"}],
             "requests": [{"name": "x", "from": "a", "to": "b", "pairs": 20},
                          {"name": "y", "from": "a", "to": "r", "rate_hz": 100, "fidelity_min": 0.5}],
-            "qkd": [{"name": "k", "link": "a-r", "max_simulated_pulses": 1e6}]}
+            "qkd": [{"name": "k", "link": "a-r", "max_simulated_pulses": 1e6}],
+            "tenants": [{"name": "default", "quota": {"max_concurrent_requests": 5}}],
+            "faults": [{"kind": "cut", "link": "r-b", "at_s": 0.1, "until_s": 0.2}]}
     return run_scenario(parse_scenario(data))
 
 
@@ -38,3 +40,5 @@ def test_every_report_field_is_documented_and_every_documented_field_exists(repo
     assert documented("`requests[]`") == set(report["requests"][0])
     assert documented("`links[]`") == set(report["links"][0])
     assert documented("`nodes[]`") == set(report["nodes"][0])
+    assert documented("`faults[]`") == set(report["faults"][0])
+    assert documented("`tenants[]`") == set(report["tenants"][0])

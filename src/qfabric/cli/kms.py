@@ -17,6 +17,7 @@ from qfabric.kms.etsi import create_app
 from qfabric.kms.server import ServerConfig, load_or_create_secret, uvicorn_config
 from qfabric.kms.store import KeyStore
 from qfabric.scenario import load_scenario
+from qfabric.scenario.build import scenario_faults
 from qfabric.scenario.keysupply import KeySupply
 
 app = typer.Typer(no_args_is_help=True, help="Key management: ETSI GS QKD 014 KMEs fed by QKD links.")
@@ -74,7 +75,7 @@ def serve(
                            limits={"key_size": sc.kms.key_size_bits, "max_key_count": sc.kms.max_key_count})
         store = KeyStore(cfg.db_url, load_or_create_secret(cfg.secret_file))
         kme_config = cfg.kme()
-        supply = KeySupply(sc, store, kme, kme_config.pool, rate_scale=rate_scale)
+        supply = KeySupply(sc, store, kme, kme_config.pool, rate_scale=rate_scale, faults=scenario_faults(sc))
         kme_config.status_extension = supply.link_qber
         err.print(f"distilling the first QKD blocks of {len(supply.feeds)} links ...")
         rates = supply.prime()

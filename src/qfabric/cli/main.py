@@ -53,6 +53,8 @@ def run(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: three-hospitals.yaml)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the report with plots as HTML here.")] = None,
+    ledger: Annotated[Path | None, typer.Option("--ledger", help="Write the tenants' usage ledger as CSV here.")]
+    = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate a scenario (network, QKD, and its federation if it has one): progress, then the SLI tables."""
@@ -61,7 +63,8 @@ def run(
         sc = load_scenario(path)
         with _progress(quiet) as bar:
             task = bar.add_task(f"simulating {sc.name} ({sc.duration_s:g} s)", total=1.0)
-            report = run_scenario(sc, source_file=path, progress=lambda f: bar.update(task, completed=f))
+            report = run_scenario(sc, source_file=path, progress=lambda f: bar.update(task, completed=f),
+                                  ledger_csv=ledger)
             if sc.federated is not None:
                 fl_task = bar.add_task(f"federated training ({sc.federated.rounds} rounds)", total=1.0)
                 report["federated"] = run_federation(sc, progress=lambda f, label: bar.update(

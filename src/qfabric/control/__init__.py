@@ -2,7 +2,17 @@
 (requests served in time windows over their routes, rerouted around faults), faults and their detection,
 service-level objectives and their monitors, tenants with credentials, quotas and a usage ledger."""
 
-from qfabric.control.faults import Fault, FaultInjector, FaultKind, FaultRecord, Heartbeats, central_node, random_faults
+from qfabric.control.faults import (
+    Condition,
+    Fault,
+    FaultInjector,
+    FaultKind,
+    FaultRecord,
+    Heartbeats,
+    central_node,
+    link_conditions,
+    random_faults,
+)
 from qfabric.control.routing import (
     Metric,
     NoRouteError,
@@ -30,6 +40,7 @@ from qfabric.control.tenants import (
 
 __all__ = [
     "SLO",
+    "Condition",
     "EntanglementService",
     "Fault",
     "FaultInjector",
@@ -55,6 +66,7 @@ __all__ = [
     "evaluate",
     "issue_token",
     "k_shortest_paths",
+    "link_conditions",
     "path_cost",
     "preemption_victims",
     "random_faults",

@@ -83,6 +83,42 @@ def random_faults(links: list[str], *, mtbf_s: float, mttr_s: float, duration_s:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A link's state over ``[start_s, end_s)``: up or cut, with its extra loss and detector factor."""
+
+    start_s: float
+    end_s: float
+    up: bool
+    extra_loss_db: float = 0.0
+    detector_factor: float = 1.0
+
+
+def link_conditions(faults: list[Fault], link: str, ends: tuple[str, str], until_s: float) -> list[Condition]:
+    """How the faults leave ``link`` (between the nodes ``ends``) over ``[0, until_s)``: consecutive intervals
+    of constant state (a cut of the link or a node fault at an end takes it down).
+
+    >>> faults = [Fault("loss", "ab", 2.0, 6.0, extra_loss_db=3.0), Fault("node", "b", 4.0, 5.0)]
+    >>> [(c.start_s, c.up, c.extra_loss_db) for c in link_conditions(faults, "ab", ("a", "b"), 10.0)]
+    [(0.0, True, 0.0), (2.0, True, 3.0), (4.0, False, 3.0), (5.0, True, 3.0), (6.0, True, 0.0)]
+    """
+    mine = [f for f in faults if (f.kind in (FaultKind.CUT, FaultKind.LOSS, FaultKind.DETECTOR) and f.target == link)
+            or (f.kind is FaultKind.NODE and f.target in ends)]
+    points = sorted({0.0, until_s} | {t for f in mine for t in (f.start_s, f.end_s)
+                                      if t is not None and 0.0 < t < until_s})
+    out: list[Condition] = []
+    for start, end in zip(points, points[1:], strict=False):
+        active = [f for f in mine if f.start_s <= start and (f.end_s is None or f.end_s > start)]
+        state = (not any(f.kind in (FaultKind.CUT, FaultKind.NODE) for f in active),
+                 math.fsum(f.extra_loss_db for f in active if f.kind is FaultKind.LOSS),
+                 float(math.prod(f.factor for f in active if f.kind is FaultKind.DETECTOR)))
+        if out and (out[-1].up, out[-1].extra_loss_db, out[-1].detector_factor) == state:
+            out[-1] = Condition(out[-1].start_s, end, *state)
+        else:
+            out.append(Condition(start, end, *state))
+    return out
+
+
+@dataclass(frozen=True)
 class Heartbeats:
     """Each end of a link sends a heartbeat every ``period_s`` (in phase: at multiples of it); the other end
     declares the link down after ``misses`` periods without one.

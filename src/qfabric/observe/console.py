@@ -26,12 +26,14 @@ def print_report(report: dict, console: Console | None = None) -> None:
         return
     console.print(f"[bold]{meta.get('name', 'run')}[/bold]  seed {meta.get('seed')}  "
                   f"{meta.get('duration_s')} s simulated")
-    rows = report["requests"]
+    all_rows = report["requests"]
+    rows = [row for row in all_rows if row.get("refused") is None]
     if rows:
         tenants = len({row["tenant"] for row in rows}) > 1 or rows[0]["tenant"] != "default"
         table = Table(title="Requests", title_justify="left")
+        slos = any(row.get("slo") for row in rows)
         columns = ["request", *(["tenant"] if tenants else []), "hops", "pairs", "pairs/s ±95%", "F mean",
-                   "1st pair ms", "wait p50/p99 ms", "of target"]
+                   "1st pair ms", "wait p50/p99 ms", "of target", *(["SLO"] if slos else [])]
         for col in columns:
             table.add_column(col, justify="left" if col in ("request", "tenant") else "right")
         for row in rows:
@@ -43,6 +45,7 @@ def print_report(report: dict, console: Console | None = None) -> None:
                 str(row["pairs_delivered"]), f"{_fmt(row['rate_hz'], '.4g')} ±{_fmt((hi - lo) / 2, '.2g')}",
                 _fmt(f.get("mean"), ".4f"), _fmt(first * 1e3 if first is not None else None, ".3g"),
                 f"{_ms(w, 'p50')}/{_ms(w, 'p99')}", _fmt(row["share_of_target"], ".0%"),
+                *([_slo_cell(row.get("slo"))] if slos else []),
             )
         console.print(table)
         for row in rows[:10]:
@@ -57,6 +60,14 @@ def print_report(report: dict, console: Console | None = None) -> None:
         notes.append(f"{sum(r['swaps'] for r in rows)} swaps ({failed} failed), {discards} cut-off discards")
         console.print(f"[dim]{'; '.join(notes)}; multiplexing {meta.get('multiplexing', {}).get('mode', '-')}."
                       "[/dim]")
+    refused = [row for row in all_rows if row.get("refused") is not None]
+    for row in refused[:10]:
+        console.print(f"[yellow]refused[/yellow] {row['name']} ({row['tenant']}): {row['refused']}")
+    if len(refused) > 10:
+        console.print(f"[yellow]... and {len(refused) - 10} more refused requests (reasons in the JSON report)"
+                      "[/yellow]")
+    print_tenants(report.get("tenants") or [], console)
+    print_faults(report.get("faults") or [], console)
     for warning in report.get("warnings", []):
         console.print(f"[yellow]warning[/yellow]: {warning}")
     links = [row for row in report["links"] if not row["idle"]]
@@ -105,6 +116,47 @@ def print_report(report: dict, console: Console | None = None) -> None:
         console.print(f"[dim]{perf['events']} events in {perf['wall_time_s']:.3f} s wall "
                       f"({perf['wall_s_per_simulated_s']:.4f} s wall per simulated s, {perf.get('engine')} engine)"
                       "[/dim]")
+
+
+def _slo_cell(slo: dict | None) -> str:
+    if not slo:
+        return "-"
+    used = slo["error_budget"]["used_s"]
+    text = f"{slo['availability']:.1%}" + (f", {len(slo['violations'])} viol. {used:.3g} s" if used else "")
+    return ("[green]" if slo["met"] else "[red]") + text + ("[/green]" if slo["met"] else "[/red]")
+
+
+def print_tenants(rows: list[dict], console: Console) -> None:
+    if not rows:
+        return
+    table = Table(title="Tenants", title_justify="left")
+    for col in ("tenant", "weight", "priority", "requests", "refused", "pairs", "served s"):
+        table.add_column(col, justify="left" if col == "tenant" else "right")
+    for row in rows:
+        usage = row["usage"]
+        table.add_row(row["name"], _fmt(row["weight"]), str(row["priority"]), str(row["requests"]),
+                      str(row["refused"]), str(usage.get("pairs_delivered", 0)), _fmt(usage.get("service_s", 0.0)))
+    console.print(table)
+
+
+def print_faults(rows: list[dict], console: Console) -> None:
+    if not rows:
+        return
+    table = Table(title=f"Faults ({len(rows)})", title_justify="left")
+    for col in ("fault", "at s", "repaired s", "detected after s", "pairs lost", "requests moved (after s)"):
+        table.add_column(col, justify="left" if col in ("fault", "requests moved (after s)") else "right")
+    for row in rows[:MAX_LINK_ROWS]:
+        size = f" +{row['extra_loss_db']:g} dB" if row["extra_loss_db"] else \
+            f" x{row['factor']:g}" if row["factor"] else ""
+        ttd = row["time_to_detect_s"]
+        moved = ", ".join(f"{m['request']} ({m['time_to_reroute_s']:.3g})" for m in row["requests_moved"][:4])
+        if len(row["requests_moved"]) > 4:
+            moved += f", +{len(row['requests_moved']) - 4}"
+        table.add_row(f"{row['kind']} {row['target']}{size}", _fmt(row["start_s"]), _fmt(row["end_s"]),
+                      _fmt(ttd, ".3g"), str(row["pairs_lost"]), moved or "-")
+    console.print(table)
+    if len(rows) > MAX_LINK_ROWS:
+        console.print(f"[dim]... and {len(rows) - MAX_LINK_ROWS} more faults (in the JSON and HTML reports)[/dim]")
 
 
 def print_federated(fl: dict, console: Console) -> None:

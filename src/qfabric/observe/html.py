@@ -154,6 +154,114 @@ def request_figure(rows: list[dict]) -> Figure:
     return fig
 
 
+def _shade_faults(ax, faults: list[dict], end_s: float) -> None:
+    for i, f in enumerate(faults):
+        if f["kind"] in ("cut", "node"):
+            ax.axvspan(f["start_s"], f["end_s"] if f["end_s"] is not None else end_s, color="grey", alpha=0.15,
+                       label="link or node down" if i == 0 else None)
+
+
+def timeline_figure(report: dict) -> Figure | None:
+    """One timeline: each request's rate and fidelity (SLO floors, violations in red), each QKD link's key rate,
+    and the federation's KMS pools, with the outages shaded."""
+    rows = [r for r in report["requests"] if r.get("timeline") and r["timeline"]["t_s"]][:12]
+    qkd = [q for q in report.get("qkd", []) if q.get("conditions")]
+    fl = report.get("federated")
+    panels = (2 if rows else 0) + (1 if qkd else 0) + (1 if fl and fl.get("per_round") else 0)
+    if not panels or not (report.get("faults") or any(r.get("slo") for r in rows)):
+        return None
+    end = report["scenario"]["duration_s"]
+    faults = report.get("faults") or []
+    fig, axes = plt.subplots(panels, 1, figsize=(11, 2.6 * panels), sharex=True, squeeze=False)
+    axes = list(axes[:, 0])
+    if rows:
+        rate_ax, fid_ax = axes.pop(0), axes.pop(0)
+        for r in rows:
+            tl = r["timeline"]
+            line, = rate_ax.step(tl["t_s"], tl["rate_hz"], where="post", label=r["name"])
+            fid_ax.plot(tl["t_s"], [f if f is not None else float("nan") for f in tl["fidelity"]], ".-",
+                        markersize=3, color=line.get_color())
+            slo = r.get("slo")
+            if slo:
+                objectives = slo["objectives"]
+                if "rate_hz_min" in objectives:
+                    rate_ax.axhline(objectives["rate_hz_min"], color=line.get_color(), linestyle=":", linewidth=1)
+                if "fidelity_min" in objectives:
+                    fid_ax.axhline(objectives["fidelity_min"], color=line.get_color(), linestyle=":", linewidth=1)
+                for v in slo["violations"]:
+                    rate_ax.axvspan(v["start_s"], v["end_s"] if v["end_s"] is not None else end, color="tab:red",
+                                    alpha=0.12)
+        _shade_faults(rate_ax, faults, end)
+        _shade_faults(fid_ax, faults, end)
+        rate_ax.set_ylabel("pairs/s")
+        rate_ax.set_title("Requests: rate (dotted: SLO floor; red: SLO violated) and fidelity", fontsize=9)
+        rate_ax.legend(fontsize=7, ncol=4)
+        fid_ax.set_ylabel("mean fidelity")
+    if qkd:
+        ax = axes.pop(0)
+        for q in qkd:
+            xs = [c["start_s"] for c in q["conditions"]] + [q["conditions"][-1]["end_s"]]
+            ys = [c["secret_key_rate_bps"] for c in q["conditions"]]
+            ax.step(xs, ys + ys[-1:], where="post", label=q["name"])
+        _shade_faults(ax, faults, end)
+        ax.set_yscale("symlog", linthresh=1e3)
+        ax.set_ylabel("secret key bit/s")
+        ax.set_title("QKD links", fontsize=9)
+        ax.legend(fontsize=7, ncol=4)
+    if fl and fl.get("per_round"):
+        ax = axes.pop(0)
+        rounds = fl["per_round"]
+        for pair in rounds[0]["pools_start"]:
+            ax.step([r["simulated_s"] for r in rounds], [r["pools_start"][pair] for r in rounds], where="post",
+                    label=pair)
+        for f in fl.get("fallbacks", []):
+            ax.axvline(next(r["simulated_s"] for r in rounds if r["round"] == f["round"]), color="tab:red",
+                       linewidth=0.8)
+        _shade_faults(ax, faults, end)
+        ax.set_ylabel("keys in the pool")
+        ax.set_title("KMS pools at each round's start (red lines: fallbacks)", fontsize=9)
+        ax.legend(fontsize=7, ncol=3)
+    fig.axes[-1].set_xlabel("simulated time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def control_sections(report: dict) -> list[tuple[str, str]]:
+    """Tenants, faults with their detection and reroutes, and the event log."""
+    sections: list[tuple[str, str]] = []
+    if report.get("tenants"):
+        sections.append(("Tenants", table([{
+            "tenant": t["name"], "weight": t["weight"], "priority": t["priority"], "requests": t["requests"],
+            "refused": t["refused"], "pairs": t["usage"].get("pairs_delivered", 0),
+            "served s": t["usage"].get("service_s", 0.0),
+            "quota": ", ".join(f"{k} {v:g}" for k, v in t["quota"].items() if v is not None and k != "window_s")
+            or "none"} for t in report["tenants"]])))
+    if report.get("faults"):
+        rows = [{"fault": f"{f['kind']} {f['target']}", "at s": f["start_s"], "repaired s": f["end_s"],
+                 "detected s": f["detected_s"], "time to detect s": f["time_to_detect_s"],
+                 "pairs lost": f["pairs_lost"],
+                 "requests moved": ", ".join(f"{m['request']} after {m['time_to_reroute_s']:.3g} s"
+                                             for m in f["requests_moved"][:5]) or "-"} for f in report["faults"]]
+        control = report.get("control") or {}
+        note = (f"<p class='note'>The controller at {html.escape(str(control.get('controller')))} learns of a cut "
+                f"when the link's ends miss {control.get('heartbeat_misses')} heartbeats "
+                f"({control.get('heartbeat_s'):g} s apart) and their report reaches it over the classical network "
+                "that is left.</p>")
+        sections.append(("Faults", table(rows[:100]) + note))
+    refused = [r for r in report["requests"] if r.get("refused")]
+    if refused:
+        sections.append(("Refused requests", table([{"request": r["name"], "tenant": r["tenant"],
+                                                     "reason": r["refused"]} for r in refused[:200]])))
+    events = report.get("events") or []
+    if report.get("faults") or refused or len(events) > 3 * len(report["requests"]):
+        shown = [{"t s": e["t_s"], "event": e["event"], "request or target": e.get("request") or e.get("target"),
+                  "detail": "; ".join(f"{k} {v}" for k, v in e.items()
+                                      if k not in ("t_s", "event", "request", "target"))} for e in events[:300]]
+        sections.append(("Event log", table(shown) + f"<p class='note'>{min(len(events), 300)} of "
+                         f"{report.get('events_total', len(events))} events.</p>"))
+    return sections
+
+
 def run_report_html(report: dict) -> str:
     """The HTML page of a ``qfabric run`` report: SLI tables and the plots an operator reads."""
     meta = report.get("scenario", {})
@@ -181,6 +289,10 @@ def run_report_html(report: dict) -> str:
             note += f"<p class='note'>Jain's fairness index over the requests' rates: " \
                     f"{fairness['jain_index_rate']:.3f}.</p>"
         sections.append(("Requests", table(summary) + figure_to_img(request_figure(rows)) + note))
+    timeline_fig = timeline_figure(report)
+    if timeline_fig is not None:
+        sections.append(("Timeline", figure_to_img(timeline_fig)))
+    sections += control_sections(report)
     links = sorted(report["links"], key=lambda r: -r["attempts"])
     used = [row for row in links if not row["idle"]][:40]
     fig, ax = plt.subplots(figsize=(10, 3.4))

@@ -104,8 +104,49 @@ def jain_index(values: Sequence[float]) -> float | None:
     return float(x.sum() ** 2 / (x.size * (x**2).sum()))
 
 
-def request_row(record: RequestRecord, *, duration_s: float, seconds_per_tick: float, scheme: str) -> dict:
-    """The SLIs of one request: pairs, rate with its 95 % interval, fidelity, first pair, waiting times, target."""
+def timeline(ticks: Sequence[int], values: Sequence[float], *, seconds_per_tick: float, start_s: float,
+             end_s: float, step_s: float) -> dict:
+    """Pairs per second and mean fidelity in consecutive bins of ``step_s`` from ``start_s`` to ``end_s``
+    (the last bin may be shorter; a bin without pairs has fidelity None).
+
+    >>> timeline([5, 15, 16], [0.9, 0.75, 0.25], seconds_per_tick=0.1, start_s=0.0, end_s=2.0, step_s=1.0)
+    {'t_s': [0.0, 1.0], 'rate_hz': [1.0, 2.0], 'fidelity': [0.9, 0.5]}
+    """
+    if end_s <= start_s:
+        return {"t_s": [], "rate_hz": [], "fidelity": []}
+    edges = np.append(np.arange(start_s, end_s, step_s), end_s)
+    times = np.asarray(ticks, dtype=float) * seconds_per_tick
+    bins = len(edges) - 1
+    index = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    sums = np.bincount(index, weights=np.asarray(values, dtype=float), minlength=bins)
+    widths = np.diff(edges)
+    return {"t_s": [float(t) for t in edges[:-1]],
+            "rate_hz": [float(c / w) for c, w in zip(counts, widths, strict=True)],
+            "fidelity": [float(x / c) if c else None for x, c in zip(sums, counts, strict=True)]}
+
+
+def slo_row(record: RequestRecord, until_s: float) -> dict | None:
+    """The request's objectives, each violation (start, end, causes), availability and error budget."""
+    monitor = record.monitor
+    if monitor is None:
+        return None
+    slo = asdict(monitor.slo)
+    return {
+        "objectives": {k: v for k, v in slo.items() if k != "name" and v is not None},
+        "violations": [{"start_s": v.start_s, "end_s": v.end_s, "causes": sorted(v.causes)}
+                       for v in monitor.violations],
+        "availability": monitor.availability(until_s),
+        "error_budget": monitor.error_budget(until_s),
+        "met": monitor.slo.availability_min is None and not monitor.violations
+        or monitor.slo.availability_min is not None and monitor.availability(until_s) >= monitor.slo.availability_min,
+    }
+
+
+def request_row(record: RequestRecord, *, duration_s: float, seconds_per_tick: float, scheme: str,
+                step_s: float | None = None) -> dict:
+    """The SLIs of one request: pairs, rate with its 95 % interval, fidelity, first pair, waiting times, target;
+    its routes over time, service levels and (every ``step_s``, default a 100th of the run) its timeline."""
     req = record.request
     start = record.started_tick if record.started_tick is not None else round(req.start_s / seconds_per_tick)
     end_tick = record.ended_tick if record.ended_tick is not None else round(duration_s / seconds_per_tick)
@@ -123,20 +164,22 @@ def request_row(record: RequestRecord, *, duration_s: float, seconds_per_tick: f
         target, share = {"rate_hz": req.rate_hz}, rate / req.rate_hz
     else:
         target, share = None, None
-    stats = [c.stats for c in record.circuits]
+    stats = [c.stats for c in record.every_circuit]
+    routes = record.all_routes
     return {
         "name": req.name,
         "tenant": req.tenant,
         "between": [req.source, req.target],
-        "paths": [list(r) for r in record.routes],
-        "hops": [len(r) - 1 for r in record.routes],
+        "refused": record.refused,
+        "paths": [list(r) for r in routes],
+        "hops": [len(r) - 1 for r in routes],
         "scheme": scheme,
         "window_s": [start * seconds_per_tick, end_tick * seconds_per_tick],
         "active_s": active_s,
         "target": target,
         "fidelity_min": req.protocol.fidelity_min,
         "pairs_delivered": n,
-        "pairs_per_path": [record.delivered_on.count(i) for i in range(len(record.routes))],
+        "pairs_per_path": [record.delivered_on.count(i) for i in range(len(routes))],
         "rate_hz": rate,
         "rate_ci95_hz": [lo, hi],
         "share_of_target": share,
@@ -151,6 +194,11 @@ def request_row(record: RequestRecord, *, duration_s: float, seconds_per_tick: f
         "doomed_discards": sum(s.doomed_discards for s in stats),
         "below_fidelity_discards": sum(s.below_fidelity for s in stats),
         "no_memory_share_on": sorted({name for c in record.circuits for name in c.no_memory_share}),
+        "reroutes": [dict(r) for r in record.reroutes],
+        "slo": slo_row(record, end_tick * seconds_per_tick),
+        "timeline": timeline(ticks, fidelities, seconds_per_tick=seconds_per_tick, start_s=start * seconds_per_tick,
+                             end_s=end_tick * seconds_per_tick, step_s=step_s or duration_s / 100)
+        if record.started_tick is not None else None,
         "completed_s": record.completed_tick * seconds_per_tick if record.completed_tick is not None else None,
         "stalled_since_s": record.stalled_since_tick * seconds_per_tick
         if record.stalled_since_tick is not None else None,
@@ -202,22 +250,24 @@ def node_rows(network: Network, duration_s: float) -> list[dict]:
 
 
 def network_report(*, records: Sequence[RequestRecord], links: Sequence[LinkRecord], network: Network,
-                   duration_s: float, schemes: dict[str, str]) -> dict:
-    """Per request, per link and per node SLIs of one run, and Jain's fairness index across requests."""
+                   duration_s: float, schemes: dict[str, str], step_s: float | None = None) -> dict:
+    """Per request, per link and per node SLIs of one run, and Jain's fairness index across the requests
+    served."""
     spt = network.seconds_per_tick
-    rows = [request_row(r, duration_s=duration_s, seconds_per_tick=spt, scheme=schemes[r.request.name])
-            for r in records]
+    rows = [request_row(r, duration_s=duration_s, seconds_per_tick=spt, scheme=schemes[r.request.name],
+                        step_s=step_s) for r in records]
     crossing: dict[str, list[str]] = {link.name: [] for link in links}
     for r in records:
-        for c in r.circuits:
+        for c in r.every_circuit:
             for link in c.links:
                 if r.request.name not in crossing[link.name]:
                     crossing[link.name].append(r.request.name)
     link_rows = [link_row(rec, live.stats, duration_s=duration_s, seconds_per_tick=spt, requests=crossing[rec.name])
                  for rec, live in zip(links, network.links, strict=True)]
-    shares = [row["share_of_target"] for row in rows]
+    served = [row for row in rows if row["refused"] is None]
+    shares = [row["share_of_target"] for row in served]
     fairness = {
-        "jain_index_rate": jain_index([row["rate_hz"] for row in rows]) if len(rows) > 1 else None,
-        "jain_index_share_of_target": jain_index(shares) if len(rows) > 1 and None not in shares else None,
+        "jain_index_rate": jain_index([row["rate_hz"] for row in served]) if len(served) > 1 else None,
+        "jain_index_share_of_target": jain_index(shares) if len(served) > 1 and None not in shares else None,
     }
     return {"requests": rows, "links": link_rows, "nodes": node_rows(network, duration_s), "fairness": fairness}

@@ -37,6 +37,7 @@ from qfabric.kms.local import ThreadedKme, free_port
 from qfabric.kms.policy import Policy
 from qfabric.kms.server import ServerConfig, load_or_create_secret
 from qfabric.kms.store import KeyStore
+from qfabric.scenario.build import scenario_faults
 from qfabric.scenario.keysupply import KeySupply
 from qfabric.scenario.schema import FederatedSpec, Scenario
 
@@ -59,43 +60,52 @@ class PairDemand:
 
 def key_demand(spec: FederatedSpec, supply: KeySupply) -> list[PairDemand]:
     """Keys each SAE pair consumes per round (one session key per organisation with the aggregator, one
-    pairwise key per pair of organisations) and what the links can supply in a round.
+    pairwise key per pair of organisations) and what its usual chain of links supplies in a round now.
 
     A link's key rate is shared among the SAE pairs whose path crosses it."""
     orgs = [o.sae for o in spec.organisations]
     wanted = {tuple(sorted((spec.aggregator, o))) for o in orgs} | {tuple(sorted(p)) for p in
                                                                    itertools.combinations(orgs, 2)}
-    users: dict[tuple[str, str], int] = {}
-    for _, _, path, _ in supply.pairs:
-        for a, b in zip(path, path[1:], strict=False):
-            users[tuple(sorted((a, b)))] = users.get(tuple(sorted((a, b))), 0) + 1
+    users = _link_users(supply)
     out = []
     for s1, s2, path, _ in supply.pairs:
         if tuple(sorted((s1, s2))) not in wanted:
             continue
         hops = [tuple(sorted((a, b))) for a, b in zip(path, path[1:], strict=False)]
-        per_round = min(0.0 if supply.feeds[h].down else
-                        supply.feeds[h].rate_bps * supply.rate_scale * spec.round_period_s / users[h] for h in hops)
+        per_round = min(supply.rate_at(supply.feeds[h], supply.now_s) * supply.rate_scale * spec.round_period_s
+                        / users[h] for h in hops)
         out.append(PairDemand(s1, s2, path, 1, per_round / supply.unit_bits,
                               [supply.feeds[h].spec.name for h in hops]))
     return out
 
 
-def check_budget(spec: FederatedSpec, demand: list[PairDemand], stock: dict[tuple[str, str], int],
+def _link_users(supply: KeySupply) -> dict[tuple[str, str], int]:
+    users: dict[tuple[str, str], int] = {}
+    for _, _, path, _ in supply.pairs:
+        for a, b in zip(path, path[1:], strict=False):
+            users[tuple(sorted((a, b)))] = users.get(tuple(sorted((a, b))), 0) + 1
+    return users
+
+
+def check_budget(spec: FederatedSpec, supply: KeySupply, demand: list[PairDemand], stock: dict[tuple[str, str], int],
                  rounds: int) -> None:
-    """Before starting: under a QKD-only policy with no fallback, every pair must be covered for every round."""
+    """Before starting: under a QKD-only policy with no fallback, every pair must be covered for every round by
+    its pool and what its usual chain of links will supply until the last round, faults included (a reroute
+    over other links may add more: the check is conservative)."""
     if spec.policy != "qkd-only" or spec.fallback == "pq-only":
         return
-    cut_from = {c.qkd: c.from_round for c in spec.supply_cuts}
+    users = _link_users(supply)
+    t0, t1 = supply.now_s, supply.now_s + (rounds - 1) * spec.round_period_s
     short = []
     for d in demand:
-        live_rounds = min([cut_from.get(link, rounds + 1) - 1 for link in d.links] + [rounds])
-        available = stock.get((d.a, d.b), 0) + d.supply_keys_per_round * max(live_rounds - 1, 0)
+        hops = [tuple(sorted((a, b))) for a, b in zip(d.path, d.path[1:], strict=False)]
+        coming = min(supply.supplied_bits(supply.feeds[h], t0, t1) / users[h] for h in hops) / supply.unit_bits
+        available = stock.get((d.a, d.b), 0) + coming
         needed = d.keys_per_round * rounds
         if available < needed:
             short.append(f"{d.a}-{d.b} needs {needed} keys ({d.keys_per_round}/round x {rounds} rounds), the links "
                          f"({', '.join(d.links)}) supply {available:.0f} ({stock.get((d.a, d.b), 0)} in the pool "
-                         f"+ {d.supply_keys_per_round:.1f}/round for {max(live_rounds - 1, 0)} more rounds)")
+                         f"+ {coming:.1f} over the next {rounds - 1} rounds)")
     if short:
         raise KeyBudgetError(f"not enough QKD keys for {rounds} rounds under the qkd-only policy with fallback "
                              f"{spec.fallback!r}: " + "; ".join(short) + ". Use fewer rounds, a longer "
@@ -192,19 +202,17 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                           limits={"key_size": kms.key_size_bits, "max_key_count": kms.max_key_count})
     store = KeyStore(config.db_url, load_or_create_secret(config.secret_file))
     kme_config = config.kme()
-    supply = KeySupply(scenario, store, kme_spec.id, kme_config.pool, rate_scale=rate_scale)
+    supply = KeySupply(scenario, store, kme_spec.id, kme_config.pool, rate_scale=rate_scale,
+                       faults=scenario_faults(scenario))
     kme_config.status_extension = supply.link_qber
     progress(0.02, "distilling the QKD links' first keys")
     t_qkd = time.perf_counter()
     link_rates = supply.prime()
-    for cut in spec.supply_cuts:
-        if cut.from_round == 1:  # down from the start: none of its keys reach the pools
-            supply.cut(cut.qkd)
     supply.tick(spec.warmup_s)
     qkd_supply_s = time.perf_counter() - t_qkd
     demand = key_demand(spec, supply)
     pair_pools = {(d.a, d.b): kme_config.pool(d.a, d.b) for d in demand}
-    check_budget(spec, demand, {p: store.available(pool) for p, pool in pair_pools.items()}, rounds)
+    check_budget(spec, supply, demand, {p: store.available(pool) for p, pool in pair_pools.items()}, rounds)
 
     s = _setup(scenario, spec)
     progress(0.1, "centralised baseline")
@@ -240,9 +248,6 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                 timeline[-1]["wall_s"] = now - clock["last"]
                 timeline[-1]["pools_after"] = pools()
             clock["last"] = now
-            for cut in spec.supply_cuts:
-                if cut.from_round == server_round:
-                    supply.cut(cut.qkd)
             before = pools()
             t_supply = time.perf_counter()
             if server_round > 1:
@@ -260,6 +265,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
             after = pools()
             timeline.append({"round": server_round, "simulated_s": clock["simulated_s"], "pools_before": before,
                              "supplied": {k: after[k] - before[k] for k in after}, "pools_start": after,
+                             "links": supply.links_now(),
+                             "relay_paths": {f"{a}|{b}": supply.path_now(a, b) for a, b in pair_pools},
                              "waited_s": waited, "supply_simulation_s": supply_s,
                              "offline": sorted(d.sae for d in spec.dropouts if d.round == server_round)})
             progress(0.15 + 0.8 * (server_round - 1) / rounds, f"round {server_round}/{rounds}")

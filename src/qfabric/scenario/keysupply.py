@@ -1,10 +1,13 @@
-"""Feed a KME's key store from a scenario's QKD links, at their simulated secret-key rates.
+"""Feed a KME's key store from a scenario's QKD links, at their simulated secret-key rates, over simulated time.
 
-Every decoy-BB84 service on a link between two of the KME's nodes is simulated and distilled; its
-keys (Alice's copy and Bob's) are released into the link's two pools as time passes, at the rate
-the simulation measured, and distilled again when they run out. Keys for each SAE pair are relayed
-along the chain of links between the SAEs' nodes, so a pair gets keys at the rate of its slowest
-link, and no faster than the pool limit allows.
+Every decoy-BB84 service on a link between two of the KME's nodes is simulated and distilled; its keys
+(Alice's copy and Bob's) are released into the link's two pools as simulated time passes (:meth:`KeySupply.tick`),
+at the rate the simulation measured, and distilled again when they run out. The scenario's faults act on the
+same timeline: a cut link releases nothing, a link with extra loss or a weaker detector is simulated again in
+that state and releases at its (lower) rate with its (higher) QBER. Keys for each SAE pair are relayed along
+the shortest chain of links up at the time between the SAEs' nodes (trusted nodes), so a pair gets keys at
+the rate of its slowest link, from another chain while a link of its usual one is cut, and no faster than
+the pool limit allows.
 
 Simulating and post-processing a 1 GHz link in full costs more CPU than one second of its key is
 worth on a small machine (about 1 s of CPU for 0.2 s of a metro link's key here), so at
@@ -14,7 +17,9 @@ worth on a small machine (about 1 s of CPU for 0.2 s of a metro link's key here)
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from qfabric.control.faults import Condition, Fault, link_conditions
 from qfabric.control.routing import NoRouteError, shortest_path
 from qfabric.errors import QfabricError
 from qfabric.kms.relay import feed_link, link_pool, relay_path
@@ -31,6 +37,22 @@ from qfabric.qkd.theory import Channel
 from qfabric.scenario.schema import QkdSpec, Scenario
 from qfabric.sim.kernel import stream_seed
 
+State = tuple[float, float]  # (extra loss dB, detector factor)
+NOMINAL: State = (0.0, 1.0)
+
+
+@dataclass
+class KeyBuffer:
+    """Distilled key of one link in one state, released in order."""
+
+    rate_bps: float = 0.0
+    qber: float | None = None
+    alice: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    bob: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    released_bits: int = 0
+    blocks: int = 0
+    owed_bits: float = 0.0
+
 
 @dataclass
 class LinkFeed:
@@ -38,21 +60,30 @@ class LinkFeed:
     b: str
     spec: QkdSpec
     channel: Channel
-    rate_bps: float = 0.0
-    alice: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
-    bob: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
-    owed_bits: float = 0.0
-    blocks: int = 0
-    released_bits: int = 0
-    qber: float | None = None
-    down: bool = False  # a failed link: produces nothing until the end of the run
+    conditions: list[Condition]
+    buffers: dict[State, KeyBuffer] = field(default_factory=dict)
+    released_units: int = 0  # keys put into its two pools so far
+
+    def condition_at(self, t_s: float) -> Condition:
+        return next(c for c in self.conditions if c.start_s <= t_s < c.end_s)
+
+    def up_at(self, t_s: float) -> bool:
+        return self.condition_at(t_s).up
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return tuple(sorted((self.a, self.b)))
+
+
+def _state(c: Condition) -> State:
+    return (c.extra_loss_db, c.detector_factor)
 
 
 class KeySupply:
-    """Moves QKD keys into ``store`` for the SAE pairs of one KME."""
+    """Moves QKD keys into ``store`` for the SAE pairs of one KME, following ``faults`` in simulated time."""
 
     def __init__(self, scenario: Scenario, store: KeyStore, kme_id: str, pool_of, tick_s: float = 0.2,
-                 rate_scale: float = 1.0):
+                 rate_scale: float = 1.0, faults: list[Fault] | None = None):
         if not 0 < rate_scale <= 1:
             raise QfabricError(f"rate_scale = {rate_scale}: expected a fraction in (0, 1]")
         self.rate_scale = rate_scale
@@ -64,92 +95,143 @@ class KeySupply:
         self.scenario, self.store, self.tick_s = scenario, store, tick_s
         self.unit_bits = scenario.kms.key_size_bits
         self.max_units = scenario.kms.max_key_count
-        graph = nx.Graph()
-        graph.add_nodes_from(kme.nodes)
+        self.now_s = 0.0
+        self.graph = nx.Graph()
+        self.graph.add_nodes_from(kme.nodes)
         fibres = {link.name: link for link in scenario.links}
+        self.feeds: dict[tuple[str, str], LinkFeed] = {}
         for q in scenario.qkd:
             if q.protocol == "decoy-bb84" and set(fibres[q.link].between) <= set(kme.nodes):
                 f = fibres[q.link]
-                graph.add_edge(*f.between, length_km=f.length_km, spec=q)
-        self.feeds = {}
-        for a, b, data in graph.edges(data=True):
-            f = fibres[data["spec"].link]
-            self.feeds[tuple(sorted((a, b)))] = LinkFeed(a, b, data["spec"], Channel(
-                f.length_km, f.attenuation_db_per_km, data["spec"].detector_efficiency,
-                data["spec"].dark_count_yield, data["spec"].misalignment,
-                afterpulse_probability=data["spec"].afterpulse_probability))
+                a, b = f.between
+                self.graph.add_edge(a, b, length_km=f.length_km)
+                feed = LinkFeed(a, b, q, Channel(f.length_km, f.attenuation_db_per_km, q.detector_efficiency,
+                                                 q.dark_count_yield, q.misalignment,
+                                                 afterpulse_probability=q.afterpulse_probability),
+                                link_conditions(faults or [], f.name, (a, b), math.inf))
+                self.feeds[feed.key] = feed
         saes = [s for s in scenario.kms.saes if s.node in kme.nodes]
         self.pairs = []
         for s1, s2 in itertools.combinations(saes, 2):
             if s1.node == s2.node:
                 continue
             try:  # keys are relayed over the shortest chain of QKD links (trusted nodes)
-                path = shortest_path(graph, s1.node, s2.node, metric="length")
+                path = shortest_path(self.graph, s1.node, s2.node, metric="length")
             except NoRouteError as error:
                 raise QfabricError(f"SAEs {s1.id!r} and {s2.id!r}: no chain of QKD links joins their nodes "
                                    f"({error})") from None
             self.pairs.append((s1.id, s2.id, path, pool_of(s1.id, s2.id)))
+        self.relayed_over: dict[tuple[str, str], list[str] | None] = {(s1, s2): path for s1, s2, path, _ in self.pairs}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _distill(self, feed: LinkFeed) -> None:
-        seed = int(stream_seed(self.scenario.seed, f"kms/{feed.spec.name}/{feed.blocks}").generate_state(1)[0])
+    # ---- distillation -------------------------------------------------------------------------------
+
+    def buffer(self, feed: LinkFeed, state: State) -> KeyBuffer:
+        """The link's key in ``state``, distilled the first time it is needed."""
+        buf = feed.buffers.get(state)
+        if buf is None:
+            buf = feed.buffers[state] = KeyBuffer()
+            self._distill(feed, state)
+        return buf
+
+    def _distill(self, feed: LinkFeed, state: State) -> None:
+        buf = feed.buffers[state]
+        extra_db, factor = state
+        stream = f"kms/{feed.spec.name}/{buf.blocks}" if state == NOMINAL else \
+            f"kms/{feed.spec.name}/{extra_db:g}dB/x{factor:g}/{buf.blocks}"
+        seed = int(stream_seed(self.scenario.seed, stream).generate_state(1)[0])
+        ch = feed.channel
+        channel = ch if state == NOMINAL else dataclasses.replace(
+            ch, attenuation_db_per_km=ch.attenuation_db_per_km + extra_db / ch.distance_km,
+            detector_efficiency=ch.detector_efficiency * factor)
         pulses = int(min(feed.spec.source_rate_hz * self.scenario.duration_s, feed.spec.max_simulated_pulses))
-        run = run_decoy_bb84(feed.channel, pulses, seed=seed, variant=feed.spec.cascade, eps_sec=feed.spec.eps_sec,
+        run = run_decoy_bb84(channel, pulses, seed=seed, variant=feed.spec.cascade, eps_sec=feed.spec.eps_sec,
                              eps_cor=feed.spec.eps_cor, source_rate_hz=feed.spec.source_rate_hz)
-        feed.blocks += 1
-        feed.rate_bps = run.secret_key_rate_bps
-        feed.qber = run.summary()["qber"]
-        keep_a, keep_b = feed.alice[feed.released_bits:], feed.bob[feed.released_bits:]
-        feed.alice = np.concatenate([keep_a, *[b.alice_key for b in run.blocks]])
-        feed.bob = np.concatenate([keep_b, *[b.bob_key for b in run.blocks]])
-        feed.released_bits = 0
-        if feed.rate_bps <= 0:
+        buf.blocks += 1
+        buf.rate_bps = run.secret_key_rate_bps
+        buf.qber = run.summary()["qber"]
+        keep_a, keep_b = buf.alice[buf.released_bits:], buf.bob[buf.released_bits:]
+        buf.alice = np.concatenate([keep_a, *[b.alice_key for b in run.blocks]])
+        buf.bob = np.concatenate([keep_b, *[b.bob_key for b in run.blocks]])
+        buf.released_bits = 0
+        if buf.rate_bps <= 0 and state == NOMINAL:
             raise QfabricError(f"QKD service {feed.spec.name!r} produces no key: "
                                + "; ".join(sorted({b.reason for b in run.blocks if b.reason})))
 
-    def cut(self, service: str) -> None:
-        """The QKD service's link fails: it releases no more keys (those already in pools stay usable)."""
-        feed = next((f for f in self.feeds.values() if f.spec.name == service), None)
-        if feed is None:
-            raise QfabricError(f"no QKD service {service!r} feeds this KME; services: "
-                               f"{sorted(f.spec.name for f in self.feeds.values())}")
-        feed.down = True
+    def prime(self) -> dict[str, float]:
+        """Distill every link once in its nominal state; returns each QKD service's secret-key rate (bit/s)."""
+        return {f.spec.name: self.buffer(f, NOMINAL).rate_bps for f in self.feeds.values()}
+
+    # ---- what the links supply ----------------------------------------------------------------------
+
+    def rate_at(self, feed: LinkFeed, t_s: float) -> float:
+        """The link's secret-key rate at ``t_s`` (0 while cut), before ``rate_scale``."""
+        c = feed.condition_at(t_s)
+        return self.buffer(feed, _state(c)).rate_bps if c.up else 0.0
+
+    def supplied_bits(self, feed: LinkFeed, t0: float, t1: float) -> float:
+        """Key bits the link releases over ``[t0, t1)`` (with ``rate_scale``)."""
+        total = 0.0
+        for c in feed.conditions:
+            overlap = min(c.end_s, t1) - max(c.start_s, t0)
+            if overlap > 0 and c.up:
+                total += self.buffer(feed, _state(c)).rate_bps * overlap
+        return total * self.rate_scale
+
+    def path_now(self, sae_a: str, sae_b: str) -> list[str] | None:
+        """The chain of links up now that carries this SAE pair's keys, or None."""
+        return self.relayed_over.get((sae_a, sae_b), self.relayed_over.get((sae_b, sae_a)))
 
     def link_qber(self, sae_a: str, sae_b: str) -> dict | None:
-        """ETSI status extension: the worst QBER among the links that carry this SAE pair's keys."""
-        for s1, s2, path, _ in self.pairs:
+        """ETSI status extension: the worst QBER among the links that carry this SAE pair's keys now."""
+        for s1, s2, _, _ in self.pairs:
             if {s1, s2} == {sae_a, sae_b}:
-                qbers = [self.feeds[tuple(sorted((a, b)))].qber for a, b in zip(path, path[1:], strict=False)]
+                path = self.path_now(s1, s2)
+                if path is None:
+                    return {"link_qber": None, "hops": None, "simulated_key_rate_bps": 0.0,
+                            "supply_rate_scale": self.rate_scale}
+                feeds = [self.feeds[tuple(sorted((a, b)))] for a, b in zip(path, path[1:], strict=False)]
+                qbers = [self.buffer(f, _state(f.condition_at(self.now_s))).qber for f in feeds]
                 known = [q for q in qbers if q is not None]
-                rates = [self.feeds[tuple(sorted((a, b)))].rate_bps for a, b in zip(path, path[1:], strict=False)]
                 return {"link_qber": max(known) if known else None, "hops": len(path) - 1,
-                        "simulated_key_rate_bps": min(rates), "supply_rate_scale": self.rate_scale}
+                        "simulated_key_rate_bps": min(self.rate_at(f, self.now_s) for f in feeds),
+                        "supply_rate_scale": self.rate_scale}
         return None
 
-    def prime(self) -> dict[str, float]:
-        """Distill every link once; returns the secret-key rate of each QKD service (bit/s)."""
-        for feed in self.feeds.values():
-            self._distill(feed)
-        return {f.spec.name: f.rate_bps for f in self.feeds.values()}
+    def links_now(self) -> dict[str, dict]:
+        """Each QKD service's link now: up, its key rate (bit/s) and QBER."""
+        out = {}
+        for f in self.feeds.values():
+            c = f.condition_at(self.now_s)
+            buf = self.buffer(f, _state(c)) if c.up else None
+            out[f.spec.name] = {"up": c.up, "key_rate_bps": buf.rate_bps if buf else 0.0,
+                                "qber": buf.qber if buf else None}
+        return out
 
     def tick(self, dt: float) -> None:
-        """Release ``dt`` seconds of every link's key, then relay what every SAE pair can get."""
+        """Advance simulated time by ``dt`` seconds: release every link's key for it, then relay what every SAE
+        pair can get over the links up at the new time."""
+        t0, t1 = self.now_s, self.now_s + dt
         for feed in self.feeds.values():
-            if feed.down or self.store.available(link_pool(feed.a, feed.b, feed.a)) >= self.max_units:
+            full = self.store.available(link_pool(feed.a, feed.b, feed.a)) >= self.max_units
+            for c in feed.conditions:
+                overlap = min(c.end_s, t1) - max(c.start_s, t0)
+                if overlap <= 0 or not c.up or full:
+                    continue
+                self._release(feed, _state(c), overlap)
+        self.now_s = t1
+        up = nx.Graph()
+        up.add_nodes_from(self.graph.nodes)
+        up.add_edges_from((f.a, f.b, {"length_km": self.graph.edges[f.a, f.b]["length_km"]})
+                          for f in self.feeds.values() if f.up_at(t1))
+        for i, (s1, s2, usual, pool) in enumerate(self.pairs):
+            try:
+                path = shortest_path(up, usual[0], usual[-1], metric="length")
+            except NoRouteError:
+                self.relayed_over[(s1, s2)] = None
                 continue
-            feed.owed_bits += feed.rate_bps * self.rate_scale * dt
-            units = int(feed.owed_bits // self.unit_bits)
-            if units == 0:
-                continue
-            need = units * self.unit_bits
-            if len(feed.alice) - feed.released_bits < need:
-                self._distill(feed)
-            lo, hi = feed.released_bits, feed.released_bits + need
-            feed_link(self.store, feed.a, feed.b, feed.alice[lo:hi], feed.bob[lo:hi], self.unit_bits)
-            feed.released_bits = hi
-            feed.owed_bits -= need
-        for i, (_, _, path, pool) in enumerate(self.pairs):
+            self.relayed_over[(s1, s2)] = path
             room = self.max_units - self.store.available(pool)
             hops = [link_pool(a, b, end) for a, b in zip(path, path[1:], strict=False) for end in (a, b)]
             share = min(self.store.available(h) for h in hops) // (len(self.pairs) - i)  # fair among later pairs
@@ -157,7 +239,24 @@ class KeySupply:
             if count > 0:
                 relay_path(self.store, path, pool, count)
 
+    def _release(self, feed: LinkFeed, state: State, seconds: float) -> None:
+        buf = self.buffer(feed, state)
+        buf.owed_bits += buf.rate_bps * self.rate_scale * seconds
+        units = int(buf.owed_bits // self.unit_bits)
+        if units == 0:
+            return
+        need = units * self.unit_bits
+        if len(buf.alice) - buf.released_bits < need:
+            self._distill(feed, state)
+            if len(buf.alice) - buf.released_bits < need:  # a degraded state too poor to keep up: all it has
+                need = (len(buf.alice) - buf.released_bits) // self.unit_bits * self.unit_bits
+        lo, hi = buf.released_bits, buf.released_bits + need
+        feed.released_units += feed_link(self.store, feed.a, feed.b, buf.alice[lo:hi], buf.bob[lo:hi], self.unit_bits)
+        buf.released_bits = hi
+        buf.owed_bits -= units * self.unit_bits
+
     def start(self) -> None:
+        """Feed in real time (the KMS server): simulated time follows the wall clock."""
         def loop():
             last = time.monotonic()
             while not self._stop.wait(self.tick_s):

@@ -256,9 +256,10 @@ def _check_control(scenario: Scenario, node_names: set[str], link_names: set[str
     asking = [(_request_field(scenario, i), r.tenant, r.credential) for i, r in enumerate(scenario.all_requests())]
     asking += [(f"arrivals[{i}]", a.tenant, a.credential) for i, a in enumerate(scenario.arrivals)]
     for at, name, credential in asking:
-        if not tenants:
-            if name != "default":
-                problems.append((f"{at}.tenant", f"tenant {name!r} is not declared: add a tenants section"))
+        if not tenants:  # without a tenants section a tenant is a label, and every request is served
+            if credential != "valid":
+                problems.append((f"{at}.credential", "credentials are checked only for declared tenants: add a "
+                                 "tenants section with a secret"))
             continue
         tenant = tenants.get(name)
         if tenant is None:

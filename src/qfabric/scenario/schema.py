@@ -190,7 +190,8 @@ class RequestSpec(ProtocolSpec):
     name: str = Field(min_length=1)
     source: str = Field(alias="from")
     target: str = Field(alias="to")
-    tenant: str = Field(default="default", min_length=1, description="who asks (a label)")
+    tenant: str = Field(default="default", min_length=1, description="who asks: one of tenants (a label when the "
+                        "scenario declares none)")
     start_s: float = Field(default=0.0, ge=0, description="when the request starts, s")
     end_s: float | None = Field(default=None, gt=0, description="when it ends, s (default: end of the run)")
     fidelity_min: float | None = Field(
