@@ -23,6 +23,7 @@ bench: $(VENV)/.installed
 	cd benchmarks && ../$(BIN)/python bench_kernel.py
 	cd benchmarks && ../$(BIN)/python bench_chain.py
 	cd benchmarks && ../$(BIN)/python bench_network.py
+	cd benchmarks && ../$(BIN)/python bench_control.py
 	cd benchmarks && ../$(BIN)/python bench_qkd.py
 	cd benchmarks && ../$(BIN)/python bench_kms.py --seconds 8 --clients 1 2 4 8
 	cd benchmarks && ../$(BIN)/python bench_federated.py --epochs 1 2 5 10 20 40

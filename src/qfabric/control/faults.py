@@ -153,7 +153,7 @@ def central_node(graph: nx.Graph, weight: str = "delay_s") -> str:
     """
     best, best_total = None, math.inf
     for node in graph.nodes:
-        lengths = nx.single_source_dijkstra_path_length(graph, node, weight=lambda u, v, d: d.get(weight, 1.0))
+        lengths = nx.single_source_dijkstra_path_length(graph, node, weight=weight)
         total = sum(lengths.values())
         if total < best_total:
             best, best_total = node, total
@@ -195,6 +195,7 @@ class FaultInjector:
         self._memory: dict[str, float] = {}
         self._cuts: dict[str, int] = {}  # overlapping cuts of one link (a node fault and a fibre cut)
         self._nodes_down: set[str] = set()
+        self._classical = self._classical_graph()  # the classical links up now, kept as links go and come
         for record in self.records:
             f = record.fault
             if f.kind in (FaultKind.MEMORY, FaultKind.NODE):
@@ -228,6 +229,9 @@ class FaultInjector:
             self._nodes_down.add(f.target)
             for link in self._incident(f.target):
                 self._cuts[link] = self._cuts.get(link, 0) + 1
+                if self._classical.has_edge(self._link[link].a, self._link[link].b):
+                    self._classical.remove_edge(self._link[link].a, self._link[link].b)
+            for link in self._incident(f.target):
                 self._report_down(link, record)
         elif f.kind in (FaultKind.LOSS, FaultKind.DETECTOR):
             book = self._loss if f.kind is FaultKind.LOSS else self._detector
@@ -264,6 +268,7 @@ class FaultInjector:
         self._cuts[link] = self._cuts.get(link, 0) + 1
         if self._cuts[link] == 1:
             self.network.set_link_up(self._link[link], False)
+            self._classical.remove_edge(self._link[link].a, self._link[link].b)
             self._report_down(link, record)
 
     def _uncut(self, link: str, record: FaultRecord, node_repair: bool = False) -> None:
@@ -273,6 +278,8 @@ class FaultInjector:
             self._nodes_down.discard(record.fault.target)
         if self._cuts[link] == 0:
             self.network.set_link_up(self._link[link], True)
+            this = self._link[link]
+            self._classical.add_edge(this.a, this.b, delay_s=this.hop.delay * self.network.seconds_per_tick)
             self._report_up(link, record)
 
     def _apply_degradation(self, link: str) -> None:
@@ -308,25 +315,28 @@ class FaultInjector:
                 graph.add_edge(link.a, link.b, delay_s=link.hop.delay * spt)
         return graph
 
-    def _to_controller_s(self, node: str, graph: nx.Graph) -> float | None:
+    def _to_controller_s(self, ends: tuple[str, str]) -> float | None:
+        """The classical delay from the nearer of ``ends`` still up to the controller (None: unreachable)."""
+        sources = {end for end in ends if end not in self._nodes_down}
+        if self.controller in self._nodes_down or not sources:
+            return None
         try:
-            return nx.dijkstra_path_length(graph, node, self.controller, weight="delay_s")
-        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            return nx.multi_source_dijkstra(self._classical, sources, target=self.controller, weight="delay_s")[0]
+        except nx.NetworkXNoPath:
             return None
 
     def _report_down(self, link_name: str, record: FaultRecord) -> None:
         link = self._link[link_name]
         one_way = link.hop.delay * self.network.seconds_per_tick
         detected = self.heartbeats.detection_s(self.now_s(), one_way)
-        graph = self._classical_graph()
-        reports = [d for d in (self._to_controller_s(end, graph) for end in (link.a, link.b)) if d is not None]
+        report = self._to_controller_s((link.a, link.b))
         self.log.append({"t_s": detected, "event": "detected", "kind": "cut", "target": link_name,
                          "detail": f"{self.heartbeats.misses} heartbeats missed"})
-        if not reports:
+        if report is None:
             self.log.append({"t_s": detected, "event": "unreported", "kind": "cut", "target": link_name,
                              "detail": f"no classical path from {link.a} or {link.b} to the controller"})
             return
-        told = detected + min(reports)
+        told = detected + report
         record.detected_s = told if record.detected_s is None else min(record.detected_s, told)
         if self.on_down is not None:
             spt = self.network.seconds_per_tick
@@ -336,11 +346,10 @@ class FaultInjector:
         link = self._link[link_name]
         one_way = link.hop.delay * self.network.seconds_per_tick
         seen = self.heartbeats.repair_detection_s(self.now_s(), one_way)
-        graph = self._classical_graph()
-        reports = [d for d in (self._to_controller_s(end, graph) for end in (link.a, link.b)) if d is not None]
-        if not reports:
+        report = self._to_controller_s((link.a, link.b))
+        if report is None:
             return
-        told = seen + min(reports)
+        told = seen + report
         record.repair_detected_s = told
         if self.on_up is not None:
             spt = self.network.seconds_per_tick

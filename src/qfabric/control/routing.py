@@ -161,10 +161,12 @@ def _check_endpoints(graph: nx.Graph, source: str, target: str) -> None:
         raise NoRouteError(f"no route from {source!r} to {target!r}: a route needs two distinct nodes")
 
 
-def _lex_path(graph: nx.Graph, source: str, target: str, weight: WeightFunction, index: dict[str, int]):
+def _lex_path(graph: nx.Graph, source: str, target: str, weight: WeightFunction, index: dict[str, int],
+              unit_costs: bool = False):
     """The minimum-cost path whose sequence of node indices is smallest, or None if there is none.
 
-    Dijkstra from the target gives every node's distance to it; an edge u -> v is *tight* when
+    Dijkstra from the target gives the distance to it of every node no farther than the source; an edge u -> v
+    is *tight* when
     ``dist[u] == cost(u, v) + dist[v]`` (within REL_TOL), and the minimum-cost paths from the source are
     exactly the simple paths of tight edges. Walk from the source taking the smallest-index unvisited tight
     neighbour. With positive costs the tight edges form a DAG, the walk never dead-ends and so each choice
@@ -172,8 +174,15 @@ def _lex_path(graph: nx.Graph, source: str, target: str, weight: WeightFunction,
     close cycles of tight edges; only if the walk dead-ends does it restart, checking at each step which
     neighbours can still reach the target without revisiting a node. ``weight`` returning None hides an edge.
     """
-    dist = nx.single_source_dijkstra_path_length(graph, target, weight=weight)
-    if source not in dist:
+    try:  # the cost of the best path first (a bidirectional search touches few nodes), then the distances
+        if unit_costs:  # to the target of only the nodes that can lie on a path that good
+            best = len(nx.bidirectional_shortest_path(graph, source, target)) - 1
+            dist = nx.single_source_shortest_path_length(graph, target, cutoff=best)
+        else:
+            best = nx.bidirectional_dijkstra(graph, source, target, weight=weight)[0]
+            dist = nx.single_source_dijkstra_path_length(graph, target, cutoff=best + REL_TOL * max(best, 1.0),
+                                                         weight=weight)
+    except nx.NetworkXNoPath:
         return None
 
     def tight(u: str) -> list[str]:
@@ -225,7 +234,8 @@ def shortest_path(graph: nx.Graph, source: str, target: str, metric: Metric | st
     """
     metric = Metric(metric)
     _check_endpoints(graph, source, target)
-    path = _lex_path(graph, source, target, weight_function(metric), _node_index(graph))
+    path = _lex_path(graph, source, target, weight_function(metric), _node_index(graph),
+                     unit_costs=metric is Metric.HOPS)
     if path is None:
         raise NoRouteError(f"no route from {source!r} to {target!r}: they are not connected")
     return path

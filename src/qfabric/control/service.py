@@ -23,12 +23,13 @@ end; every delivered pair reaches the request's record (its consumer). A refused
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
 
-from qfabric.control.routing import Metric, RoutingError, compute_routes
+from qfabric.control.routing import Metric, RoutingError, compute_routes, path_cost
 from qfabric.control.slo import SLO, SloMonitor
 from qfabric.control.tenants import QuotaBook, QuotaExceeded, Tenant, TokenError, UsageLedger, verify_token
 from qfabric.errors import ParameterError
@@ -80,6 +81,8 @@ class RequestRecord:
     reroutes: list[dict] = field(default_factory=list)  # each change of route: when, why, pairs lost
     refused: str | None = None  # why it was not admitted
     paused_since_tick: int | None = None  # its tenant's pairs-per-window quota is used up until the next window
+    routed_around: bool = False  # its routes were chosen while some link was known down
+    ideal_cost: float | None = None  # the cost of its best routes with every link up
     token: str | None = field(default=None, repr=False)  # the credential it came with
     slo: SLO | None = None  # what it was promised
     monitor: SloMonitor | None = None  # its service levels, judged from its admission on
@@ -130,6 +133,7 @@ class EntanglementService:
         self.on_delivery = on_delivery
         self.events: list[dict] = []
         self.known_down: set[frozenset] = set()  # links the controller has been told are down
+        self._live: nx.Graph | None = None
         self._edge_of = {link.name: frozenset((link.a, link.b)) for link in network.links}
         self.tenants = tenants
         self.quotas = QuotaBook(tenants) if tenants is not None else None
@@ -157,10 +161,13 @@ class EntanglementService:
         self.events.append({"t_s": self.now_s(), "event": event, "request": request, **detail})
 
     def live_graph(self) -> nx.Graph:
-        """What routing sees now: the graph without the links known to be down."""
+        """What routing sees now: the graph without the links known to be down (kept until that changes)."""
         if not self.known_down:
             return self.graph
-        return nx.restricted_view(self.graph, [], [tuple(edge) for edge in self.known_down])
+        if self._live is None:
+            self._live = self.graph.copy()
+            self._live.remove_edges_from(tuple(edge) for edge in self.known_down)
+        return self._live
 
     def _routes(self, request: Request) -> list[list[str]]:
         k = request.paths or self.paths
@@ -226,6 +233,7 @@ class EntanglementService:
         """Install ``routes`` for the record and open their circuits (active if the record is)."""
         request = record.request
         record.routes, record.circuits = routes, []
+        record.routed_around = bool(self.known_down)
         for route in routes:
             index = len(record.all_routes)
             record.all_routes.append(route)
@@ -345,16 +353,40 @@ class EntanglementService:
         """The controller has been told ``link`` is down: reroute every request served across it."""
         edge = self._edge_of[link]
         self.known_down.add(edge)
+        if self._live is not None and self._live.has_edge(*edge):
+            self._live.remove_edge(*edge)
         for record in self.records.values():
             if record.ended_tick is None and any(edge in self._edges(route) for route in record.routes):
                 self._reroute(record, f"{link} down")
 
     def link_up(self, link: str, told_s: float) -> None:
-        """``link`` is back: suspended requests resume, and requests off their best route move back to it."""
-        self.known_down.discard(self._edge_of[link])
+        """``link`` is back: suspended requests resume, and requests routed around a fault move back to their best
+        route (one routed with every link up already has it)."""
+        edge = self._edge_of[link]
+        self.known_down.discard(edge)
+        if self._live is not None and self.graph.has_edge(*edge):
+            self._live.add_edge(*edge, **self.graph.edges[tuple(edge)])
         for record in self.records.values():
-            if record.active:
+            if record.active and (record.suspended_since_tick is not None
+                                  or record.routed_around and self._worse_than_ideal(record)):
                 self._reroute(record, f"{link} up")
+
+    def _worse_than_ideal(self, record: RequestRecord) -> bool:
+        """Whether the record's routes cost more than its best routes with every link up (only then can a repair
+        improve them); the ideal is computed once per request."""
+        if record.ideal_cost is None:
+            try:
+                ideal = compute_routes(self.graph, [(record.request.name, record.request.source,
+                                                     record.request.target)], self.metric,
+                                       record.request.paths or self.paths,
+                                       {record.request.name: record.request.path} if record.request.path else None)
+                record.ideal_cost = self._cost(ideal[record.request.name])
+            except RoutingError:
+                record.ideal_cost = math.inf
+        return self._cost(record.routes) > record.ideal_cost * (1 + 1e-9)
+
+    def _cost(self, routes: list[list[str]]) -> float:
+        return math.fsum(path_cost(self.graph, route, self.metric) for route in routes)
 
     @staticmethod
     def _edges(route: list[str]) -> set[frozenset]:
