@@ -274,7 +274,11 @@ def k_shortest_paths(
         for i in range(len(last) - 1):
             root = last[: i + 1]
             hidden_edges = {frozenset(p[i : i + 2]) for p in found if p[: i + 1] == root}
-            spur = _lex_path(graph, last[i], target, _hiding(weight, set(root[:-1]), hidden_edges), index)
+            if metric is Metric.HOPS:  # breadth-first on a view without the hidden nodes and links
+                view = nx.restricted_view(graph, root[:-1], [tuple(e) for e in hidden_edges])
+                spur = _lex_path(view, last[i], target, weight, index, unit_costs=True)
+            else:
+                spur = _lex_path(graph, last[i], target, _hiding(weight, set(root[:-1]), hidden_edges), index)
             if spur is not None and tuple(path := root[:-1] + spur) not in queued:
                 queued.add(tuple(path))
                 candidates.append((path_cost(graph, path, metric), [index[n] for n in path], path))

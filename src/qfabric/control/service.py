@@ -23,15 +23,25 @@ end; every delivered pair reaches the request's record (its consumer). A refused
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
 
+from qfabric.control.negotiation import Offer, Plan, facts_from_network, negotiate
 from qfabric.control.routing import Metric, RoutingError, compute_routes, path_cost
 from qfabric.control.slo import SLO, SloMonitor
-from qfabric.control.tenants import QuotaBook, QuotaExceeded, Tenant, TokenError, UsageLedger, verify_token
+from qfabric.control.tenants import (
+    QuotaBook,
+    QuotaExceeded,
+    Tenant,
+    TokenError,
+    UsageLedger,
+    preemption_victims,
+    verify_token,
+)
 from qfabric.errors import ParameterError
 from qfabric.network import Circuit, Network, Pair, Protocol
 
@@ -51,6 +61,8 @@ class Request:
     protocol: Protocol = field(default_factory=Protocol)
     path: list[str] | None = None
     paths: int | None = None
+    negotiate: bool = False  # choose path, purification and cut-off to meet fidelity_min (and rate_hz)
+    if_refused: str = "refuse"  # negotiated and refused: "refuse", or "best-offer" (serve the best plan offered)
 
     def __post_init__(self) -> None:
         if self.start_s < 0 or (self.end_s is not None and self.end_s <= self.start_s):
@@ -59,6 +71,8 @@ class Request:
             raise ParameterError("pairs", self.pairs, "a whole number >= 1")
         if self.rate_hz is not None and not self.rate_hz > 0:
             raise ParameterError("rate_hz", self.rate_hz, "a positive rate")
+        if self.if_refused not in ("refuse", "best-offer"):
+            raise ParameterError("if_refused", self.if_refused, "'refuse' or 'best-offer'")
 
 
 @dataclass
@@ -85,6 +99,10 @@ class RequestRecord:
     ideal_cost: float | None = None  # the cost of its best routes with every link up
     token: str | None = field(default=None, repr=False)  # the credential it came with
     slo: SLO | None = None  # what it was promised
+    protocol: Protocol | None = None  # what its circuits run: the request's, or the negotiated plan's
+    offer: Offer | None = None  # the negotiation's answer
+    shares: dict[str, float] = field(default_factory=dict)  # link -> share of its capacity reserved
+    preempted_by: str | None = None  # the higher-priority request it made room for
     monitor: SloMonitor | None = None  # its service levels, judged from its admission on
 
     @property
@@ -142,6 +160,7 @@ class EntanglementService:
             raise ParameterError("check_s", check_s, "a positive step between SLO checks, s")
         self.check_s = check_s
         self._checking = False
+        self.committed: dict[str, float] = {}  # link -> share of its capacity reserved by admitted requests
 
     @staticmethod
     def _graph_of(network: Network) -> nx.Graph:
@@ -213,10 +232,19 @@ class EntanglementService:
             routes = self._routes(request)
         except RoutingError as error:
             return self._refuse(record, f"no route: {error}")
+        record.protocol = request.protocol
+        if request.negotiate:
+            refusal = self._negotiate(record, routes)
+            if refusal is not None:
+                return self._refuse(record, refusal)
+            routes = [list(record.offer.plan.path)]
         try:
             self._reserve(record, routes)
         except QuotaExceeded as error:
+            record.shares = {}
             return self._refuse(record, f"quota: {error}")
+        for link, share in record.shares.items():
+            self.committed[link] = self.committed.get(link, 0.0) + share
         self._serve_over(record, routes)
         self.log("admitted", request.name, routes=routes)
         if record.slo is not None:
@@ -239,7 +267,7 @@ class EntanglementService:
             record.all_routes.append(route)
             name = request.name if index == 0 and len(routes) == 1 else f"{request.name}#{index}"
             self.network.install_route(name, route)
-            circuit = self.network.open_circuit(name, request.source, request.protocol,
+            circuit = self.network.open_circuit(name, request.source, record.protocol or request.protocol,
                                                 consumer=self._consumer(record, index), weight=self._weight(request))
             record.circuits.append(circuit)
             if record.serving:
@@ -303,6 +331,7 @@ class EntanglementService:
         for circuit in record.circuits:
             self.network.deactivate(circuit)
         record.suspended_since_tick = record.paused_since_tick = None
+        self._release_shares(record)
         if self.quotas is not None:
             self.quotas.release(record.request.tenant, record.request.name, self.now_s())
         if record.monitor is not None:
@@ -318,6 +347,117 @@ class EntanglementService:
             self.sim.schedule(self.ticks(self.check_s), self._check_slos, priority=5)
         else:
             self._checking = False
+
+    # ---- negotiation and admission control ----------------------------------------------------------
+
+    def _negotiate(self, record: RequestRecord, routes: list[list[str]]) -> str | None:
+        """Choose the plan (path, purification rounds, cut-off) with the highest predicted rate meeting the
+        request's fidelity floor (and its rate target, on the share of each path's capacity not yet reserved by
+        admitted requests); preempt lower-priority reservations if that is what stands in the way. Sets the
+        record's offer, protocol and shares; returns the reason of a refusal, or None."""
+        request = record.request
+        candidates = [(route, self._headroom(route)) for route in routes]
+        offer, blocked = self._best_offer(request, candidates)
+        if not offer.admit and blocked:
+            victims = self._victims(request, routes)
+            if victims:
+                for victim in victims:
+                    self._preempt(self.records[victim], by=request.name)
+                offer, blocked = self._best_offer(request, [(route, self._headroom(route)) for route in routes])
+        record.offer = offer
+        if not offer.admit:
+            if offer.plan is None:
+                return f"negotiation: {offer.reason}"
+            best = f"{offer.plan.describe()}: {offer.prediction.rate_hz:.3g}/s at fidelity " \
+                   f"{offer.prediction.fidelity:.3f}"
+            if blocked:
+                return (f"admission: the capacity left on its paths cannot carry {request.rate_hz:g}/s without "
+                        f"breaking the service of requests already admitted ({blocked}); best offer {best}")
+            if request.if_refused != "best-offer":
+                return f"negotiation: {offer.reason}; best offer {best}"
+            self.log("degraded", request.name, reason=offer.reason, plan=offer.plan.describe())
+        plan, prediction = offer.plan, offer.prediction
+        record.protocol = _with_plan(request.protocol, plan, self.seconds_per_tick)
+        if not offer.admit:  # the client took the best offer: the ends keep what it delivers
+            record.protocol = dataclasses.replace(record.protocol, fidelity_min=None)
+        if request.rate_hz is not None and offer.admit:
+            share = request.rate_hz / prediction.rate_hz
+            record.shares = {self.network.link_between(a, b).name: share for a, b in zip(plan.path, plan.path[1:],
+                                                                                        strict=False)}
+        self.log("negotiated", request.name, plan=plan.describe(), rate_hz=prediction.rate_hz,
+                 fidelity=prediction.fidelity)
+        return None
+
+    def _best_offer(self, request: Request, candidates: list[tuple[list[str], float]]) -> tuple[Offer, str]:
+        """The best offer over the candidate paths, each asked for the request's rate on the capacity left on it;
+        and, when only the capacity reserved by others stands in the way, which links are full."""
+        offers = []
+        for route, headroom in candidates:
+            links, nodes = facts_from_network(self.network, route)
+            rate = None if request.rate_hz is None else request.rate_hz / max(headroom, 1e-12)
+            offers.append((negotiate([(links, nodes, tuple(route))], fidelity_min=request.protocol.fidelity_min,
+                                     rate_hz=rate), route, headroom))
+        admitted = [(o, r, h) for o, r, h in offers if o.admit]
+        if admitted:
+            return max(admitted, key=lambda x: x[0].prediction.rate_hz * x[2])[0], ""
+        if request.rate_hz is not None:  # would an idle network have admitted it?
+            full = []
+            for offer, route, headroom in offers:
+                if headroom < 1 and offer.prediction is not None and \
+                        offer.prediction.rate_hz >= request.rate_hz and \
+                        (request.protocol.fidelity_min is None or
+                         offer.prediction.fidelity >= request.protocol.fidelity_min):
+                    full += [name for name in self._link_names(route) if self.committed.get(name, 0.0) > 0]
+            if full:
+                best = max((o for o, _, _ in offers if o.prediction is not None),
+                           key=lambda o: (o.prediction.fidelity, o.prediction.rate_hz))
+                return best, ", ".join(sorted(set(full)))
+        ranked = [o for o, _, _ in offers if o.plan is not None]
+        if not ranked:
+            return offers[0][0], ""
+        return max(ranked, key=lambda o: (round(o.prediction.fidelity, 3), o.prediction.rate_hz)), ""
+
+    def _link_names(self, route: list[str]) -> list[str]:
+        return [self.network.link_between(a, b).name for a, b in zip(route, route[1:], strict=False)]
+
+    def _headroom(self, route: list[str]) -> float:
+        """The share of the path's capacity not reserved by admitted requests (its fullest link's)."""
+        return max(0.0, 1.0 - max(self.committed.get(name, 0.0) for name in self._link_names(route)))
+
+    def _victims(self, request: Request, routes: list[list[str]]) -> list[str]:
+        """Lower-priority admitted requests holding capacity on the request's paths, fewest first (lowest
+        priority, latest started), whose preemption leaves room; [] if none would."""
+        if self.tenants is None or request.tenant not in self.tenants:
+            return []
+        priority = self.tenants[request.tenant].priority
+        names = {name for route in routes for name in self._link_names(route)}
+        holders = [(r.request.name, self.tenants[r.request.tenant].priority, r.started_tick or 0)
+                   for r in self.records.values() if r.active and r.shares and names & set(r.shares)
+                   and r.request.tenant in self.tenants]
+        for needed in range(1, len(holders) + 1):
+            victims = preemption_victims(holders, needed, priority)
+            if not victims:
+                return []
+            freed = {name: sum(self.records[v].shares.get(name, 0.0) for v in victims) for name in names}
+            saved = dict(self.committed)
+            for name, amount in freed.items():
+                self.committed[name] = self.committed.get(name, 0.0) - amount
+            offer, _ = self._best_offer(request, [(route, self._headroom(route)) for route in routes])
+            self.committed = saved
+            if offer.admit:
+                return victims
+        return []
+
+    def _preempt(self, record: RequestRecord, by: str) -> None:
+        self.log("preempted", record.request.name, by=by)
+        self.ledger.record(self.now_s(), record.request.tenant, record.request.name, "preempted", detail=f"by {by}")
+        record.preempted_by = by
+        self._end(record)
+
+    def _release_shares(self, record: RequestRecord) -> None:
+        for name, share in record.shares.items():
+            self.committed[name] = max(0.0, self.committed.get(name, 0.0) - share)
+        record.shares = {}
 
     # ---- quotas: a tenant whose pairs-per-window quota is used up waits for the next window ------------
 
@@ -394,18 +534,28 @@ class EntanglementService:
 
     def _reroute(self, record: RequestRecord, cause: str) -> None:
         name = record.request.name
+        shares = record.shares
         try:
             routes = self._routes(record.request)
+            if record.request.negotiate:  # a new plan on the paths left, on the capacity others leave
+                self._release_shares(record)
+                refusal = self._negotiate(record, routes)
+                if refusal is not None:
+                    raise RoutingError(refusal)
+                routes = [list(record.offer.plan.path)]
             if routes != record.routes:
                 self._reserve(record, routes)
         except (RoutingError, QuotaExceeded) as error:
+            record.shares = {}
             if record.suspended_since_tick is None:
                 lost = self._retire(record)
                 record.suspended_since_tick = self.sim.now
                 record.reroutes.append({"t_s": self.now_s(), "cause": cause, "routes": [], "pairs_lost": lost})
                 self.log("suspended", name, cause=cause, reason=str(error), pairs_lost=lost)
             return
-        if routes == record.routes:
+        for link, share in record.shares.items():
+            self.committed[link] = self.committed.get(link, 0.0) + share
+        if routes == record.routes and record.shares == shares:
             return
         lost = self._retire(record)
         was_suspended = record.suspended_since_tick is not None
@@ -444,6 +594,14 @@ class EntanglementService:
             else:
                 record.stalled_since_tick = None
         return stalled
+
+
+def _with_plan(protocol: Protocol, plan: Plan, seconds_per_tick: float) -> Protocol:
+    """The request's protocol with the plan's cut-off and purification (DEJMPS on elementary pairs)."""
+    cutoff = None if plan.cutoff_s is None else max(1, round(plan.cutoff_s / seconds_per_tick))
+    return dataclasses.replace(protocol, scheme=plan.scheme, cutoffs=cutoff,
+                               purification_rounds=plan.purification_rounds, purification_protocol="dejmps",
+                               purification_spans=(1,))
 
 
 def _routes_text(routes: list[list[str]]) -> str:

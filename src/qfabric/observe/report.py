@@ -195,6 +195,12 @@ def request_row(record: RequestRecord, *, duration_s: float, seconds_per_tick: f
         "below_fidelity_discards": sum(s.below_fidelity for s in stats),
         "no_memory_share_on": sorted({name for c in record.circuits for name in c.no_memory_share}),
         "reroutes": [dict(r) for r in record.reroutes],
+        "negotiated": None if record.offer is None or record.offer.plan is None else {
+            "admitted": record.offer.admit, "plan": record.offer.plan.describe(),
+            "purification_rounds": record.offer.plan.purification_rounds, "cutoff_s": record.offer.plan.cutoff_s,
+            "predicted_rate_hz": record.offer.prediction.rate_hz,
+            "predicted_fidelity": record.offer.prediction.fidelity, "reason": record.offer.reason},
+        "preempted_by": record.preempted_by,
         "slo": slo_row(record, end_tick * seconds_per_tick),
         "timeline": timeline(ticks, fidelities, seconds_per_tick=seconds_per_tick, start_s=start * seconds_per_tick,
                              end_s=end_tick * seconds_per_tick, step_s=step_s or duration_s / 100)

@@ -39,6 +39,7 @@ def arrival_requests(scenario: Scenario) -> list[RequestSpec]:
             requests.append(RequestSpec(
                 name=f"{arrival.tenant}-{i}-{k}", source=a, target=b, tenant=arrival.tenant, start_s=t,
                 end_s=t + max(hold, 1e-9), fidelity_min=arrival.fidelity_min, rate_hz=arrival.rate_hz,
-                paths=arrival.paths, slo=arrival.slo, credential=arrival.credential, **protocol))
+                paths=arrival.paths, slo=arrival.slo, negotiate=arrival.negotiate, if_refused=arrival.if_refused,
+                credential=arrival.credential, **protocol))
             k += 1
     return requests

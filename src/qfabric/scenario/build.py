@@ -220,7 +220,8 @@ def build_network(scenario: Scenario) -> BuiltNetwork:
     for spec in scenario.all_requests() + arrival_requests(scenario):
         tenant = tenants.get(spec.tenant) if tenants else None
         service.submit(Request(spec.name, spec.source, spec.target, spec.tenant, spec.start_s, spec.end_s,
-                               spec.pairs, spec.rate_hz, protocol_of(spec), spec.path, spec.paths),
+                               spec.pairs, spec.rate_hz, protocol_of(spec), spec.path, spec.paths,
+                               negotiate=spec.negotiate, if_refused=spec.if_refused),
                        token=token_for(tenant, spec, scenario.duration_s),
                        slo=slo_of(spec.name, spec.slo or tenant_slo.get(spec.tenant)))
     built = BuiltNetwork(scenario, sim, net, service, graph, heralded, records)

@@ -201,6 +201,11 @@ class RequestSpec(ProtocolSpec):
     path: list[str] | None = Field(default=None, min_length=2, description="explicit path (default: routing)")
     paths: int | None = Field(default=None, ge=1, description="paths to use at once (default: routing.paths)")
     slo: SloSpec | None = Field(default=None, description="service levels (default: the tenant's)")
+    negotiate: bool = Field(default=False, description="the controller chooses the path (among routing.paths "
+                            "candidates), purification rounds and cut-off that meet fidelity_min (and rate_hz) at "
+                            "the highest predicted rate, on the capacity admitted requests leave")
+    if_refused: Literal["refuse", "best-offer"] = Field(
+        default="refuse", description="negotiated and refused: refuse, or serve the best plan offered")
     credential: Credential = Field(
         default="valid", description="the token the simulated client sends when its tenant has a secret: valid, "
         "expired, forged (signed with a wrong key) or none")
@@ -231,6 +236,8 @@ class ArrivalSpec(ProtocolSpec):
     rate_hz: float | None = Field(default=None, gt=0, description="each request's target pairs per second")
     paths: int | None = Field(default=None, ge=1)
     slo: SloSpec | None = None
+    negotiate: bool = False
+    if_refused: Literal["refuse", "best-offer"] = "refuse"
     credential: Credential = "valid"
 
 
