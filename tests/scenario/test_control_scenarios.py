@@ -227,3 +227,49 @@ def test_cli_exits_2_on_a_bad_fault_without_traceback(write_scenario, small_data
     small_data["faults"] = [{"kind": "cut", "link": "a-r", "at_s": 3, "until_s": 1}]
     result = runner.invoke(app, ["run", str(write_scenario(small_data)), "--quiet"])
     assert result.exit_code == 2 and "faults[0]" in result.output and "Traceback" not in result.output
+
+
+def entangled_supply(tmp_path, trusted_nodes, pairs=60_000, fidelity=0.98):
+    """The entangled scenario's KMS fed with synthetic delivered pairs: Werner pairs spread over 600 s."""
+    data = yaml.safe_load((SCENARIOS / "three-hospitals-entangled.yaml").read_text())
+    data["kms"]["max_key_count"] = 100_000
+    data["kms"]["trusted_nodes"] = trusted_nodes
+    for q in data["qkd"]:
+        if q.get("protocol") == "bbm92":
+            q["block_pairs"] = 20_000
+    sc = parse_scenario(data, "entangled")
+    w = (1 - fidelity) / 3
+    weights = np.tile([fidelity, w, w, w], (pairs, 1))
+    times = np.linspace(0, 600, pairs, endpoint=False) + 600 / pairs
+    store = KeyStore(f"sqlite:///{tmp_path / 'k.db'}", b"k" * 32)
+    pools = {}
+    supply = KeySupply(sc, store, "kme-metro", lambda a, b: pools.setdefault((a, b), f"pair:{a}|{b}"),
+                       rate_scale=1e-3, entanglement={"a-c": (times, weights), "b-c": (times, weights)})
+    supply.prime()
+    return supply, store, pools
+
+
+def test_end_to_end_keys_reach_the_pools_when_their_block_is_complete_and_untrusted_hubs_relay_nothing(tmp_path):
+    supply, store, pools = entangled_supply(tmp_path, trusted_nodes=[])
+    a_c = pools[("hospital-a", "hospital-c")]
+    feed = supply.e2e[("hospital-a", "hospital-c")]
+    assert [round(b[0]) for b in feed.blocks] == [200, 400, 600]  # each block ready at its last pair
+    assert feed.qber == pytest.approx(2 / 3 * 0.02, abs=0.003)  # Werner 0.98: QBER 2(1 - F)/3
+    levels = []
+    for _ in range(11):
+        supply.tick(60)
+        levels.append((supply.now_s, store.available(a_c)))
+    assert all(level == 0 for t, level in levels if t <= 180)  # no complete block yet, and no trusted relay
+    assert levels[3][1] > 0 and levels[-1][1] > levels[3][1]
+    assert supply.sources[("hospital-a", "hospital-c")]["trusted_relay"] == 0
+    assert supply.sources[("hospital-a", "hospital-c")]["bbm92_end_to_end"] == levels[-1][1]
+    assert supply.path_now("hospital-a", "hospital-c") is None  # the hub may not relay
+    assert supply.sources[("hospital-a", "aggregator")]["trusted_relay"] > 0  # one hop: nobody in between
+
+
+def test_with_a_trusted_hub_the_same_pair_also_gets_relayed_keys(tmp_path):
+    supply, store, pools = entangled_supply(tmp_path, trusted_nodes=None, pairs=20_000)
+    supply.tick(60)
+    assert supply.path_now("hospital-a", "hospital-c") == ["hospital-a", "health-hub", "hospital-c"]
+    assert supply.sources[("hospital-a", "hospital-c")]["trusted_relay"] > 0
+    assert supply.sources[("hospital-a", "hospital-c")]["bbm92_end_to_end"] == 0  # its only block is not ready

@@ -63,11 +63,12 @@ def run(
         sc = load_scenario(path)
         with _progress(quiet) as bar:
             task = bar.add_task(f"simulating {sc.name} ({sc.duration_s:g} s)", total=1.0)
+            pairs: dict = {}
             report = run_scenario(sc, source_file=path, progress=lambda f: bar.update(task, completed=f),
-                                  ledger_csv=ledger)
+                                  ledger_csv=ledger, pairs_out=pairs)
             if sc.federated is not None:
                 fl_task = bar.add_task(f"federated training ({sc.federated.rounds} rounds)", total=1.0)
-                report["federated"] = run_federation(sc, progress=lambda f, label: bar.update(
+                report["federated"] = run_federation(sc, entanglement=pairs, progress=lambda f, label: bar.update(
                     fl_task, completed=f, description=f"federated training: {label}"))
     except QfabricError as error:
         fail(error)

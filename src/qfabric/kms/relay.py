@@ -2,7 +2,8 @@
 
 Each QKD link between nodes ``a`` and ``b`` fills two pools, one per end (``link:a|b@a`` holds
 Alice's copy, ``link:a|b@b`` Bob's). Keys for an SAE pair whose nodes are ``path[0]`` and
-``path[-1]`` are relayed over the links of the path (one hop for neighbours).
+``path[-1]`` are relayed over the links of the path (one hop for neighbours). Keys distilled from entangled
+pairs delivered end to end (BBM92) fill ``e2e:a|b@a`` and ``e2e:a|b@b``: one hop, no node in between trusted.
 
 >>> from qfabric.kms.store import KeyStore
 >>> import numpy as np
@@ -30,9 +31,16 @@ def link_pool(a: str, b: str, at: str) -> str:
     return f"link:{first}|{second}@{at}"
 
 
+def e2e_pool(a: str, b: str, at: str) -> str:
+    """The pool of the end-to-end (entanglement-based) key between nodes ``a`` and ``b``, as held at ``at``."""
+    first, second = sorted((a, b))
+    return f"e2e:{first}|{second}@{at}"
+
+
 def feed_link(store: KeyStore, a: str, b: str, bits_at_a: np.ndarray, bits_at_b: np.ndarray,
-              unit_bits: int = 256) -> int:
-    """Cut a link's distilled key (each end's copy) into units and add them to both ends' pools."""
+              unit_bits: int = 256, pool=link_pool) -> int:
+    """Cut a link's distilled key (each end's copy) into units and add them to both ends' pools (``pool(a, b,
+    at)`` names them: the QKD link's by default, :func:`e2e_pool` for end-to-end keys)."""
     if unit_bits % 8 or unit_bits <= 0:
         raise QfabricError(f"unit_bits = {unit_bits}: expected a positive multiple of 8")
     if len(bits_at_a) != len(bits_at_b):
@@ -44,7 +52,7 @@ def feed_link(store: KeyStore, a: str, b: str, bits_at_a: np.ndarray, bits_at_b:
     for node, bits in ((a, bits_at_a), (b, bits_at_b)):
         packed = np.packbits(np.asarray(bits[:usable], dtype=np.uint8)).tobytes()
         unit_bytes = unit_bits // 8
-        store.add_units(link_pool(a, b, node), [packed[i : i + unit_bytes] for i in range(0, len(packed), unit_bytes)])
+        store.add_units(pool(a, b, node), [packed[i : i + unit_bytes] for i in range(0, len(packed), unit_bytes)])
     return n_units
 
 

@@ -174,6 +174,12 @@ def print_federated(fl: dict, console: Console) -> None:
                   f"{len(fl['fallbacks'])} fallbacks")
     keys = sum(r["qkd_keys_fetched"] for r in fl["per_round"])
     table.add_row("QKD keys", f"{keys} fetched over ETSI 014 (both ends count)")
+    sources = fl.get("key_supply", {}).get("sources") or {}
+    e2e = {pair: n["bbm92_end_to_end"] for pair, n in sources.items() if n.get("bbm92_end_to_end")}
+    if e2e:
+        table.add_row("keys from entanglement", ", ".join(
+            f"{pair.replace('|', '-')}: {n} end to end (BBM92), {sources[pair]['trusted_relay']} relayed"
+            for pair, n in e2e.items()))
     table.add_row("privacy", f"epsilon {fl['epsilon']:.3g} at delta {fl['privacy']['delta']:g}" if fl.get("privacy")
                   else "no differential privacy (noise_multiplier 0)")
     table.add_row("wall time", f"rounds {wall['protected_rounds_s']:.2f} s (training {wall['train_seconds']:.2f}, "

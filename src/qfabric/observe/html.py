@@ -384,8 +384,11 @@ def federated_sections(fl: dict) -> list[tuple[str, str]]:
     ax2.set_xticks(list(x), [p.replace("|", "\n") for p in pairs], fontsize=7)
     ax2.set_ylabel("keys per round")
     ax2.legend(fontsize=8)
+    sources = fl["key_supply"].get("sources") or {}
     rows = [{"pair": p["pair"], "path": " > ".join(p["path"]), "hops": p["hops"],
-             "supply keys/round": p["supply_keys_per_round"], "used keys/round": used.get(p["pair"])}
+             "supply keys/round": p["supply_keys_per_round"], "used keys/round": used.get(p["pair"]),
+             "keys end to end (BBM92)": sources.get(p["pair"], {}).get("bbm92_end_to_end"),
+             "keys relayed (QKD links)": sources.get(p["pair"], {}).get("trusted_relay")}
             for p in fl["key_supply"]["pairs"]]
     sections.append(("Key supply vs consumption", table(rows) + figure_to_img(fig)
                      + f"<p class='note'>One round every {fl['round_period_s']:g} s of simulated network time; "

@@ -244,6 +244,16 @@ def build_network(scenario: Scenario) -> BuiltNetwork:
     return built
 
 
+def delivered_pairs(scenario: Scenario) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Simulate the scenario's network for its duration; per request, when each pair was delivered (s) and its
+    Bell-diagonal weights (what BBM92 measures). The same run as :func:`run_scenario`'s, seed for seed."""
+    built = build_network(scenario)
+    built.sim.run(until=seconds_to_ticks(scenario.duration_s))
+    spt = built.network.seconds_per_tick
+    return {r.request.name: (np.asarray(r.delivery_ticks, dtype=float) * spt,
+                             np.asarray(r.delivered_weights, dtype=float).reshape(-1, 4)) for r in built.records}
+
+
 def classical_graph(net: Network) -> nx.Graph:
     """The classical channels along the fibres, weighted by their one-way delay in seconds."""
     graph = nx.Graph()
@@ -311,7 +321,8 @@ def run_qkd(scenario: Scenario, spec: QkdSpec, delivered: dict[str, list], fault
                     "abort_reasons": [f"request {request.name!r} delivered fewer than 2 pairs"]}
         seed = int(stream_seed(scenario.seed, f"qkd/{spec.name}").generate_state(1)[0])
         run = run_bbm92(np.asarray(weights), seed=seed, variant=spec.cascade, eps_sec=spec.eps_sec,
-                        eps_cor=spec.eps_cor, pair_rate_hz=len(weights) / scenario.duration_s)
+                        eps_cor=spec.eps_cor, pair_rate_hz=len(weights) / scenario.duration_s,
+                        **({"block_bits": spec.block_pairs} if spec.block_pairs else {}))
         summary = run.summary() | {"between": [request.source, request.target], "request": request.name}
         summary["key_bits_over_run"] = summary["secret_key_rate_bps"] * scenario.duration_s
     summary["simulated_seconds"] = summary["pulses"] / summary["source_rate_hz"]
@@ -365,10 +376,11 @@ MAX_EVENTS = 5000
 
 def run_scenario(
     scenario: Scenario, *, progress: Callable[[float], None] | None = None, source_file: str | Path | None = None,
-    ledger_csv: str | Path | None = None,
+    ledger_csv: str | Path | None = None, pairs_out: dict | None = None,
 ) -> dict:
     """Simulate ``scenario.duration_s`` and return the JSON-ready report (``performance`` holds wall times);
-    ``ledger_csv`` also writes the tenants' usage ledger there."""
+    ``ledger_csv`` also writes the tenants' usage ledger there, and ``pairs_out`` gets what
+    :func:`delivered_pairs` would return (for the KMS's end-to-end keys, without simulating again)."""
     t0 = time.perf_counter()
     built = build_network(scenario)
     sim, net, service = built.sim, built.network, built.service
@@ -384,6 +396,11 @@ def run_scenario(
     wall = time.perf_counter() - t1
     t2 = time.perf_counter()
     delivered = {r.request.name: r.delivered_weights for r in built.records}
+    if pairs_out is not None:
+        spt = net.seconds_per_tick
+        pairs_out.update({r.request.name: (np.asarray(r.delivery_ticks, dtype=float) * spt,
+                                           np.asarray(r.delivered_weights, dtype=float).reshape(-1, 4))
+                          for r in built.records})
     faults = built.injector.records if built.injector is not None else []
     qkd, qkd_seconds = [], {}
     for i, spec in enumerate(scenario.qkd):

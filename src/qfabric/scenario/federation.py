@@ -72,10 +72,15 @@ def key_demand(spec: FederatedSpec, supply: KeySupply) -> list[PairDemand]:
         if tuple(sorted((s1, s2))) not in wanted:
             continue
         hops = [tuple(sorted((a, b))) for a, b in zip(path, path[1:], strict=False)]
+        trusted = all(h in supply.feeds for h in hops)
         per_round = min(supply.rate_at(supply.feeds[h], supply.now_s) * supply.rate_scale * spec.round_period_s
-                        / users[h] for h in hops)
+                        / users[h] for h in hops) if trusted else 0.0
+        e2e = supply.e2e.get(tuple(sorted((path[0], path[-1]))))
+        if e2e is not None and e2e.blocks:  # its key spread over the run
+            per_round += sum(len(b[1]) for b in e2e.blocks) * spec.round_period_s / supply.scenario.duration_s
         out.append(PairDemand(s1, s2, path, 1, per_round / supply.unit_bits,
-                              [supply.feeds[h].spec.name for h in hops]))
+                              [supply.feeds[h].spec.name for h in hops if h in supply.feeds]
+                              + ([e2e.spec.name] if e2e is not None else [])))
     return out
 
 
@@ -83,7 +88,8 @@ def _link_users(supply: KeySupply) -> dict[tuple[str, str], int]:
     users: dict[tuple[str, str], int] = {}
     for _, _, path, _ in supply.pairs:
         for a, b in zip(path, path[1:], strict=False):
-            users[tuple(sorted((a, b)))] = users.get(tuple(sorted((a, b))), 0) + 1
+            if tuple(sorted((a, b))) in supply.feeds:
+                users[tuple(sorted((a, b)))] = users.get(tuple(sorted((a, b))), 0) + 1
     return users
 
 
@@ -99,7 +105,11 @@ def check_budget(spec: FederatedSpec, supply: KeySupply, demand: list[PairDemand
     short = []
     for d in demand:
         hops = [tuple(sorted((a, b))) for a, b in zip(d.path, d.path[1:], strict=False)]
-        coming = min(supply.supplied_bits(supply.feeds[h], t0, t1) / users[h] for h in hops) / supply.unit_bits
+        coming = min(supply.supplied_bits(supply.feeds[h], t0, t1) / users[h] for h in hops) / supply.unit_bits \
+            if all(h in supply.feeds for h in hops) else 0.0
+        e2e = supply.e2e.get(tuple(sorted((d.path[0], d.path[-1]))))
+        if e2e is not None:
+            coming += sum(len(b[1]) for b in e2e.blocks if t0 <= b[0] < t1) / supply.unit_bits
         available = stock.get((d.a, d.b), 0) + coming
         needed = d.keys_per_round * rounds
         if available < needed:
@@ -167,11 +177,13 @@ def _silence_flower() -> None:
 
 def run_federation(scenario: Scenario, *, rounds: int | None = None, policy: str | None = None,
                    fallback: str | None = None, workdir: str | Path | None = None, rate_scale: float = 1.0,
-                   progress: Progress | None = None, client_app=None, node_overrides: dict | None = None) -> dict:
+                   progress: Progress | None = None, client_app=None, node_overrides: dict | None = None,
+                   entanglement: dict | None = None) -> dict:
     """Run the scenario's ``federated`` section end to end; returns the JSON-ready report section.
 
     ``client_app`` replaces the hospitals' protected ClientApp and ``node_overrides`` (SAE -> node config
-    entries) change a node's configuration: both for fault injection in tests."""
+    entries) change a node's configuration: both for fault injection in tests. ``entanglement``: the pairs the
+    network delivered (:func:`~qfabric.scenario.build.delivered_pairs`), when the caller has simulated it already."""
     if scenario.federated is None or scenario.kms is None:
         raise QfabricError(f"scenario {scenario.name!r} has no federated section (and kms section)")
     spec = scenario.federated
@@ -182,13 +194,15 @@ def run_federation(scenario: Scenario, *, rounds: int | None = None, policy: str
     progress = progress or (lambda fraction, label: None)
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="qfabric-fl-") as tmp:
-            return _run(scenario, spec, rounds, Path(tmp), rate_scale, progress, client_app, node_overrides or {})
+            return _run(scenario, spec, rounds, Path(tmp), rate_scale, progress, client_app, node_overrides or {},
+                        entanglement)
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    return _run(scenario, spec, rounds, Path(workdir), rate_scale, progress, client_app, node_overrides or {})
+    return _run(scenario, spec, rounds, Path(workdir), rate_scale, progress, client_app, node_overrides or {},
+                entanglement)
 
 
 def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, rate_scale: float,
-         progress: Progress, client_app, node_overrides: dict) -> dict:
+         progress: Progress, client_app, node_overrides: dict, entanglement: dict | None = None) -> dict:
     t_start = time.perf_counter()
     kms = scenario.kms
     kme_spec = next(k for k in kms.kmes if {s.node for s in kms.saes if s.id == spec.aggregator} <= set(k.nodes))
@@ -203,7 +217,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     store = KeyStore(config.db_url, load_or_create_secret(config.secret_file))
     kme_config = config.kme()
     supply = KeySupply(scenario, store, kme_spec.id, kme_config.pool, rate_scale=rate_scale,
-                       faults=scenario_faults(scenario))
+                       faults=scenario_faults(scenario), entanglement=entanglement)
     kme_config.status_extension = supply.link_qber
     progress(0.02, "distilling the QKD links' first keys")
     t_qkd = time.perf_counter()
@@ -336,6 +350,10 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
                        "supply_keys_per_round": d.supply_keys_per_round,
                        "hops": len(d.path) - 1} for d in demand],
             "accounting": {f"{a}|{b}": store.accounting(pool) for (a, b), pool in pair_pools.items()},
+            "sources": {f"{a}|{b}": dict(supply.sources[(a, b)]) for (a, b) in pair_pools},
+            "end_to_end": [{"between": [f.a, f.b], "service": f.spec.name, "request": f.request, "pairs": f.pairs,
+                            "qber": f.qber, "blocks": len(f.blocks), "key_units": f.released_units,
+                            "first_key_s": f.blocks[0][0] if f.blocks else None} for f in supply.e2e.values()],
         },
         "per_round": per_round,
         "fallbacks": [f | {"round": r["round"]} for r in per_round for f in r["fallbacks"]],

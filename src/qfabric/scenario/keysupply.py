@@ -30,9 +30,9 @@ import numpy as np
 from qfabric.control.faults import Condition, Fault, link_conditions
 from qfabric.control.routing import NoRouteError, shortest_path
 from qfabric.errors import QfabricError
-from qfabric.kms.relay import feed_link, link_pool, relay_path
+from qfabric.kms.relay import e2e_pool, feed_link, link_pool, relay_path
 from qfabric.kms.store import KeyStore
-from qfabric.qkd.link import run_decoy_bb84
+from qfabric.qkd.link import run_bbm92, run_decoy_bb84
 from qfabric.qkd.theory import Channel
 from qfabric.scenario.schema import QkdSpec, Scenario
 from qfabric.sim.kernel import stream_seed
@@ -75,6 +75,22 @@ class LinkFeed:
         return tuple(sorted((self.a, self.b)))
 
 
+@dataclass
+class PairFeed:
+    """BBM92 on the pairs a request delivers end to end: keys between its two nodes that no node between them
+    knows. ``blocks`` are ``(ready_s, alice bits, bob bits)``: a block's key exists once its last pair is in."""
+
+    a: str
+    b: str
+    spec: QkdSpec
+    request: str
+    blocks: list[tuple[float, np.ndarray, np.ndarray]]
+    qber: float | None
+    pairs: int
+    released_blocks: int = 0
+    released_units: int = 0
+
+
 def _state(c: Condition) -> State:
     return (c.extra_loss_db, c.detector_factor)
 
@@ -83,7 +99,8 @@ class KeySupply:
     """Moves QKD keys into ``store`` for the SAE pairs of one KME, following ``faults`` in simulated time."""
 
     def __init__(self, scenario: Scenario, store: KeyStore, kme_id: str, pool_of, tick_s: float = 0.2,
-                 rate_scale: float = 1.0, faults: list[Fault] | None = None):
+                 rate_scale: float = 1.0, faults: list[Fault] | None = None,
+                 entanglement: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
         if not 0 < rate_scale <= 1:
             raise QfabricError(f"rate_scale = {rate_scale}: expected a fraction in (0, 1]")
         self.rate_scale = rate_scale
@@ -110,22 +127,61 @@ class KeySupply:
                                                  afterpulse_probability=q.afterpulse_probability),
                                 link_conditions(faults or [], f.name, (a, b), math.inf))
                 self.feeds[feed.key] = feed
+        self.e2e: dict[tuple[str, str], PairFeed] = {}
+        requests = {r.name: r for r in scenario.all_requests()}
+        for q in scenario.qkd:
+            request = requests.get(q.request or (next(iter(requests)) if len(requests) == 1 else ""))
+            if q.protocol == "bbm92" and request is not None and {request.source, request.target} <= set(kme.nodes):
+                if entanglement is None:
+                    from qfabric.scenario.build import delivered_pairs  # the network run, only when needed
+
+                    entanglement = delivered_pairs(scenario)
+                feed = self._bbm92_feed(q, request, *entanglement[request.name])
+                self.e2e[tuple(sorted((feed.a, feed.b)))] = feed
+        trusted = scenario.kms.trusted_nodes
+        self.trusted = set(kme.nodes) if trusted is None else set(trusted)
         saes = [s for s in scenario.kms.saes if s.node in kme.nodes]
         self.pairs = []
         for s1, s2 in itertools.combinations(saes, 2):
             if s1.node == s2.node:
                 continue
             try:  # keys are relayed over the shortest chain of QKD links (trusted nodes)
-                path = shortest_path(self.graph, s1.node, s2.node, metric="length")
+                path = shortest_path(self._relayable(self.graph, s1.node, s2.node), s1.node, s2.node,
+                                     metric="length")
             except NoRouteError as error:
-                raise QfabricError(f"SAEs {s1.id!r} and {s2.id!r}: no chain of QKD links joins their nodes "
-                                   f"({error})") from None
+                if tuple(sorted((s1.node, s2.node))) not in self.e2e:
+                    raise QfabricError(f"SAEs {s1.id!r} and {s2.id!r}: no chain of QKD links joins their nodes "
+                                       f"({error}), and no entanglement-based key either") from None
+                path = [s1.node, s2.node]
             self.pairs.append((s1.id, s2.id, path, pool_of(s1.id, s2.id)))
         self.relayed_over: dict[tuple[str, str], list[str] | None] = {(s1, s2): path for s1, s2, path, _ in self.pairs}
+        self.sources: dict[tuple[str, str], dict[str, int]] = {
+            (s1, s2): {"bbm92_end_to_end": 0, "trusted_relay": 0} for s1, s2, _, _ in self.pairs}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _relayable(self, graph: nx.Graph, a: str, b: str) -> nx.Graph:
+        """``graph`` without the nodes not trusted to relay (the two ends stay)."""
+        hidden = [n for n in graph.nodes if n not in self.trusted and n not in (a, b)]
+        return nx.restricted_view(graph, hidden, []) if hidden else graph
+
     # ---- distillation -------------------------------------------------------------------------------
+
+    def _bbm92_feed(self, spec: QkdSpec, request, times: np.ndarray, weights: np.ndarray) -> PairFeed:
+        """Distill the pairs delivered to ``request`` with BBM92, block by block, each block ready at its last
+        pair's delivery."""
+        blocks: list[tuple[float, np.ndarray, np.ndarray]] = []
+        qber = None
+        if len(weights) >= 2:
+            size = spec.block_pairs or len(weights)
+            seed = int(stream_seed(self.scenario.seed, f"kms/{spec.name}").generate_state(1)[0])
+            run = run_bbm92(weights, seed=seed, variant=spec.cascade, eps_sec=spec.eps_sec, eps_cor=spec.eps_cor,
+                            pair_rate_hz=len(weights) / self.scenario.duration_s, block_bits=size)
+            qber = run.summary()["qber"]
+            for i, block in enumerate(run.blocks):
+                ready = float(times[min((i + 1) * size, len(times)) - 1])
+                blocks.append((ready, block.alice_key, block.bob_key))
+        return PairFeed(request.source, request.target, spec, request.name, blocks, qber, len(weights))
 
     def buffer(self, feed: LinkFeed, state: State) -> KeyBuffer:
         """The link's key in ``state``, distilled the first time it is needed."""
@@ -184,18 +240,20 @@ class KeySupply:
         return self.relayed_over.get((sae_a, sae_b), self.relayed_over.get((sae_b, sae_a)))
 
     def link_qber(self, sae_a: str, sae_b: str) -> dict | None:
-        """ETSI status extension: the worst QBER among the links that carry this SAE pair's keys now."""
-        for s1, s2, _, _ in self.pairs:
+        """ETSI status extension: the worst QBER among the links that carry this SAE pair's keys now (and the
+        end-to-end BBM92 key's, when the pair has one)."""
+        for s1, s2, usual, _ in self.pairs:
             if {s1, s2} == {sae_a, sae_b}:
                 path = self.path_now(s1, s2)
-                if path is None:
-                    return {"link_qber": None, "hops": None, "simulated_key_rate_bps": 0.0,
-                            "supply_rate_scale": self.rate_scale}
-                feeds = [self.feeds[tuple(sorted((a, b)))] for a, b in zip(path, path[1:], strict=False)]
+                feeds = [self.feeds[tuple(sorted((a, b)))] for a, b in zip(path, path[1:], strict=False)] \
+                    if path is not None and all(tuple(sorted((a, b))) in self.feeds
+                                                for a, b in zip(path, path[1:], strict=False)) else []
                 qbers = [self.buffer(f, _state(f.condition_at(self.now_s))).qber for f in feeds]
+                e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
                 known = [q for q in qbers if q is not None]
-                return {"link_qber": max(known) if known else None, "hops": len(path) - 1,
-                        "simulated_key_rate_bps": min(self.rate_at(f, self.now_s) for f in feeds),
+                return {"link_qber": max(known) if known else None, "hops": len(path) - 1 if feeds else None,
+                        "simulated_key_rate_bps": min((self.rate_at(f, self.now_s) for f in feeds), default=0.0),
+                        "end_to_end_qber": e2e.qber if e2e is not None else None,
                         "supply_rate_scale": self.rate_scale}
         return None
 
@@ -221,23 +279,38 @@ class KeySupply:
                     continue
                 self._release(feed, _state(c), overlap)
         self.now_s = t1
+        for feed in self.e2e.values():
+            while feed.released_blocks < len(feed.blocks) and feed.blocks[feed.released_blocks][0] < t1:
+                _, alice, bob = feed.blocks[feed.released_blocks]
+                feed.released_units += feed_link(self.store, feed.a, feed.b, alice, bob, self.unit_bits,
+                                                 pool=e2e_pool)
+                feed.released_blocks += 1
         up = nx.Graph()
         up.add_nodes_from(self.graph.nodes)
         up.add_edges_from((f.a, f.b, {"length_km": self.graph.edges[f.a, f.b]["length_km"]})
                           for f in self.feeds.values() if f.up_at(t1))
         for i, (s1, s2, usual, pool) in enumerate(self.pairs):
+            room = self.max_units - self.store.available(pool)
+            e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
+            if e2e is not None and room > 0:  # end-to-end keys first: no node between the two is trusted
+                ends = (e2e_pool(e2e.a, e2e.b, usual[0]), e2e_pool(e2e.a, e2e.b, usual[-1]))
+                count = min(room, self.store.available(ends[0]))
+                if count > 0:
+                    self.store.relay([ends], pool, count)
+                    self.sources[(s1, s2)]["bbm92_end_to_end"] += count
+                    room -= count
             try:
-                path = shortest_path(up, usual[0], usual[-1], metric="length")
+                path = shortest_path(self._relayable(up, usual[0], usual[-1]), usual[0], usual[-1], metric="length")
             except NoRouteError:
                 self.relayed_over[(s1, s2)] = None
                 continue
             self.relayed_over[(s1, s2)] = path
-            room = self.max_units - self.store.available(pool)
             hops = [link_pool(a, b, end) for a, b in zip(path, path[1:], strict=False) for end in (a, b)]
             share = min(self.store.available(h) for h in hops) // (len(self.pairs) - i)  # fair among later pairs
             count = min(room, share)
             if count > 0:
                 relay_path(self.store, path, pool, count)
+                self.sources[(s1, s2)]["trusted_relay"] += count
 
     def _release(self, feed: LinkFeed, state: State, seconds: float) -> None:
         buf = self.buffer(feed, state)

@@ -444,12 +444,16 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
     for i, sae in enumerate(kms.saes):
         if sae.node not in owner:
             problems.append((f"kms.saes[{i}].node", f"node {sae.node!r} belongs to no KME"))
+    for j, node in enumerate(kms.trusted_nodes or []):
+        if node not in owner:
+            problems.append((f"kms.trusted_nodes[{j}]", f"node {node!r} belongs to no KME"))
     kmes_of_saes = {owner.get(s.node) for s in kms.saes}
     if len(kmes_of_saes) > 1:
         problems.append(("kms.saes", "SAEs attached to different KMEs need KME-to-KME key synchronisation, which "
                          "qfabric does not provide yet: put their nodes under one KME (trusted nodes)"))
-    if not linked:
-        problems.append(("qkd", "the KMS needs decoy-bb84 QKD services on the links between the SAEs' nodes"))
+    if not linked and not any(q.protocol == "bbm92" for q in scenario.qkd):
+        problems.append(("qkd", "the KMS needs QKD services: decoy-bb84 on the links between the SAEs' nodes, or "
+                         "bbm92 on the pairs a request delivers between them"))
     return problems
 
 

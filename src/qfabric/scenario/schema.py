@@ -388,6 +388,9 @@ class QkdSpec(_Strict):
     eps_sec: float = Field(default=1e-10, gt=0, lt=1)
     eps_cor: float = Field(default=1e-15, gt=0, lt=1)
     cascade: Literal["original", "option7", "option8"] = "option8"
+    block_pairs: int | None = Field(
+        default=None, ge=1000, description="bbm92: pairs per post-processing block (default: all of the run's in "
+        "one); a KMS gets a block's key once its last pair has been delivered")
 
 
 class SaeSpec(_Strict):
@@ -407,6 +410,10 @@ class KmsSpec(_Strict):
     saes: list[SaeSpec] = Field(min_length=2)
     key_size_bits: int = Field(default=256, ge=64, le=8192, multiple_of=8)
     max_key_count: int = Field(default=100_000, ge=1)
+    trusted_nodes: list[str] | None = Field(
+        default=None, description="nodes trusted to relay keys between others (default: every node of the KME); "
+        "SAE pairs with no chain of trusted nodes need a bbm92 service on the pairs a request delivers between "
+        "them (keys end to end)")
 
 
 class OrganisationSpec(_Strict):
