@@ -29,7 +29,6 @@ import pytest
 from qfabric.control.negotiation import (
     MAX_LINKS,
     LinkFacts,
-    NodeFacts,
     Offer,
     Plan,
     Prediction,
@@ -41,6 +40,7 @@ from qfabric.control.negotiation import (
 )
 from qfabric.control.routing import compute_routes
 from qfabric.errors import ParameterError
+from qfabric.network import NodeModel
 from qfabric.network.analysis import swap_asap_exact, two_link_waiting_time
 from qfabric.scenario import parse_scenario
 from qfabric.scenario.build import build_network
@@ -151,14 +151,14 @@ def test_two_links_wait_for_the_later_one_and_memories_shorten_the_wait():
     # REFERENCES.md s1: E[max] = (3 - 2p) / (p (2 - p)) attempts, 1.5 / p in the continuous limit
     link = LinkFacts(success_probability=0.001, attempt_period_s=1e-6, herald_delay_s=1e-6,
                      state=(1.0, 0.0, 0.0, 0.0))
-    p = predict([link, link], [NodeFacts()] * 3, Plan(("a", "r", "b")))
+    p = predict([link, link], [NodeModel()] * 3, Plan(("a", "r", "b")))
     assert 1 / p.rate_hz == pytest.approx(two_link_waiting_time(0.001) * 1e-6, rel=0.002)
     assert p.fidelity == pytest.approx(1.0)
     # with L memories per end the pairs waiting at the repeater form a birth-death chain: kappa is 1, 2/3, 0.451
     assert _kappas(1.0, 1.0, 1) == (1.0, 1.0)
     assert _kappas(1.0, 1.0, 2) == pytest.approx((2 / 3, 2 / 3))
     assert _kappas(1.0, 1.0, 4) == pytest.approx((1 / 2.21875, 1 / 2.21875))  # 1 / (1 + 3/4 + 3/8 + 3/32)
-    four = predict([replace(link, capacity=4)] * 2, [NodeFacts()] * 3, Plan(("a", "r", "b")))
+    four = predict([replace(link, capacity=4)] * 2, [NodeModel()] * 3, Plan(("a", "r", "b")))
     assert four.rate_hz == pytest.approx(4 * 0.001 / 1e-6 / (1 + 0.5 / 2.21875), rel=0.002)
 
 
@@ -167,7 +167,7 @@ def test_one_link_delivers_on_all_its_memories_at_its_heralded_state():
     link = LinkFacts(success_probability=0.05, attempt_period_s=1e-4, herald_delay_s=1e-4, state=state,
                      stored_before_herald_s=1e-4, capacity=3, left_decay_rates=(1.0, 1.0, 1.0),
                      right_decay_rates=(1.0, 1.0, 1.0))
-    p = predict([link], [NodeFacts()] * 2, Plan(("a", "b")))
+    p = predict([link], [NodeModel()] * 2, Plan(("a", "b")))
     assert p.rate_hz == pytest.approx(3 / link.mean_time_s)
     w = 0.9 * math.exp(-2 * 1e-4)  # both memories held it for the herald delay
     assert p.fidelity == pytest.approx((1 + 3 * w) / 4)
@@ -176,7 +176,7 @@ def test_one_link_delivers_on_all_its_memories_at_its_heralded_state():
 def test_without_memory_noise_fidelity_is_the_product_of_links_and_swaps_whatever_the_cut_off():
     link = LinkFacts(success_probability=0.02, attempt_period_s=5e-5, herald_delay_s=5e-5,
                      state=BellDiagonal.werner(0.95).weights, capacity=2, classical_delay_s=5e-5)
-    nodes = [NodeFacts(1.0, 0.0), NodeFacts(0.8, 0.02), NodeFacts(1.0, 0.01), NodeFacts()]
+    nodes = [NodeModel(1.0, 0.0), NodeModel(0.8, 0.02), NodeModel(1.0, 0.01), NodeModel()]
     w = 0.95**3 * 0.98 * 0.99  # REFERENCES.md s1: swapping Werner pairs multiplies w; a depolarised swap by 1 - p
     for cutoff in (None, 1e-3, 1e-2):
         p = predict([link] * 3, nodes, Plan(("a", "b", "c", "d"), 0, cutoff))
@@ -199,9 +199,9 @@ def test_bad_facts_and_plans_are_refused_with_the_field_named():
         Plan(("a", "b"), cutoff_s=0.0)
     link = LinkFacts(**good)
     with pytest.raises(ParameterError, match="nodes"):
-        predict([link, link], [NodeFacts()] * 2, Plan(("a", "r", "b")))
+        predict([link, link], [NodeModel()] * 2, Plan(("a", "r", "b")))
     with pytest.raises(ParameterError, match="purification_rounds"):  # one qubit per end cannot purify
-        predict([link], [NodeFacts()] * 2, Plan(("a", "b"), 1, 0.01))
+        predict([link], [NodeModel()] * 2, Plan(("a", "b"), 1, 0.01))
 
 
 # ---- the model against the event engine ---------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_facts_are_read_off_the_network():
     assert first.state == pytest.approx(heralded.heralded_state.weights)
     assert first.capacity == 1 and first.classical_delay_s == pytest.approx(heralded.fibre.delay_s, rel=1e-6)
     assert first.left_decay_rates == pytest.approx(heralded.profile.memory.decay_rates)
-    assert node_facts[1] == NodeFacts(1.0, 0.01) and len(node_facts) == 3
+    assert node_facts[1] == NodeModel(1.0, 0.01) and len(node_facts) == 3
 
 
 # ---- negotiation ----------------------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_plans_that_cannot_run_are_not_offered():
     # paths longer than the model's limit are skipped; with nothing left the refusal says why
     long_path = tuple(f"n{i}" for i in range(MAX_LINKS + 2))
     link = facts(near, path)[0][0]
-    too_long = [([link] * (MAX_LINKS + 1), [NodeFacts()] * (MAX_LINKS + 2), long_path)]
+    too_long = [([link] * (MAX_LINKS + 1), [NodeModel()] * (MAX_LINKS + 2), long_path)]
     offer = negotiate(too_long, fidelity_min=0.5)
     assert not offer.admit and offer.plan is None and "too long" in offer.reason
 
@@ -348,7 +348,7 @@ def test_plans_whose_pairs_can_cross_are_not_offered():
     links = [LinkFacts(0.05, 1e-6, 5e-5, (0.97, 0.01, 0.01, 0.01), capacity=c, classical_delay_s=5e-5)
              for c in (2, 3, 2)]
     path = ("a", "x", "y", "b")
-    offer = negotiate([(links, [NodeFacts()] * 4, path)], fidelity_min=None, rounds=(1,))
+    offer = negotiate([(links, [NodeModel()] * 4, path)], fidelity_min=None, rounds=(1,))
     assert offer.plan is None and "no plan" in offer.reason
     even = [replace(link, capacity=2) for link in links]
-    assert negotiate([(even, [NodeFacts()] * 4, path)], fidelity_min=None, rounds=(1,)).admit
+    assert negotiate([(even, [NodeModel()] * 4, path)], fidelity_min=None, rounds=(1,)).admit

@@ -15,7 +15,6 @@ from qfabric.control.faults import (
 )
 from qfabric.control.negotiation import (
     LinkFacts,
-    NodeFacts,
     Offer,
     Plan,
     Prediction,
@@ -58,7 +57,6 @@ __all__ = [
     "FaultRecord",
     "Heartbeats",
     "LinkFacts",
-    "NodeFacts",
     "Offer",
     "Plan",
     "Prediction",

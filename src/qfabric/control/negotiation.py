@@ -2,13 +2,13 @@
 the request's floor, or refuse with the best the network can offer.
 
 A *plan* is a path, a number of DEJMPS purification rounds on its elementary pairs (span 1) and a swap-asap
-cut-off. :func:`predict` turns what the controller knows of the path (:class:`LinkFacts`, :class:`NodeFacts`,
+cut-off. :func:`predict` turns what the controller knows of the path (:class:`LinkFacts`, the nodes' ``NodeModel``,
 read off a network by :func:`facts_from_network`) into a :class:`Prediction`; :func:`negotiate` evaluates plans
 over the caller's candidate paths (the k shortest routes) and returns an :class:`Offer`.
 
 >>> link = LinkFacts(success_probability=0.01, attempt_period_s=5e-5, herald_delay_s=5e-5,
 ...                  state=(0.95, 0.02, 0.02, 0.01), capacity=1, classical_delay_s=5e-5)
->>> node = NodeFacts()
+>>> node = NodeModel()
 >>> p = predict([link, link], [node] * 3, Plan(("a", "r", "b")))
 >>> round(p.rate_hz), round(p.fidelity, 4)   # 1 / (1.5 mean link times + the swap record's trip); no memory noise
 (133, 0.9034)
@@ -90,12 +90,12 @@ from functools import lru_cache
 import numpy as np
 
 from qfabric.errors import ParameterError
+from qfabric.network.models import NodeModel
 from qfabric.states import BellDiagonal, dejmps
 
 __all__ = [
     "DEFAULT_CUTOFFS_S",
     "LinkFacts",
-    "NodeFacts",
     "Offer",
     "Plan",
     "Prediction",
@@ -180,28 +180,6 @@ class LinkFacts:
     def mean_time_s(self) -> float:
         """Mean time from the first attempt to a heralded pair on one memory pair."""
         return (1.0 / self.success_probability - 1.0) * self.attempt_period_s + self.herald_delay_s
-
-
-@dataclass(frozen=True)
-class NodeFacts:
-    """A node's Bell-state measurement, as used when it swaps."""
-
-    swap_success_probability: float = 1.0
-    swap_depolarising: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.swap_success_probability <= 1:
-            raise ParameterError("swap_success_probability", self.swap_success_probability, "a probability in (0, 1]")
-        if not 0 <= self.swap_depolarising <= 1:
-            raise ParameterError("swap_depolarising", self.swap_depolarising, "a probability in [0, 1]")
-        object.__setattr__(self, "_key", (self.swap_success_probability, self.swap_depolarising))
-        object.__setattr__(self, "_hash", hash(self._key))
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or (isinstance(other, NodeFacts) and self._key == other._key)
 
 
 @dataclass(frozen=True)
@@ -740,7 +718,7 @@ _CACHE: dict[tuple, tuple[float, float, str]] = {}
 _CACHE_SIZE = 100_000
 
 
-def predict(links: list[LinkFacts], nodes: list[NodeFacts], plan: Plan) -> Prediction:
+def predict(links: list[LinkFacts], nodes: list[NodeModel], plan: Plan) -> Prediction:
     """Rate (pairs/s) and mean fidelity at delivery of swap-asap along ``plan.path`` with its cut-off and
     purification (see the module's docstring for the model). ``nodes`` has one entry per path node (the end nodes'
     are not used). Results are cached by the path's facts and the plan's numbers."""
@@ -748,7 +726,7 @@ def predict(links: list[LinkFacts], nodes: list[NodeFacts], plan: Plan) -> Predi
     if n != len(plan.path) - 1:
         raise ParameterError("links", n, f"one LinkFacts per hop of the path ({len(plan.path) - 1})")
     if len(nodes) != n + 1:
-        raise ParameterError("nodes", len(nodes), f"one NodeFacts per path node ({n + 1})")
+        raise ParameterError("nodes", len(nodes), f"one NodeModel per path node ({n + 1})")
     if n > MAX_LINKS:
         raise ParameterError("path", plan.path, f"at most {MAX_LINKS} links for the controller's model")
     key = (tuple(links), tuple(nodes), plan.purification_rounds, plan.cutoff_s)
@@ -760,7 +738,7 @@ def predict(links: list[LinkFacts], nodes: list[NodeFacts], plan: Plan) -> Predi
     return Prediction(plan, hit[0], hit[1], hit[2])
 
 
-def _predict(links: Sequence[LinkFacts], nodes: Sequence[NodeFacts], rounds: int,
+def _predict(links: Sequence[LinkFacts], nodes: Sequence[NodeModel], rounds: int,
              cutoff: float | None) -> tuple[float, float, str]:
     short = [i for i, link in enumerate(links) if link.capacity < rounds + 1]
     if short:
@@ -821,7 +799,7 @@ def _predict(links: Sequence[LinkFacts], nodes: Sequence[NodeFacts], rounds: int
 _BOUNDS: dict[tuple, tuple[float, float]] = {}
 
 
-def _bounds(links: Sequence[LinkFacts], nodes: Sequence[NodeFacts], plan: Plan) -> tuple[float, float]:
+def _bounds(links: Sequence[LinkFacts], nodes: Sequence[NodeModel], plan: Plan) -> tuple[float, float]:
     """Upper bounds on a plan's rate (its slowest link on all its memories) and fidelity (no storage after the
     link pairs are made), cheap enough to order and prune the plans before predicting any."""
     rounds, cutoff = plan.purification_rounds, plan.cutoff_s
@@ -834,7 +812,7 @@ def _bounds(links: Sequence[LinkFacts], nodes: Sequence[NodeFacts], plan: Plan) 
     return hit
 
 
-def _compute_bounds(links: Sequence[LinkFacts], nodes: Sequence[NodeFacts], rounds: int,
+def _compute_bounds(links: Sequence[LinkFacts], nodes: Sequence[NodeModel], rounds: int,
                     cutoff: float | None) -> tuple[float, float]:
     static = [1.0, 1.0, 1.0]
     rate = math.inf
@@ -901,7 +879,7 @@ def _loosest(links, nodes, plans: list[Plan], floor: float) -> Prediction | None
 
 
 def negotiate(
-    candidates: list[tuple[list[LinkFacts], list[NodeFacts], tuple[str, ...]]],
+    candidates: list[tuple[list[LinkFacts], list[NodeModel], tuple[str, ...]]],
     *,
     fidelity_min: float | None,
     rate_hz: float | None = None,
@@ -982,10 +960,10 @@ def _numbers(p: Prediction) -> str:
 # ---- facts from a network --------------------------------------------------------------------------------------
 
 
-_FACTS: dict[tuple, LinkFacts | NodeFacts] = {}
+_FACTS: dict[tuple, LinkFacts] = {}
 
 
-def facts_from_network(network, path: Sequence[str]) -> tuple[list[LinkFacts], list[NodeFacts]]:
+def facts_from_network(network, path: Sequence[str]) -> tuple[list[LinkFacts], list[NodeModel]]:
     """What :func:`predict` needs, read off a :class:`~qfabric.network.Network` for ``path``: each link's model
     (ticks converted with ``network.seconds_per_tick``; the classical delay with its mean jitter and
     retransmissions), its two memory pools (decay rates, the smaller capacity) and each node's Bell-state
@@ -1009,11 +987,5 @@ def facts_from_network(network, path: Sequence[str]) -> tuple[list[LinkFacts], l
         if facts is None:
             facts = _FACTS[values] = LinkFacts(*values)
         links.append(facts)  # type: ignore[arg-type]
-    nodes: list[NodeFacts] = []
-    for x in path:
-        values = ("node", network.nodes[x].swap_success_probability, network.nodes[x].swap_depolarising)
-        facts = _FACTS.get(values)
-        if facts is None:
-            facts = _FACTS[values] = NodeFacts(*values[1:])
-        nodes.append(facts)  # type: ignore[arg-type]
+    nodes: list[NodeModel] = [network.nodes[x] for x in path]
     return links, nodes

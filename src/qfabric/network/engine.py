@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from qfabric.errors import ParameterError
 from qfabric.hardware import Memory
 from qfabric.network.circuit import PRIORITY_HERALD, Circuit, Pair
-from qfabric.network.models import LinkModel, Multiplexing, NodeModel, Protocol, QubitSelection
+from qfabric.network.models import LinkModel, Multiplexing, NodeModel, Protocol, QubitSelection, _enum
 from qfabric.sim import Event, Simulator
 
 
@@ -583,9 +583,3 @@ class Network:
                     out[(pool.node, pool.link.name)] += pool.busy_ticks
         return out
 
-
-def _enum(kind, value, name):
-    try:
-        return kind(value)
-    except ValueError:
-        raise ParameterError(name, value, f"one of {[k.value for k in kind]}") from None
