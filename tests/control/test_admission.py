@@ -98,3 +98,14 @@ def test_equal_priority_does_not_preempt():
         {"name": "other", "from": "a", "to": "b", "tenant": "two", "negotiate": True, "rate_hz": 1200,
          "start_s": 0.3}], tenants=tenants)
     assert records["low"].preempted_by is None and records["other"].refused.startswith("admission:")
+
+
+def test_nobody_is_preempted_for_a_request_its_own_quota_refuses():
+    tenants = [{"name": "bulk", "priority": 0}, {"name": "urgent", "priority": 1, "quota": {"max_rate_hz": 1000}}]
+    records, service = run([
+        {"name": "low", "from": "a", "to": "b", "tenant": "bulk", "negotiate": True, "rate_hz": 1200},
+        {"name": "high", "from": "a", "to": "b", "tenant": "urgent", "negotiate": True, "rate_hz": 1200,
+         "start_s": 0.3}], tenants=tenants)
+    assert records["low"].preempted_by is None and records["low"].ended_tick is None
+    assert records["high"].refused.startswith("admission:")
+    assert not any(e["event"] == "preempted" for e in service.events)

@@ -360,7 +360,7 @@ class EntanglementService:
         offer, blocked = self._best_offer(request, candidates)
         if not offer.admit and blocked:
             victims = self._victims(request, routes)
-            if victims:
+            if victims and self._quota_allows(request, [list(route) for route in routes[:1]]):
                 for victim in victims:
                     self._preempt(self.records[victim], by=request.name)
                 offer, blocked = self._best_offer(request, [(route, self._headroom(route)) for route in routes])
@@ -447,6 +447,19 @@ class EntanglementService:
             if offer.admit:
                 return victims
         return []
+
+    def _quota_allows(self, request: Request, routes: list[list[str]]) -> bool:
+        """Whether the tenant's quotas would admit ``request`` on ``routes`` (checked without holding anything:
+        nobody is preempted for a request its own quota then refuses)."""
+        if self.quotas is None:
+            return True
+        try:
+            self.quotas.admit(request.tenant, request.name, rate_hz=request.rate_hz,
+                              memory_qubits=sum(2 * (len(route) - 1) for route in routes), now_s=self.now_s())
+        except QuotaExceeded:
+            return False
+        self.quotas.release(request.tenant, request.name, self.now_s())
+        return True
 
     def _preempt(self, record: RequestRecord, by: str) -> None:
         self.log("preempted", record.request.name, by=by)
