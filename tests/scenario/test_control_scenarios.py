@@ -273,3 +273,13 @@ def test_with_a_trusted_hub_the_same_pair_also_gets_relayed_keys(tmp_path):
     assert supply.path_now("hospital-a", "hospital-c") == ["hospital-a", "health-hub", "hospital-c"]
     assert supply.sources[("hospital-a", "hospital-c")]["trusted_relay"] > 0
     assert supply.sources[("hospital-a", "hospital-c")]["bbm92_end_to_end"] == 0  # its only block is not ready
+
+
+def test_html_report_shows_the_timeline_faults_and_event_log(chaos_report):
+    from qfabric.observe.html import run_report_html
+
+    page = run_report_html(chaos_report)
+    for heading in ("<h2>Timeline</h2>", "<h2>Faults</h2>", "<h2>Event log</h2>"):
+        assert heading in page
+    assert "cut c-hub" in page and "health-hub" in page  # the fault and the controller's node
+    assert page.count("data:image/png;base64,") >= 3  # network map, request plots, timeline
