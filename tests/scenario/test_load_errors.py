@@ -131,3 +131,50 @@ def test_shipped_scenarios_are_valid():
     assert shipped, "scenarios/ ships at least the default scenario"
     for path in shipped:
         load_scenario(path)
+
+
+def test_a_file_not_in_utf8_is_named_with_its_line(write_scenario, tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: x\nduration_s: 1\ndescription: café\n".encode("latin-1"))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.problems == [("", "line 3: not UTF-8 text (byte 0xe9); save the file as UTF-8")]
+
+
+def test_a_key_given_twice_is_an_error(write_scenario, small_data):
+    text = "name: one\nseed: 3\nduration_s: 2\nname: two\n"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write_scenario(text))
+    [(_, message)] = info.value.problems
+    assert "line 4" in message and "key 'name' is given twice in one mapping (first on line 1)" in message
+
+
+def test_a_duplicate_node_names_its_path(write_scenario, small_data):
+    small_data["nodes"].append({"name": "r"})
+    problems = problems_of(write_scenario, small_data)
+    assert problems == {"nodes[3].name": "node name 'r' is used twice (nodes[1])"}
+
+
+def test_t2_above_twice_t1_names_the_profile(write_scenario, small_data):
+    small_data["hardware"] = {"slow": {"base": "nv-diamond", "memory": {"t1_s": 1.0, "t2_s": 5.0}}}
+    small_data["links"][0]["profile"] = "slow"
+    problems = problems_of(write_scenario, small_data)
+    assert problems["hardware.slow.memory.t2_s"] == "t2_s = 5.0: expected at most 2 * t1_s = 2.0 s"
+
+
+def test_a_misspelt_sae_node_gets_did_you_mean(write_scenario, small_data):
+    small_data["qkd"] = [{"name": "q", "link": "a-r"}]
+    small_data["kms"] = {"kmes": [{"id": "k", "nodes": ["a", "r", "b"]}],
+                         "saes": [{"id": "alice", "node": "a"}, {"id": "bob", "node": "bb"}]}
+    problems = problems_of(write_scenario, small_data)
+    assert problems["kms.saes[1].node"] == "unknown node 'bb'; did you mean 'b'?"
+
+
+@pytest.mark.parametrize("length_km", [700, 3000])
+def test_a_link_too_long_to_carry_entanglement_is_refused(write_scenario, small_data, length_km):
+    small_data["links"][1] |= {"length_km": length_km, "profile": "nv-diamond", "scheme": "single-click"}
+    problems = problems_of(write_scenario, small_data)
+    message = problems["links[1].length_km"]
+    assert "heralds are mostly dark counts" in message and "split it with repeater nodes" in message
+    small_data["links"][1]["length_km"] = 300  # heralded fidelity 0.86: fine
+    assert load_scenario(write_scenario(small_data)).links[1].length_km == 300

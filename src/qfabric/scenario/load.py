@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from qfabric.control.routing import RoutingError, compute_routes
 from qfabric.errors import ParameterError, ScenarioError
-from qfabric.hardware import PROFILES
+from qfabric.hardware import PROFILES, HardwareProfile
 from qfabric.network.models import nesting_levels, required_capacity
 from qfabric.scenario.graph import (
     expand_topology,
@@ -117,6 +118,14 @@ def parse_scenario(data: Any, path: str | Path = "<scenario>", base_dir: Path | 
     except ValidationError as err:
         problems = [_explain(e, Scenario) for e in err.errors()]
         raise ScenarioError(str(path), problems) from None
+    first: dict[str, int] = {}
+    repeated = []
+    for i, node in enumerate(scenario.nodes):
+        if node.name in first:
+            repeated.append((f"nodes[{i}].name", f"node name {node.name!r} is used twice (nodes[{first[node.name]}])"))
+        first.setdefault(node.name, i)
+    if repeated:
+        raise ScenarioError(str(path), repeated)
     scenario = expand_topology(scenario, base_dir, str(path))
     problems = check_references(scenario)
     if problems:
@@ -124,17 +133,39 @@ def parse_scenario(data: Any, path: str | Path = "<scenario>", base_dir: Path | 
     return scenario
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                first = seen[key]
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping (first on line {first + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
+    """Read and validate a scenario file (UTF-8 YAML, or a benchmark workload in JSON)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ScenarioError(str(path), [("", "file not found")]) from None
     except OSError as err:
         raise ScenarioError(str(path), [("", f"cannot read the file: {err.strerror}")]) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ScenarioError(str(path), [("", f"line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the "
+                                         "file as UTF-8")]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -157,7 +188,7 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         try:
             profiles = resolve_profiles(scenario)
         except ParameterError as err:
-            problems.append(("hardware", str(err)))
+            problems.append((_failing_profile(scenario), str(err)))
             profiles = dict(PROFILES)
     else:
         profiles = dict(PROFILES)
@@ -195,6 +226,9 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                 profiles[link.profile].with_overrides(link.hardware.overrides())
             except ParameterError as err:
                 problems.append((f"links[{i}].hardware", str(err)))
+        if link.profile in profiles and link.length_km is not None and not any(
+                f.startswith(f"links[{i}]") for f, _ in problems):
+            problems += _too_long(i, link, profiles)
     incident: dict[str, set[str]] = {}
     for link in scenario.links:
         for end in link.between:
@@ -238,6 +272,38 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
     if problems:
         return problems
     return _check_requests(scenario, profiles)
+
+
+LONGEST_RUN_S = 1e6  # the longest duration_s a scenario may have
+
+
+def _too_long(i: int, link, profiles) -> list[tuple[str, str]]:
+    """A link too long to carry entanglement: its heralds are mostly dark counts (the heralded pair is not
+    entangled), or it would not herald one pair, on average, in the longest run qfabric simulates."""
+    heralded = heralded_link(link, link_profile(profiles, link))
+    p, fidelity = heralded.success_probability, heralded.heralded_state.fidelity()
+    mean_s = heralded.attempt_period_s / p if p > 0 else math.inf
+    if fidelity > 0.5 and mean_s <= LONGEST_RUN_S:
+        return []
+    transmitted = 10 ** (-link.attenuation_db_per_km * link.length_km / 10)
+    why = (f"its heralds are mostly dark counts (heralded fidelity {fidelity:.3f}, not entangled)" if fidelity <= 0.5
+           else f"one heralded pair every {mean_s:.1e} s on average, longer than any run ({LONGEST_RUN_S:g} s)")
+    return [(f"links[{i}].length_km", f"{link.length_km:g} km of fibre at {link.attenuation_db_per_km:g} dB/km passes "
+             f"{transmitted:.1e} of the light: {why}; split it with repeater nodes")]
+
+
+def _failing_profile(scenario: Scenario) -> str:
+    """The field path of the first custom profile that cannot be built (each is built on the ones before)."""
+    profiles = dict(PROFILES)
+    for name, spec in scenario.hardware.items():
+        base = profiles[spec.base] if spec.base else HardwareProfile(name=name)
+        try:
+            profiles[name] = base.with_overrides({**spec.overrides(), "name": name})
+        except ParameterError as err:
+            section = next((part for part in ("memory", "source", "station")
+                            if err.name in (spec.overrides().get(part) or {})), None)
+            return f"hardware.{name}" + (f".{section}.{err.name}" if section else "")
+    return "hardware"
 
 
 def _unknown(kind: str, name: str, known: set[str]) -> str:
@@ -442,7 +508,9 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
     linked = {tuple(sorted(q_link.between)) for q in scenario.qkd if q.protocol == "decoy-bb84"
               for q_link in scenario.links if q_link.name == q.link}
     for i, sae in enumerate(kms.saes):
-        if sae.node not in owner:
+        if sae.node not in node_names:
+            problems.append((f"kms.saes[{i}].node", _unknown("node", sae.node, node_names)))
+        elif sae.node not in owner:
             problems.append((f"kms.saes[{i}].node", f"node {sae.node!r} belongs to no KME"))
     for j, node in enumerate(kms.trusted_nodes or []):
         if node not in owner:

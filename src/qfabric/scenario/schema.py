@@ -486,12 +486,7 @@ class Scenario(_Strict):
     control: ControlSpec = Field(default_factory=ControlSpec)
 
     @model_validator(mode="after")
-    def _names_unique(self) -> Scenario:
-        seen: set[str] = set()
-        for node in self.nodes:
-            if node.name in seen:
-                raise ValueError(f"node name {node.name!r} is used twice")
-            seen.add(node.name)
+    def _one_kind_of_request(self) -> Scenario:
         if self.chain is not None and self.requests:
             raise ValueError("give either chain (one request) or requests, not both")
         return self
