@@ -464,26 +464,28 @@ class FederatedSpec(_Strict):
 
 
 class Scenario(_Strict):
-    name: str = Field(min_length=1)
-    description: str = ""
-    seed: int = Field(default=0, ge=0)
+    name: str = Field(min_length=1, description="the scenario's name (in the report)")
+    description: str = Field(default="", description="one line for the report")
+    seed: int = Field(default=0, ge=0, description="every random stream derives from it and its own name")
     duration_s: float = Field(gt=0, le=1e6, description="simulated time, s")
     hardware: dict[str, HardwareSpec] = Field(default_factory=dict, description="custom hardware profiles")
     topology: TopologySpec | None = Field(default=None, description="generate or import nodes and links")
-    nodes: list[NodeSpec] = Field(default_factory=list)
-    links: list[LinkSpec] = Field(default_factory=list)
-    chain: ChainSpec | None = None
-    requests: list[RequestSpec] = Field(default_factory=list)
-    routing: RoutingSpec = Field(default_factory=RoutingSpec)
-    multiplexing: MultiplexingSpec = Field(default_factory=MultiplexingSpec)
+    nodes: list[NodeSpec] = Field(default_factory=list, description="the nodes (with topology: added or overriding)")
+    links: list[LinkSpec] = Field(default_factory=list, description="the fibre links (with topology: added or "
+                                  "overriding)")
+    chain: ChainSpec | None = Field(default=None, description="one request between two nodes for the whole run")
+    requests: list[RequestSpec] = Field(default_factory=list, description="entanglement requests served at once")
+    routing: RoutingSpec = Field(default_factory=RoutingSpec, description="how requests' paths are chosen")
+    multiplexing: MultiplexingSpec = Field(default_factory=MultiplexingSpec,
+                                           description="how requests sharing a link share its memories")
     qkd: list[QkdSpec] = Field(default_factory=list, description="QKD services whose keys the report shows")
-    kms: KmsSpec | None = None
-    federated: FederatedSpec | None = None
+    kms: KmsSpec | None = Field(default=None, description="key management: KMEs and SAEs")
+    federated: FederatedSpec | None = Field(default=None, description="federated training keyed by the network")
     tenants: list[TenantSpec] = Field(default_factory=list, description="who may ask, with quotas and credentials")
     arrivals: list[ArrivalSpec] = Field(default_factory=list, description="requests arriving at random")
     faults: list[FaultSpec] = Field(default_factory=list, description="chaos: faults at given times")
     random_faults: RandomFaultsSpec | None = Field(default=None, description="chaos: fibre cuts at random")
-    control: ControlSpec = Field(default_factory=ControlSpec)
+    control: ControlSpec = Field(default_factory=ControlSpec, description="the controller: heartbeats, SLO checks")
 
     @model_validator(mode="after")
     def _one_kind_of_request(self) -> Scenario:
