@@ -24,11 +24,9 @@ from qfabric.cli.common import err, fail, out
 from qfabric.cli.kms import app as kms_app
 from qfabric.cli.qkd import app as qkd_app
 from qfabric.errors import QfabricError
-from qfabric.network.analysis import nested_exact, swap_asap_exact
-from qfabric.network.discrete import simulate_chain
-from qfabric.observe import print_report, run_report_html
-from qfabric.scenario import load_scenario, run_scenario
-from qfabric.scenario.federation import run_federation
+
+# The commands import what they need when they run: `qfabric --help` and `validate` do not load numpy, scipy,
+# matplotlib, numba or the web stack (benchmarks/bench_cli.py).
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "three-hospitals.yaml"
 
@@ -58,6 +56,9 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate a scenario (network, QKD, and its federation if it has one): progress, then the SLI tables."""
+    from qfabric.scenario import load_scenario, run_scenario
+    from qfabric.scenario.federation import run_federation
+
     path = scenario or DEFAULT_SCENARIO
     try:
         sc = load_scenario(path)
@@ -108,6 +109,9 @@ def fl(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Federated training on Flower between a scenario's organisations, keyed by its QKD links and KMS."""
+    from qfabric.scenario import load_scenario
+    from qfabric.scenario.federation import run_federation
+
     path = scenario or DEFAULT_SCENARIO
     try:
         sc = load_scenario(path)
@@ -130,6 +134,8 @@ def fl(
 
 
 def _write(report: dict, json_out: Path | None, html_out: Path | None) -> None:
+    from qfabric.observe import print_report, run_report_html
+
     print_report(report, out)
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
@@ -142,6 +148,8 @@ def _write(report: dict, json_out: Path | None, html_out: Path | None) -> None:
 @app.command()
 def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML to check.")]) -> None:
     """Check a scenario file; list every problem with its field path (exit code 2 if any)."""
+    from qfabric.scenario import load_scenario
+
     try:
         sc = load_scenario(scenario)
     except QfabricError as error:
@@ -174,6 +182,7 @@ def topology(
     import json
 
     from qfabric.network.generators import generate, read_graph
+    from qfabric.scenario import load_scenario
     from qfabric.scenario.skeleton import skeleton, to_yaml
     from qfabric.scenario.workload import workload_to_scenario
 
@@ -269,6 +278,8 @@ def chain_exact(
     link_age: LinkAgeOpt = "reset", as_json: JsonFlag = False,
 ) -> None:
     """Exact mean waiting time (in attempts) and fidelity (nested: generating functions; swap-asap: Markov chain)."""
+    from qfabric.network.analysis import nested_exact, swap_asap_exact
+
     cutoffs = _chain_options(scheme, segments, cutoff, swap_timing, link_age)
     try:
         if scheme == "nested":
@@ -290,6 +301,8 @@ def chain_simulate(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """The same model on the event engine: sample means with standard errors (95 %: +- 1.96 stderr)."""
+    from qfabric.network.discrete import simulate_chain
+
     cutoffs = _chain_options(scheme, segments, cutoff, swap_timing, link_age)
     if cutoffs is not None and scheme == "swap-asap":
         cutoffs = cutoffs[0]

@@ -7,19 +7,12 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from qfabric.cli.common import err, fail, out
 from qfabric.errors import ParameterError, QfabricError
-from qfabric.observe import figure_to_img, key_rate_figure, page, table
-from qfabric.qkd.bb84 import InterceptResend, PhotonNumberSplitting
-from qfabric.qkd.curve import key_rate_curve
-from qfabric.qkd.link import run_bbm92, run_decoy_bb84
-from qfabric.qkd.theory import Channel
-from qfabric.states import BellDiagonal
 
 app = typer.Typer(no_args_is_help=True, help="Simulate QKD links with full post-processing.")
 
@@ -37,6 +30,8 @@ def _count(name: str, text: str) -> int:
 
 
 def _eve(text: str | None):
+    from qfabric.qkd.bb84 import InterceptResend, PhotonNumberSplitting
+
     if text is None:
         return None
     if text == "pns":
@@ -86,6 +81,12 @@ def link(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Simulate one link, post-process every block (sift, estimate, Cascade, verify, amplify), report."""
+    import numpy as np
+
+    from qfabric.qkd.link import run_bbm92, run_decoy_bb84
+    from qfabric.qkd.theory import Channel
+    from qfabric.states import BellDiagonal
+
     n = _count("--pulses", pulses)
     try:
         ch = Channel(distance_km, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment,
@@ -145,6 +146,10 @@ def curve(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Key rate against distance: simulated points against analytic curves and the PLOB bound."""
+    from qfabric.observe import figure_to_img, key_rate_figure, page, table
+    from qfabric.qkd.curve import key_rate_curve
+    from qfabric.qkd.theory import Channel
+
     if protocol != "decoy-bb84":
         fail(ParameterError("--protocol", protocol, "decoy-bb84 (the only protocol with a distance curve)"))
     n = _count("--pulses", pulses)

@@ -1,16 +1,11 @@
 """Scenario files: schema, loading with clear errors, building and running the stack."""
 
-from qfabric.scenario.build import BuiltNetwork, build_network, run_scenario
-from qfabric.scenario.graph import resolve_profiles
-from qfabric.scenario.load import load_scenario, parse_scenario
-from qfabric.scenario.schema import Scenario
+from qfabric.lazy import lazy_exports
 
-__all__ = [
-    "BuiltNetwork",
-    "Scenario",
-    "build_network",
-    "load_scenario",
-    "parse_scenario",
-    "resolve_profiles",
-    "run_scenario",
-]
+_EXPORTS = {
+    "build": ["BuiltNetwork", "build_network", "run_scenario"],
+    "graph": ["resolve_profiles"],
+    "load": ["load_scenario", "parse_scenario"],
+    "schema": ["Scenario"],
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
