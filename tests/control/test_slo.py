@@ -164,9 +164,10 @@ def test_error_budget_arithmetic():
     assert SloMonitor(SLO("r", 1.0, rate_hz_min=1.0), 0.0).error_budget(3.0) == {
         "service_s": 3.0, "allowed_s": None, "used_s": 0.0, "left_s": None, "left_fraction": None}
     strict = SloMonitor(SLO("s", 1.0, rate_hz_min=1.0, availability_min=1.0), 0.0)
-    assert strict.error_budget(3.0)["left_fraction"] == 0.0
+    assert strict.error_budget(3.0)["left_fraction"] is None  # nothing allowed: no fraction of it (JSON has no inf)
     strict.check(1.0)
-    assert strict.error_budget(3.0)["left_fraction"] == -math.inf
+    budget = strict.error_budget(3.0)
+    assert budget["left_fraction"] is None and budget["left_s"] < 0
 
 
 def test_p99_of_gaps_matches_numpy_on_the_same_window():

@@ -235,15 +235,15 @@ class SloMonitor:
 
     def error_budget(self, until_s: float) -> dict[str, float | None]:
         """``allowed_s`` = (1 - availability_min) x service time, ``used_s`` = violated time, ``left_s`` (negative
-        once overspent) and ``left_fraction`` of the allowance (None without an availability objective; 0 when
-        nothing is allowed or used, -inf when nothing is allowed and some is used)."""
+        once overspent) and ``left_fraction`` of the allowance (None without an availability objective or when
+        nothing is allowed)."""
         service = max(0.0, until_s - self.start_s)
         used = self.violated_s(until_s)
         if self.slo.availability_min is None:
             return {"service_s": service, "allowed_s": None, "used_s": used, "left_s": None, "left_fraction": None}
         allowed = (1.0 - self.slo.availability_min) * service
         left = allowed - used
-        fraction = left / allowed if allowed > 0 else (0.0 if used == 0 else -math.inf)
+        fraction = left / allowed if allowed > 0 else None  # a fraction of nothing; left_s says it all
         return {"service_s": service, "allowed_s": allowed, "used_s": used, "left_s": left, "left_fraction": fraction}
 
 
