@@ -55,3 +55,15 @@ def test_qkd_link_with_after_pulsing_has_more_errors(tmp_path):
     assert summaries[1]["qber"] > summaries[0]["qber"] + 0.01
     result = runner.invoke(app, ["qkd", "link", "--protocol", "bbm92", "--afterpulse-probability", "0.04", "-q"])
     assert result.exit_code == 2 and "decoy-bb84 only" in " ".join(result.output.split())
+
+
+def test_an_eavesdropper_run_says_so_and_what_she_cost(tmp_path):
+    out = tmp_path / "eve.json"
+    result = runner.invoke(app, ["qkd", "link", "--distance-km", "20", "--pulses", "1e8", "--eve",
+                                 "intercept-resend:0.2", "--quiet", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "An eavesdropper was simulated (intercept-resend:0.2)" in text and "refused the key" in text
+    summary = json.loads(out.read_text())
+    assert summary["key_bits"] == 0 < summary["without_eavesdropper"]["key_bits"]
+    assert summary["qber"] > summary["without_eavesdropper"]["qber"] + 0.03  # 20 % intercepted: about +5 %

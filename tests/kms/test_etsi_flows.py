@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from qfabric.kms.client import KmeError
+from qfabric.kms.local import LocalKme
 
 
 def test_master_and_slave_get_the_same_keys_once(kme):
@@ -25,9 +26,9 @@ def test_master_and_slave_get_the_same_keys_once(kme):
             bob.dec_keys("alice", [keys[0][0]])
         assert err.value.status == 400
         assert err.value.body["message"] == "one or more keys specified are not found on KME"
-        with pytest.raises(KmeError) as err:  # a slave not named in enc_keys gets 401, no body
+        with pytest.raises(KmeError) as err:  # a slave not named in enc_keys gets 401, with an ETSI body
             carol.dec_keys("alice", [keys[1][0]])
-        assert err.value.status == 401 and err.value.body is None
+        assert err.value.status == 401 and err.value.body["message"]
         big = alice.enc_keys("bob", number=2, size=512)
         assert [len(k) for _, k in big] == [64, 64]  # 512 bits each, two units per key
         assert bob.dec_keys("alice", [i for i, _ in big]) == big
@@ -162,16 +163,24 @@ def test_malformed_requests_never_500_never_change_the_pool(kme):
     assert kme.accounting("alice", "bob") == before
 
 
-def test_openapi_document_and_metrics(kme):
-    kme.fill("alice", "bob", 3)
-    with kme.client("alice") as alice:
-        alice.enc_keys("bob")
-    with httpx.Client(base_url=kme.url, verify=kme.ssl_context("alice")) as c:
-        spec = c.get("/openapi.json").json()
-        assert set(spec["paths"]) == {"/api/v1/keys/{slave_SAE_ID}/status", "/api/v1/keys/{slave_SAE_ID}/enc_keys",
-                                      "/api/v1/keys/{master_SAE_ID}/dec_keys"}
-        assert {"get", "post"} <= set(spec["paths"]["/api/v1/keys/{slave_SAE_ID}/enc_keys"])
-        metrics = c.get("/metrics").text
+def test_openapi_document_and_metrics(tmp_path):
+    kme = LocalKme.create(tmp_path, ["alice", "bob", "ops"], operators=["ops"], api_docs=True)
+    kme.start()
+    try:
+        kme.fill("alice", "bob", 3)
+        with kme.client("alice") as alice:
+            alice.enc_keys("bob")
+        ops = ssl.create_default_context(cafile=str(kme.pki["ca"]))
+        ops.load_cert_chain(str(kme.pki["ops"]), str(kme.pki["ops.key"]))
+        with httpx.Client(base_url=kme.url, verify=ops) as c:
+            spec = c.get("/openapi.json").json()
+            assert set(spec["paths"]) == {"/api/v1/keys/{slave_SAE_ID}/status",
+                                          "/api/v1/keys/{slave_SAE_ID}/enc_keys",
+                                          "/api/v1/keys/{master_SAE_ID}/dec_keys"}
+            assert {"get", "post"} <= set(spec["paths"]["/api/v1/keys/{slave_SAE_ID}/enc_keys"])
+            metrics = c.get("/metrics").text
+    finally:
+        kme.stop()
     assert 'qfabric_kms_keys_served_total{call="enc_keys",kme="kme-a"} 1.0' in metrics
     assert "qfabric_kms_request_seconds_bucket" in metrics
 

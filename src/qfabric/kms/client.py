@@ -20,7 +20,7 @@ MAX_LINK_QBER = "max_link_qber"
 
 
 class KmeError(QfabricError):
-    """The KME refused a request: ``status`` and the ETSI error body (``None`` for 401)."""
+    """The KME refused a request: ``status`` and the ETSI error body (``None`` if the response had none)."""
 
     def __init__(self, status: int, body: dict | None):
         self.status, self.body = status, body

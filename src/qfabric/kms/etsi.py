@@ -3,18 +3,23 @@
     GET        /api/v1/keys/{slave_SAE_ID}/status
     POST, GET  /api/v1/keys/{slave_SAE_ID}/enc_keys     called by the master SAE
     POST, GET  /api/v1/keys/{master_SAE_ID}/dec_keys    called by the slave SAE, naming the master
-    GET        /metrics                                  Prometheus metrics
+    GET        /metrics                                  Prometheus metrics, for ``KmeConfig.operators`` only
+    GET        /docs, /redoc, /openapi.json              only with ``KmeConfig.api_docs``
 
 The caller's SAE ID is the common name of its client certificate (verified by the TLS handshake);
-nothing in a request's path, body or headers can change who the caller is. Errors follow the
-standard: 400 and 503 with ``{"message": ..., "details": [...]}``, 401 with no body. A refused
-request never changes a pool.
+nothing in a request's path, body or headers can change who the caller is. SAE IDs are 1 to 64
+characters A-Z a-z 0-9 . _ - starting with a letter or digit. Every refusal of the application (400,
+401, 403, 404, 405, 413, 503) answers ``{"message": ..., "details": [...]}``, is written to the store's
+audit log, and never changes a pool.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
+import math
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -25,15 +30,33 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qfabric.errors import QfabricError
 from qfabric.kms.certs import common_name
 from qfabric.kms.client import MAX_LINK_QBER
+from qfabric.kms.relay import pool_name
 from qfabric.kms.store import KeysExhausted, KeysNotForCaller, KeysNotFound, KeyStore
 from qfabric.kms.tls import client_certificate_der
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND = "one or more keys specified are not found on KME"
 EXTENSIONS_UNSUPPORTED = "not all extension_mandatory parameters are supported"
 SIZE_MULTIPLE = "size shall be a multiple of 8"
+UNKNOWN_SAE = "the client certificate names no SAE of this KME"
+NOT_A_SLAVE = "the caller is not a slave SAE of one or more keys specified"
+NOT_AN_OPERATOR = "only operators may read the metrics"
+SAE_ID_RULE = "1 to 64 characters A-Z a-z 0-9 . _ - starting with a letter or digit"
+MAX_JSON_DEPTH = 16  # a request body nested deeper is refused (the standard's bodies are 3 deep)
+
+_SAE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def valid_sae_id(sae_id) -> bool:
+    """Whether ``sae_id`` follows :data:`SAE_ID_RULE` (so no separator of any naming scheme gets in)."""
+    return isinstance(sae_id, str) and _SAE_ID.fullmatch(sae_id) is not None
 
 
 @dataclass
@@ -51,10 +74,19 @@ class KmeConfig:
     max_body_bytes: int = 65_536
     supported_extensions: frozenset[str] = field(default_factory=frozenset)
     status_extension: Callable[[str, str], dict | None] | None = None  # e.g. the QBER of the pair's links
+    operators: frozenset[str] = field(default_factory=frozenset)  # certificate common names that read /metrics
+    api_docs: bool = False  # serve /docs, /redoc and /openapi.json
+
+    def __post_init__(self) -> None:
+        self.operators = frozenset(self.operators)  # a list when read from JSON
+        self.supported_extensions = frozenset(self.supported_extensions)
+        bad = sorted(repr(s) for s in (*self.saes, *self.operators) if not valid_sae_id(s))
+        if bad:
+            raise QfabricError(f"SAE IDs and operator names shall be {SAE_ID_RULE}: {', '.join(bad)}")
 
     def pool(self, master: str, slave: str) -> str:
         """The key pool shared by an SAE pair (the same pool in both directions)."""
-        return "sae:" + "|".join(sorted((master, slave)))
+        return pool_name("sae", *sorted((master, slave)))
 
 
 # ---- OpenAPI schemas (the document matches these shapes) ----------------------------------------
@@ -105,14 +137,63 @@ class Error(BaseModel):
 
 
 class Refusal(Exception):
-    """An ETSI error response; ``status`` 401 has no body."""
+    """An ETSI error response (any status); ``reason`` labels it in the metrics and the audit log."""
 
-    def __init__(self, status: int, message: str = "", details: list | None = None, reason: str = "bad_request"):
+    def __init__(self, status: int, message: str, details: list | None = None, reason: str = "bad_request",
+                 headers: dict | None = None):
         self.status, self.message, self.details, self.reason = status, message, details or [], reason
+        self.headers = headers
 
 
-ERRORS = {400: {"model": Error, "description": "Bad request format"}, 401: {"description": "Unauthorized"},
+ERRORS = {400: {"model": Error, "description": "Bad request format"},
+          401: {"model": Error, "description": "Unauthorized"},
           503: {"model": Error, "description": "Error on server side"}}
+
+
+class _BadJson(ValueError):
+    """A request body the standard's JSON does not allow (its message is the refusal's)."""
+
+
+def _no_constant(name: str):
+    raise _BadJson(f"request body is not valid JSON: {name} is not a number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadJson(f"request body holds a number out of range: {text[:40]}")
+    return value
+
+
+def _object(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _BadJson("request body repeats a member name in an object")
+    return out
+
+
+def _depth(value) -> int:
+    """The nesting depth of parsed JSON (objects and arrays), without recursion; stops past MAX_JSON_DEPTH."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_JSON_DEPTH:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _error_response(r: Refusal) -> Response:
+    """The ETSI error body; escaped to ASCII, so echoed input (a lone surrogate, say) always encodes."""
+    try:
+        content = json.dumps({"message": r.message, "details": r.details}, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        content = json.dumps({"message": r.message, "details": []})
+    return Response(content, status_code=r.status, media_type="application/json", headers=r.headers)
+
+
+def _column(text: str | None) -> str | None:
+    return None if text is None else text[:200]  # the audit table's sae and peer columns
 
 
 def _body_schema(model: type[BaseModel]) -> dict:
@@ -121,8 +202,10 @@ def _body_schema(model: type[BaseModel]) -> dict:
 
 def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
     """The KME's ASGI application."""
+    docs = config.api_docs
     app = FastAPI(title=f"qfabric KME {config.kme_id}", version="1.1.1",
-                  description="ETSI GS QKD 014 V1.1.1 key delivery API")
+                  description="ETSI GS QKD 014 V1.1.1 key delivery API", docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     registry = CollectorRegistry()
     served = Counter("qfabric_kms_keys_served_total", "Keys handed to SAEs", ["kme", "call"], registry=registry)
     refused = Counter("qfabric_kms_refusals_total", "Requests refused", ["kme", "status", "reason"], registry=registry)
@@ -132,16 +215,22 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
                        registry=registry)
     app.state.registry = registry
 
-    def caller(request: Request) -> str:
+    def certificate_name(request: Request) -> str | None:
         der = client_certificate_der(request.scope)
-        sae = common_name(der) if der else None
+        return common_name(der) if der else None
+
+    def caller(request: Request) -> str:
+        sae = certificate_name(request)
         if sae is None or sae not in config.saes:
-            raise Refusal(401, reason="unknown_sae")
+            raise Refusal(401, UNKNOWN_SAE, reason="unknown_sae")
         return sae
 
     def peer(sae_id: str, caller_id: str, role: str) -> str:
         if not sae_id or not sae_id.strip():
             raise Refusal(400, f"{role}_SAE_ID shall not be empty")
+        if not valid_sae_id(sae_id):
+            raise Refusal(400, f"{role}_SAE_ID shall be {SAE_ID_RULE}", [{f"{role}_SAE_ID": sae_id[:100]}],
+                          reason="bad_sae_id")
         if sae_id not in config.saes:
             raise Refusal(400, f"{role}_SAE_ID {sae_id!r} is not known to this KME", reason="unknown_peer")
         if sae_id == caller_id:
@@ -162,39 +251,71 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise Refusal(400, "Content-Type shall be application/json", [{"content_type": ctype}])
+        too_deep = f"request body shall be nested at most {MAX_JSON_DEPTH} levels deep"
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_object)
+        except _BadJson as err:
+            raise Refusal(400, str(err)) from None
+        except RecursionError:
+            raise Refusal(400, too_deep) from None
         except (ValueError, UnicodeDecodeError) as err:
             raise Refusal(400, "request body is not valid JSON", [{"error": str(err)[:200]}]) from None
         if not isinstance(data, dict):
             raise Refusal(400, "request body shall be a JSON object")
+        if _depth(data) > MAX_JSON_DEPTH:
+            raise Refusal(400, too_deep)
         return data
 
-    def integer(name: str, value, default: int) -> int:
+    def integer(name: str, value, default: int, query: bool) -> int:
+        """A JSON integer from a body, or a string of ASCII digits from a query."""
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise Refusal(400, f"{name} shall be an integer", [{name: value}])
-        try:
-            return int(value)
-        except ValueError:
-            raise Refusal(400, f"{name} shall be an integer", [{name: value}]) from None
+        if query and isinstance(value, str) and _ASCII_DIGITS.fullmatch(value):
+            try:
+                return int(value)
+            except ValueError:  # more digits than Python converts
+                pass
+        elif not query and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise Refusal(400, f"{name} shall be an integer", [{name: value}])
 
-    async def guarded(call: str, work) -> Response:
+    def query(request: Request, allowed: set[str], message: str) -> dict[str, str]:
+        """The query parameters, each at most once and all in ``allowed``."""
+        params = request.query_params
+        if not set(params) <= allowed or any(len(params.getlist(k)) > 1 for k in params):
+            raise Refusal(400, message, [{"query": [[k, v] for k, v in params.multi_items()][:10]}])
+        return dict(params)
+
+    async def refuse(call: str, request: Request, r: Refusal) -> Response:
+        """Count, audit and answer a refusal."""
+        refused.labels(config.kme_id, str(r.status), r.reason).inc()
+        named = request.path_params.get("slave_SAE_ID", request.path_params.get("master_SAE_ID"))
+        detail = json.dumps({"call": call, "status": r.status, "reason": r.reason, "message": r.message})
+        try:
+            await run_in_threadpool(store.record, "refused", _column(certificate_name(request)), _column(named),
+                                    detail)
+        except Exception as err:  # the refusal stands; say why it is missing from the audit log
+            log.error("refusal not audited (%s: %s): %s", type(err).__name__, err, detail)
+        return _error_response(r)
+
+    async def guarded(call: str, request: Request, work) -> Response:
         t0 = time.perf_counter()
         try:
             return await work()
         except Refusal as r:
-            refused.labels(config.kme_id, str(r.status), r.reason).inc()
-            if r.status == 401:
-                return Response(status_code=401)
-            return JSONResponse({"message": r.message, "details": r.details}, status_code=r.status)
+            return await refuse(call, request, r)
         except Exception as err:  # never a 500, never a half-done change (the store is transactional)
-            refused.labels(config.kme_id, "503", "internal").inc()
-            return JSONResponse({"message": "internal error", "details": [{"error": type(err).__name__}]},
-                                status_code=503)
+            return await refuse(call, request, Refusal(503, "internal error", [{"error": type(err).__name__}],
+                                                       reason="internal"))
         finally:
             latency.labels(config.kme_id, call).observe(time.perf_counter() - t0)
+
+    async def http_refusal(request: Request, exc: StarletteHTTPException) -> Response:
+        """404 and 405 from routing, as ETSI error bodies, audited like any refusal."""
+        return await refuse("http", request, Refusal(exc.status_code, str(exc.detail), reason="routing",
+                                                     headers=exc.headers))
+
+    app.add_exception_handler(StarletteHTTPException, http_refusal)
 
     async def refuse_above_qber(master: str, slave: str, limits: list) -> None:
         """The ``max_link_qber`` extension: no key when the pair's links are noisier than the caller accepts."""
@@ -202,7 +323,6 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             raise Refusal(400, f"{MAX_LINK_QBER} shall be a number between 0 and 0.5", [{MAX_LINK_QBER: limits}])
         qber = (config.status_extension(master, slave) or {}).get("link_qber")
         if qber is not None and qber > min(limits):
-            await run_in_threadpool(store.record, "refused", master, slave, f"503 link QBER {qber:.4f}")
             raise Refusal(503, f"link QBER {qber:.4f} above {MAX_LINK_QBER} {min(limits)}",
                           [{"link_qber": qber, MAX_LINK_QBER: min(limits)}], reason="qber")
 
@@ -230,15 +350,19 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             master = caller(request)
             slave = peer(slave_SAE_ID, master, "slave")
             return JSONResponse(await run_in_threadpool(status_of, master, slave))
-        return await guarded("status", work)
+        return await guarded("status", request, work)
 
-    async def enc_keys(slave_SAE_ID: str, request: Request, params: dict | None):
+    async def enc_keys(slave_SAE_ID: str, request: Request, in_query: bool):
         async def work():
             master = caller(request)
             slave = peer(slave_SAE_ID, master, "slave")
-            data = params if params is not None else (await read_json(request) or {})
-            number = integer("number", data.get("number"), 1)
-            size = integer("size", data.get("size"), config.key_size)
+            if in_query:
+                data = query(request, {"number", "size"}, "only number and size are allowed as query parameters, "
+                                                          "each at most once")
+            else:
+                data = await read_json(request) or {}
+            number = integer("number", data.get("number"), 1, in_query)
+            size = integer("size", data.get("size"), config.key_size, in_query)
             if number < 1 or number > config.max_key_per_request:
                 raise Refusal(400, f"number shall be between 1 and max_key_per_request ({config.max_key_per_request})",
                               [{"number": number}])
@@ -270,29 +394,30 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
                 keys = await run_in_threadpool(store.reserve, config.pool(master, slave), master, [slave, *extra],
                                                number, size)
             except KeysExhausted as err:
-                await run_in_threadpool(store.record, "refused", master, slave, f"503 exhausted: {err}")
                 raise Refusal(503, "not enough keys available", [{"reason": str(err)}], reason="exhausted") from None
             return delivered("enc_keys", keys)
-        return await guarded("enc_keys", work)
+        return await guarded("enc_keys", request, work)
 
     @app.post("/api/v1/keys/{slave_SAE_ID}/enc_keys", response_model=KeyContainer, responses=ERRORS,
               openapi_extra=_body_schema(KeyRequest))
     async def post_enc_keys(slave_SAE_ID: str, request: Request):
-        return await enc_keys(slave_SAE_ID, request, None)
+        return await enc_keys(slave_SAE_ID, request, False)
 
     @app.get("/api/v1/keys/{slave_SAE_ID}/enc_keys", response_model=KeyContainer, responses=ERRORS)
     async def get_enc_keys(slave_SAE_ID: str, request: Request, number: str | None = None, size: str | None = None):
-        unknown = set(request.query_params) - {"number", "size"}
-        if unknown:
-            return await guarded("enc_keys", _refuse(400, "only number and size are allowed as query parameters"))
-        return await enc_keys(slave_SAE_ID, request, {"number": number, "size": size})
+        return await enc_keys(slave_SAE_ID, request, True)  # number, size: declared for the document, read raw
 
-    async def dec_keys(master_SAE_ID: str, request: Request, ids: list | None):
+    async def dec_keys(master_SAE_ID: str, request: Request, in_query: bool):
         async def work():
             slave = caller(request)
             master = peer(master_SAE_ID, slave, "master")
-            key_ids = ids
-            if key_ids is None:
+            if in_query:
+                one_id = "GET dec_keys takes exactly one key_ID query parameter"
+                params = query(request, {"key_ID"}, one_id)
+                if "key_ID" not in params:
+                    raise Refusal(400, one_id)
+                key_ids = [params["key_ID"]]
+            else:
                 data = await read_json(request)
                 if data is None or not isinstance(data.get("key_IDs"), list):
                     raise Refusal(400, "key_IDs shall be a list of {\"key_ID\": ...}")
@@ -315,33 +440,30 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             try:
                 keys = await run_in_threadpool(store.claim, slave, master, key_ids)
             except KeysNotForCaller:
-                raise Refusal(401, reason="not_a_slave") from None
+                raise Refusal(401, NOT_A_SLAVE, reason="not_a_slave") from None
             except KeysNotFound as err:
                 raise Refusal(400, NOT_FOUND, [{"key_IDs": list(err.args[0])}], reason="not_found") from None
             return delivered("dec_keys", keys)
-        return await guarded("dec_keys", work)
+        return await guarded("dec_keys", request, work)
 
     @app.post("/api/v1/keys/{master_SAE_ID}/dec_keys", response_model=KeyContainer, responses=ERRORS,
               openapi_extra=_body_schema(KeyIDs))
     async def post_dec_keys(master_SAE_ID: str, request: Request):
-        return await dec_keys(master_SAE_ID, request, None)
+        return await dec_keys(master_SAE_ID, request, False)
 
     @app.get("/api/v1/keys/{master_SAE_ID}/dec_keys", response_model=KeyContainer, responses=ERRORS)
     async def get_dec_keys(master_SAE_ID: str, request: Request, key_ID: str | None = None):
-        if set(request.query_params) != {"key_ID"} or len(request.query_params.getlist("key_ID")) != 1:
-            return await guarded("dec_keys", _refuse(400, "GET dec_keys takes exactly one key_ID query parameter"))
-        return await dec_keys(master_SAE_ID, request, [key_ID])
+        return await dec_keys(master_SAE_ID, request, True)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request):
-        if client_certificate_der(request.scope) is None:
-            return Response(status_code=401)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        async def work():
+            name = certificate_name(request)
+            if name is None:
+                raise Refusal(401, "a client certificate is required", reason="no_certificate")
+            if name not in config.operators:
+                raise Refusal(403, NOT_AN_OPERATOR, reason="not_an_operator")
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return await guarded("metrics", request, work)
 
     return app
-
-
-def _refuse(status: int, message: str):
-    async def work():
-        raise Refusal(status, message)
-    return work

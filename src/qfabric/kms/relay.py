@@ -1,9 +1,11 @@
 """Key supply for SAE pairs: QKD link keys into per-end pools, relayed across trusted nodes along a path.
 
-Each QKD link between nodes ``a`` and ``b`` fills two pools, one per end (``link:a|b@a`` holds
-Alice's copy, ``link:a|b@b`` Bob's). Keys for an SAE pair whose nodes are ``path[0]`` and
+Each QKD link between nodes ``a`` and ``b`` fills two pools, one per end (``link_pool(a, b, a)`` holds
+Alice's copy, ``link_pool(a, b, b)`` Bob's). Keys for an SAE pair whose nodes are ``path[0]`` and
 ``path[-1]`` are relayed over the links of the path (one hop for neighbours). Keys distilled from entangled
-pairs delivered end to end (BBM92) fill ``e2e:a|b@a`` and ``e2e:a|b@b``: one hop, no node in between trusted.
+pairs delivered end to end (BBM92) fill ``e2e_pool(a, b, a)`` and ``e2e_pool(a, b, b)``: one hop, no node in
+between trusted. Pool names are JSON lists (:func:`pool_name`), so no two pools share a name whatever the
+node and SAE names hold.
 
 >>> from qfabric.kms.store import KeyStore
 >>> import numpy as np
@@ -11,30 +13,42 @@ pairs delivered end to end (BBM92) fill ``e2e:a|b@a`` and ``e2e:a|b@b``: one hop
 >>> bits = np.random.default_rng(1).integers(0, 2, 4096, dtype=np.uint8)
 >>> feed_link(store, "a", "b", bits, bits, unit_bits=256)
 16
->>> relay_path(store, ["a", "b"], "sae:alice|bob", count=4)["bits_per_hop"]
+>>> relay_path(store, ["a", "b"], pool_name("sae", "alice", "bob"), count=4)["bits_per_hop"]
 1024
+>>> link_pool("b", "a", "a")
+'["link","a","b","a"]'
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 
 from qfabric.errors import QfabricError
-from qfabric.kms.store import KeyStore
+from qfabric.kms.store import KeyStore, units
+
+MAX_POOL_NAME = units.c.pool.type.length  # the store's pool column
+
+
+def pool_name(kind: str, *parts: str) -> str:
+    """The name of a pool: ``[kind, *parts]`` as compact JSON (one name per list, whatever the parts hold)."""
+    name = json.dumps([kind, *parts], separators=(",", ":"))
+    if len(name) > MAX_POOL_NAME:
+        raise QfabricError(f"pool name of {len(name)} characters, the store holds at most {MAX_POOL_NAME}: "
+                           f"{name[:80]}...")
+    return name
 
 
 def link_pool(a: str, b: str, at: str) -> str:
     """The pool of the QKD link between nodes ``a`` and ``b``, as held at node ``at``."""
-    first, second = sorted((a, b))
-    return f"link:{first}|{second}@{at}"
+    return pool_name("link", *sorted((a, b)), at)
 
 
 def e2e_pool(a: str, b: str, at: str) -> str:
     """The pool of the end-to-end (entanglement-based) key between nodes ``a`` and ``b``, as held at ``at``."""
-    first, second = sorted((a, b))
-    return f"e2e:{first}|{second}@{at}"
+    return pool_name("e2e", *sorted((a, b)), at)
 
 
 def feed_link(store: KeyStore, a: str, b: str, bits_at_a: np.ndarray, bits_at_b: np.ndarray,

@@ -4,6 +4,9 @@ uvicorn (0.54) does not fill the ASGI TLS extension, so :class:`ClientCertH11Pro
 connection and adds ``scope["extensions"]["tls"]`` with ``client_cert_chain`` (PEM, leaf first) and
 ``tls_version``, as the ASGI TLS extension specifies. The certificate was verified against the CA by the
 TLS handshake before any request is read.
+
+:data:`TLS12_CIPHERS` limits TLS 1.2 to ECDHE key exchange with AEAD ciphers (TLS 1.3 suites are not affected
+by it); :func:`server_ssl_context` builds the server side with it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,22 @@ from __future__ import annotations
 import ssl
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# OpenSSL cipher string for TLS 1.2: ephemeral ECDH with AES-GCM or ChaCha20-Poly1305, nothing else (no CBC,
+# no RSA or DH key exchange, no anonymous suites). For ``uvicorn.Config(ssl_ciphers=...)``.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def server_ssl_context(certfile: str, keyfile: str, cafile: str) -> ssl.SSLContext:
+    """A KME's server context: TLS 1.2 or later, :data:`TLS12_CIPHERS`, a client certificate of ``cafile``'s CA
+    required."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.load_verify_locations(cafile)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.set_ciphers(TLS12_CIPHERS)
+    return context
 
 
 def _with_tls(app, tls: dict):
