@@ -91,11 +91,16 @@ def link(
     try:
         ch = Channel(distance_km, attenuation_db_per_km, detector_efficiency, dark_count_yield, misalignment,
                      afterpulse_probability=afterpulse_probability)
+        baseline = None
         if protocol == "decoy-bb84":
             attacker = _eve(eve)
             run = _with_progress("distilling blocks", quiet, lambda progress: run_decoy_bb84(
                 ch, n, eavesdropper=attacker, seed=seed, variant=variant, source_rate_hz=source_rate_hz,
                 progress=progress))
+            if attacker is not None:  # the same link without her: what she cost
+                baseline = _with_progress("the same link without the eavesdropper", quiet, lambda progress:
+                                          run_decoy_bb84(ch, n, seed=seed, variant=variant,
+                                                         source_rate_hz=source_rate_hz, progress=progress))
         elif protocol == "bbm92":
             if eve is not None:
                 raise ParameterError("--eve", eve, "no eavesdropper model for bbm92 here (use decoy-bb84)")
@@ -117,15 +122,27 @@ def link(
     except QfabricError as error:
         fail(error)
     summary = run.summary()
-    t = Table(title=f"{protocol} over {distance_km:g} km", show_header=False, title_justify="left")
-    for key in ("pulses", "blocks", "aborted_blocks", "sifted_bits", "qber", "leaked_bits",
-                "reconciliation_efficiency", "key_bits", "secret_bits_per_pulse", "secret_key_rate_bps",
-                "analytic_bits_per_pulse", "plob_bits_per_pulse", "fraction_of_plob"):
+    t = Table(title=f"{protocol} over {distance_km:g} km" + (" with an eavesdropper" if baseline else ""),
+              show_header=False, title_justify="left")
+    for key, label in (("pulses", "pulses"), ("blocks", "blocks"), ("aborted_blocks", "aborted blocks"),
+                       ("sifted_bits", "sifted (bits)"), ("qber", "QBER"), ("leaked_bits", "leaked (bits)"),
+                       ("reconciliation_efficiency", "reconciliation efficiency f"), ("key_bits", "key (bits)"),
+                       ("secret_bits_per_pulse", "secret key (bits/pulse)"),
+                       ("secret_key_rate_bps", "secret key rate (bit/s)"),
+                       ("analytic_bits_per_pulse", "analytic rate (bits/pulse)"),
+                       ("plob_bits_per_pulse", "PLOB bound (bits/pulse)"), ("fraction_of_plob", "fraction of PLOB")):
         v = summary.get(key)
-        t.add_row(key.replace("_", " "), "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
+        t.add_row(label, "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
     if summary["abort_reasons"]:
         t.add_row("abort reasons", "; ".join(summary["abort_reasons"]))
     out.print(t)
+    if baseline is not None:
+        base = baseline.summary()
+        summary["without_eavesdropper"] = {k: base[k] for k in ("qber", "key_bits", "secret_key_rate_bps")}
+        out.print(f"An eavesdropper was simulated ({eve}). Against the same link without her (same seed): QBER "
+                  f"{base['qber']:.2%} -> {summary['qber']:.2%}, key {base['key_bits']} -> {summary['key_bits']} bits "
+                  f"({base['secret_key_rate_bps']:.4g} -> {summary['secret_key_rate_bps']:.4g} bit/s)"
+                  + (": the post-processing refused the key." if summary["key_bits"] == 0 < base["key_bits"] else "."))
     if json_out:
         json_out.write_text(json.dumps(summary, indent=2, default=float) + "\n")
         out.print(f"summary written to {json_out}")
