@@ -178,3 +178,16 @@ def test_a_link_too_long_to_carry_entanglement_is_refused(write_scenario, small_
     assert "heralds are mostly dark counts" in message and "split it with repeater nodes" in message
     small_data["links"][1]["length_km"] = 300  # heralded fidelity 0.86: fine
     assert load_scenario(write_scenario(small_data)).links[1].length_km == 300
+
+
+def test_sae_ids_and_node_names_that_could_not_name_a_key_pool_are_refused(write_scenario, small_data):
+    small_data["qkd"] = [{"name": "q", "link": "a-r"}]
+    small_data["kms"] = {"kmes": [{"id": "kme 1", "nodes": ["a", "r", "b"]}],
+                         "saes": [{"id": "alice|bob", "node": "a"}, {"id": "x" * 65, "node": "b"}]}
+    small_data["nodes"].append({"name": "n" * 49})
+    problems = problems_of(write_scenario, small_data)
+    rule = "expected 1 to 64 characters A-Z a-z 0-9 . _ - starting with a letter or digit"
+    assert problems["kms.kmes[0].id"] == f"{rule}, got 'kme 1'"
+    assert problems["kms.saes[0].id"] == f"{rule}, got 'alice|bob'"
+    assert problems["kms.saes[1].id"].startswith(rule)
+    assert problems[f"nodes[{len(small_data['nodes']) - 1}].name"].startswith("expected at most 48 characters")

@@ -14,15 +14,16 @@ from qfabric.errors import QfabricError
 from qfabric.kms.certs import make_dev_pki
 from qfabric.kms.client import KmeError, SaeClient
 from qfabric.kms.etsi import create_app
-from qfabric.kms.server import ServerConfig, load_or_create_secret, uvicorn_config
-from qfabric.kms.store import KeyStore
+from qfabric.kms.server import KEK_ENV, ServerConfig, open_store, raise_open_file_limit, uvicorn_config
 from qfabric.scenario import load_scenario
 from qfabric.scenario.build import scenario_faults
 from qfabric.scenario.keysupply import KeySupply
 
 app = typer.Typer(no_args_is_help=True, help="Key management: ETSI GS QKD 014 KMEs fed by QKD links.")
 
-
+SIMULATED_KEYS_WARNING = ("warning: the keys come from simulated QKD links: they are reproducible from the "
+                          "scenario's seed and protect nothing by themselves (a qkd-only policy gives no secrecy "
+                          "with them; hybrid keeps the post-quantum part)")
 
 
 @app.command("certs")
@@ -54,8 +55,20 @@ def serve(
     port: Annotated[int, typer.Option("--port")] = 8443,
     rate_scale: Annotated[float, typer.Option("--rate-scale", help="Feed this fraction of the simulated key "
                                               "rate (real-time distillation of fast links needs many cores).")] = 1.0,
+    kek: Annotated[Path | None, typer.Option("--kek", help=f"The store's key-encryption key file (default: "
+                                             f"<kme>.kek in the PKI dir; ${KEK_ENV} overrides it with the key "
+                                             f"itself, hex or base64).")] = None,
+    key_lifetime: Annotated[float, typer.Option("--key-lifetime", help="Seconds after which the material of "
+                                                "undelivered and unclaimed keys is erased (0: never).")] = 86_400.0,
+    operator: Annotated[list[str] | None, typer.Option(
+        "--operator", help="A client certificate name that may read /metrics (repeatable; make its certificate "
+        "with 'qfabric kms certs --sae NAME').")] = None,
+    api_docs: Annotated[bool, typer.Option("--api-docs", help="Serve /docs, /redoc and /openapi.json.")] = False,
 ) -> None:
-    """An HTTPS KME on loopback (client certificates required), fed by the scenario's links at their rates."""
+    """An HTTPS KME on loopback (client certificates required), fed by the scenario's links at their rates.
+
+    It listens at once; the links are distilled in the background (the status call's status_extension says
+    supply_ready and pool_fill)."""
     try:
         sc = load_scenario(scenario)
         if sc.kms is None:
@@ -70,26 +83,42 @@ def serve(
             raise QfabricError(f"missing {', '.join(missing)}: run 'qfabric kms certs --out {pki} --kme {kme} {saes}'")
         saes = {s.id: kme for s in sc.kms.saes if s.node in spec.nodes}
         cfg = ServerConfig(kme_id=kme, saes=saes, db_url=db or f"sqlite:///{pki / (kme + '.db')}",
-                           secret_file=str(pki / f"{kme}.kek"), certfile=str(needed[1]), keyfile=str(needed[2]),
-                           cafile=str(needed[0]), host=host, port=port,
-                           limits={"key_size": sc.kms.key_size_bits, "max_key_count": sc.kms.max_key_count})
-        store = KeyStore(cfg.db_url, load_or_create_secret(cfg.secret_file))
+                           secret_file=str(kek or pki / f"{kme}.kek"), certfile=str(needed[1]),
+                           keyfile=str(needed[2]), cafile=str(needed[0]), host=host, port=port,
+                           limits={"key_size": sc.kms.key_size_bits, "max_key_count": sc.kms.max_key_count,
+                                   "operators": operator or [], "api_docs": api_docs},
+                           key_lifetime_s=key_lifetime if key_lifetime > 0 else None)
+        store = open_store(cfg)  # refuses a missing or wrong key-encryption key for a store that holds keys
         kme_config = cfg.kme()
         supply = KeySupply(sc, store, kme, kme_config.pool, rate_scale=rate_scale, faults=scenario_faults(sc))
         kme_config.status_extension = supply.link_qber
-        err.print(f"distilling the first QKD blocks of {len(supply.feeds)} links ...")
-        rates = supply.prime()
         server = uvicorn.Server(uvicorn_config(cfg, create_app(kme_config, store)))
     except QfabricError as error:
         fail(str(error))
-    for name, rate in rates.items():
-        err.print(f"  {name}: {rate:,.0f} secret bits/s")
-    err.print(f"KME {kme} serving SAEs {', '.join(saes)} on https://{host}:{port} (Ctrl-C stops)")
-    supply.start()
+    raise_open_file_limit(cfg.connection_limits())
+    failed: list[BaseException] = []
+
+    def primed(rates: dict[str, float]) -> None:
+        for name, rate in rates.items():
+            err.print(f"  {name}: {rate:,.0f} secret bits/s")
+        err.print("key supply ready")
+
+    def supply_failed(error: BaseException) -> None:
+        err.print(f"key supply: {type(error).__name__}: {error}")
+        if not supply.ready:  # the links cannot be distilled: nothing to serve
+            failed.append(error)
+            server.should_exit = True
+
+    err.print(SIMULATED_KEYS_WARNING)
+    err.print(f"KME {kme} serving SAEs {', '.join(saes)} on https://{host}:{port} (Ctrl-C stops); distilling "
+              f"the first QKD blocks of {len(supply.feeds)} links in the background ...")
+    supply.start(prime=True, on_primed=primed, on_error=supply_failed)
     try:
         server.run()
     finally:
-        supply.stop()
+        supply.stop(timeout_s=2)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("status")

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qfabric.errors import QfabricError
 from qfabric.kms.certs import common_name
 from qfabric.kms.client import MAX_LINK_QBER
+from qfabric.kms.naming import SAE_ID_RULE, valid_sae_id
 from qfabric.kms.relay import pool_name
 from qfabric.kms.store import KeysExhausted, KeysNotForCaller, KeysNotFound, KeyStore
 from qfabric.kms.tls import client_certificate_der
@@ -47,16 +48,9 @@ SIZE_MULTIPLE = "size shall be a multiple of 8"
 UNKNOWN_SAE = "the client certificate names no SAE of this KME"
 NOT_A_SLAVE = "the caller is not a slave SAE of one or more keys specified"
 NOT_AN_OPERATOR = "only operators may read the metrics"
-SAE_ID_RULE = "1 to 64 characters A-Z a-z 0-9 . _ - starting with a letter or digit"
 MAX_JSON_DEPTH = 16  # a request body nested deeper is refused (the standard's bodies are 3 deep)
 
-_SAE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
-
-
-def valid_sae_id(sae_id) -> bool:
-    """Whether ``sae_id`` follows :data:`SAE_ID_RULE` (so no separator of any naming scheme gets in)."""
-    return isinstance(sae_id, str) and _SAE_ID.fullmatch(sae_id) is not None
 
 
 @dataclass

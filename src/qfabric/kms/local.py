@@ -19,7 +19,7 @@ from qfabric.errors import QfabricError
 from qfabric.kms.certs import make_dev_pki
 from qfabric.kms.client import SaeClient
 from qfabric.kms.etsi import create_app
-from qfabric.kms.server import ServerConfig, load_or_create_secret, uvicorn_config
+from qfabric.kms.server import ServerConfig, open_store, uvicorn_config
 from qfabric.kms.store import KeyStore
 
 
@@ -37,19 +37,20 @@ class LocalKme:
     def __init__(self, directory: Path, config: ServerConfig, pki: dict[str, Path]):
         self.directory, self.config, self.pki = directory, config, pki
         self.config_path = config.save(directory / f"{config.kme_id}.json")
-        self.store = KeyStore(config.db_url, load_or_create_secret(config.secret_file))
+        self.store = open_store(config)
         self.proc: subprocess.Popen | None = None
 
     @classmethod
     def create(cls, directory: str | Path, saes: list[str], kme_id: str = "kme-a", db_url: str | None = None,
-               **limits) -> LocalKme:
+               connections: dict | None = None, key_lifetime_s: float | None = 86_400.0, **limits) -> LocalKme:
+        """``connections``: :class:`~qfabric.kms.server.ConnectionLimits` fields; ``limits``: KmeConfig fields."""
         directory = Path(directory)
         pki = make_dev_pki(directory / "pki", kmes=[kme_id], saes=saes)
         config = ServerConfig(kme_id=kme_id, saes={s: kme_id for s in saes},
                               db_url=db_url or f"sqlite:///{directory / (kme_id + '.db')}",
                               secret_file=str(directory / "kek.bin"), certfile=str(pki[kme_id]),
                               keyfile=str(pki[f"{kme_id}.key"]), cafile=str(pki["ca"]), port=free_port(),
-                              limits=limits)
+                              limits=limits, connections=connections or {}, key_lifetime_s=key_lifetime_s)
         return cls(directory, config, pki)
 
     @property

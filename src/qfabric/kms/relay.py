@@ -34,7 +34,7 @@ MAX_POOL_NAME = units.c.pool.type.length  # the store's pool column
 
 def pool_name(kind: str, *parts: str) -> str:
     """The name of a pool: ``[kind, *parts]`` as compact JSON (one name per list, whatever the parts hold)."""
-    name = json.dumps([kind, *parts], separators=(",", ":"))
+    name = json.dumps([kind, *parts], separators=(",", ":"), ensure_ascii=False)
     if len(name) > MAX_POOL_NAME:
         raise QfabricError(f"pool name of {len(name)} characters, the store holds at most {MAX_POOL_NAME}: "
                            f"{name[:80]}...")

@@ -4,14 +4,31 @@
 
 ``kme.json`` holds the :class:`ServerConfig` fields. The process serves until stopped; the store is the
 durable state, so a killed KME restarted on the same database carries on.
+
+The key-encryption key (KEK) of the store is read from ``$QFABRIC_KEK`` (64 hex digits or base64 of 32 bytes)
+if set, else from ``secret_file`` (created owner-only on first use). A KME whose store holds keys refuses to
+start without its KEK, or with another one, rather than answer every request with an error.
+
+Connections are bounded (:class:`ConnectionLimits`): the TLS handshake, and then each request's headers and
+body, must arrive within a timeout; an idle keep-alive connection is closed after a few seconds; and over the
+caps on connections in the handshake and established, the oldest waiting ones are dropped to make room, so
+idle or half-open connections can neither pile up nor lock out an SAE.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import contextlib
+import functools
 import json
+import logging
 import os
 import ssl
 import sys
+import tempfile
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,8 +36,33 @@ import uvicorn
 
 from qfabric.errors import QfabricError
 from qfabric.kms.etsi import KmeConfig, create_app
-from qfabric.kms.store import KeyStore
-from qfabric.kms.tls import ClientCertH11Protocol
+from qfabric.kms.store import KeyStore, WrongKek, redacted
+from qfabric.kms.tls import ClientCertH11Protocol, server_ssl_context
+
+log = logging.getLogger("qfabric.kms.server")
+KEK_ENV = "QFABRIC_KEK"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Timeouts and caps of a KME's connections (``ServerConfig.connections`` holds these fields)."""
+
+    handshake_timeout_s: float = 10.0  # the TLS handshake, from the TCP connection on
+    request_timeout_s: float = 10.0  # a request's headers and body, from the connection or its first byte on
+    keep_alive_s: float = 5.0  # idle between two requests
+    shutdown_timeout_s: float = 2.0  # waiting for the client's TLS close_notify when closing
+    max_handshakes: int = 64  # connections in the TLS handshake at once; over it, the oldest is dropped
+    max_connections: int = 256  # established connections; over it, the one waiting longest for a request goes
+    max_header_bytes: int = 16_384  # request line and headers
+    backlog: int = 128  # the listening socket's queue
+
+    def __post_init__(self) -> None:
+        for name in ("handshake_timeout_s", "request_timeout_s", "keep_alive_s", "shutdown_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise QfabricError(f"connections.{name} = {getattr(self, name)}: expected a positive number")
+        for name in ("max_handshakes", "max_connections", "max_header_bytes", "backlog"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise QfabricError(f"connections.{name} = {getattr(self, name)}: expected a positive integer")
 
 
 @dataclass
@@ -35,9 +77,17 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8443
     limits: dict = field(default_factory=dict)  # KmeConfig fields: key_size, max_key_per_request, ...
+    connections: dict = field(default_factory=dict)  # ConnectionLimits fields: timeouts and caps
+    key_lifetime_s: float | None = 86_400.0  # material of undelivered and unclaimed keys is erased after it
 
     def kme(self) -> KmeConfig:
         return KmeConfig(kme_id=self.kme_id, saes=self.saes, **self.limits)
+
+    def connection_limits(self) -> ConnectionLimits:
+        try:
+            return ConnectionLimits(**self.connections)
+        except TypeError as err:
+            raise QfabricError(f"connections: {err}") from None
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -49,31 +99,264 @@ class ServerConfig:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def load_or_create_secret(path: str | Path) -> bytes:
-    """The 32-byte key-encryption key of the store (created on first use, readable by the owner only)."""
+# ---- the key-encryption key -------------------------------------------------------------------------
+
+def parse_kek(text: str, source: str = KEK_ENV) -> bytes:
+    """32 bytes from 64 hex digits or their base64 (what ``$QFABRIC_KEK`` holds)."""
+    text = text.strip()
+    try:
+        secret = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        secret = b""
+    if len(secret) != 32:
+        raise QfabricError(f"{source}: expected a 32-byte key-encryption key as 64 hex digits or base64")
+    return secret
+
+
+def _create_secret(path: Path) -> None:
+    """A fresh KEK in ``path``, owner-only from its first byte, complete or not there at all (durably)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600 from creation
+    try:
+        os.write(fd, os.urandom(32))
+        os.fsync(fd)
+        os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile: that one stays
+            os.link(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        os.unlink(tmp)
+
+
+def kek_source(path: str | Path) -> str:
+    """Where the KEK comes from: ``$QFABRIC_KEK`` if set, else the file."""
+    return f"${KEK_ENV}" if os.environ.get(KEK_ENV) else str(path)
+
+
+def load_or_create_secret(path: str | Path, db_url: str | None = None) -> bytes:
+    """The 32-byte key-encryption key of the store: ``$QFABRIC_KEK`` if set, else the file ``path``.
+
+    A missing file is created (readable by the owner only, from its first byte), unless ``db_url`` names a
+    store that already holds keys: then the KEK is lost or misplaced, and a new one would make every key
+    unreadable, so this refuses with an error naming the file."""
+    env = os.environ.get(KEK_ENV)
+    if env:
+        return parse_kek(env)
     path = Path(path)
     if not path.exists():
-        path.write_bytes(os.urandom(32))
-        path.chmod(0o600)
+        if db_url is not None and KeyStore.holds_keys(db_url):
+            raise QfabricError(f"{path}: the key-encryption key is missing, but the store {redacted(db_url)} holds "
+                               f"keys encrypted under one; restore the file (or give the key in ${KEK_ENV}). "
+                               f"Refusing to start with a new key.")
+        _create_secret(path)
+    if path.stat().st_mode & 0o077:
+        log.warning("%s: the key-encryption key is readable by others than its owner (chmod 600)", path)
     secret = path.read_bytes()
     if len(secret) != 32:
         raise QfabricError(f"{path}: the key-encryption secret must be 32 bytes, found {len(secret)}")
     return secret
 
 
+def open_store(cfg: ServerConfig) -> KeyStore:
+    """The KME's key store under its KEK; a clear error naming the KEK's source if it is missing or wrong."""
+    secret = load_or_create_secret(cfg.secret_file, cfg.db_url)
+    try:
+        return KeyStore(cfg.db_url, secret, key_lifetime_s=cfg.key_lifetime_s)
+    except WrongKek as err:
+        raise QfabricError(f"{kek_source(cfg.secret_file)}: wrong key-encryption key: {err}") from None
+
+
+# ---- connections ------------------------------------------------------------------------------------
+
+_handshaking: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # server state -> {TlsAccept: None}
+
+
+def connection_counts(server: uvicorn.Server) -> dict[str, int]:
+    """Connections of a running server in the TLS handshake and established (for tests and operators)."""
+    return {"handshaking": len(_handshaking.get(server.server_state, ())),
+            "established": len(server.server_state.connections)}
+
+
+class KmeH11Protocol(ClientCertH11Protocol):
+    """The HTTP side of a connection: a request's headers and body must arrive within ``request_timeout_s``
+    of the connection (or of the request's first byte, after a keep-alive pause), and over
+    ``max_connections`` the connection that has waited longest for a request is closed."""
+
+    def __init__(self, *args, limits: ConnectionLimits, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self._request_timer: asyncio.TimerHandle | None = None
+        self._timed_cycle = None
+        self.waiting_since = self.loop.time()
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+        self._make_room()
+
+    def _arm(self) -> None:
+        self._timed_cycle = self.cycle
+        self._request_timer = self.loop.call_later(self.limits.request_timeout_s, self._request_timed_out)
+
+    def _disarm(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _waiting(self) -> bool:
+        """No request of this connection is being handled: between requests, or one not fully received."""
+        return self.cycle is None or self.cycle is self._timed_cycle or self.cycle.response_complete
+
+    def _make_room(self) -> None:
+        over = len(self.connections) - self.limits.max_connections
+        if over > 0:
+            idle = sorted((c for c in self.connections if c is not self and isinstance(c, KmeH11Protocol)
+                           and c._waiting()), key=lambda c: c.waiting_since)
+            for c in idle[:over]:
+                self.connections.discard(c)  # now, not when its connection_lost comes: uvicorn counts this set
+                c.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._request_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()  # a new request begins: its headers and body have request_timeout_s
+        super().data_received(data)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and self.cycle is not self._timed_cycle and not self.cycle.more_body:
+            self._disarm()  # the request is in: the app answers it, then the keep-alive timeout runs
+
+    def on_response_complete(self) -> None:
+        self.waiting_since = self.loop.time()
+        super().on_response_complete()
+
+    def _request_timed_out(self) -> None:
+        self._request_timer = None
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle is self._timed_cycle
+                                                or self.cycle.more_body):
+            self.transport.abort()  # no close_notify wait: a stalled client gets nothing more
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+class TlsAccept(asyncio.Protocol):
+    """What the listening socket accepts: a TCP connection, taken through the TLS handshake here (with a timeout
+    and a cap on connections in the handshake: over it, the oldest is dropped) and then handed to
+    :class:`KmeH11Protocol`. uvicorn's own TLS has neither: a connection that never completes the handshake
+    holds a file descriptor for a minute."""
+
+    def __init__(self, config: uvicorn.Config, server_state, app_state, _loop=None, *, tls: ssl.SSLContext,
+                 limits: ConnectionLimits):
+        self.loop = _loop or asyncio.get_event_loop()
+        self.tls, self.limits = tls, limits
+        self.http = KmeH11Protocol(config, server_state, app_state, _loop, limits=limits)
+        self.pending = _handshaking.setdefault(server_state, {})
+        self.raw: asyncio.Transport | None = None
+        self.task: asyncio.Task | None = None
+        self.buffered: list[bytes] = []  # what arrives between the handshake's end and the HTTP protocol's start
+        self.in_tls = False  # start_tls has made this the TLS layer's application protocol
+        self.lost = False
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.raw = transport
+        transport.pause_reading()  # until start_tls takes over: the ClientHello must reach the TLS layer (asyncio's
+        # selector loop starts reading only after connection_made, and not if paused in it; see uvicorn_config)
+        self.pending[self] = None
+        while len(self.pending) > self.limits.max_handshakes:
+            next(iter(self.pending)).drop()
+        self.task = self.loop.create_task(self._handshake())
+
+    def drop(self) -> None:
+        self.pending.pop(self, None)
+        if self.raw is not None:
+            self.raw.abort()
+
+    async def _handshake(self) -> None:
+        self.in_tls = True  # start_tls puts the TLS layer under this protocol before it first yields
+        try:
+            transport = await self.loop.start_tls(self.raw, self, self.tls, server_side=True,
+                                                  ssl_handshake_timeout=self.limits.handshake_timeout_s,
+                                                  ssl_shutdown_timeout=self.limits.shutdown_timeout_s)
+        except BaseException as err:  # timeout, a failed handshake, a dropped connection, the server stopping
+            self.raw.abort()
+            if isinstance(err, asyncio.CancelledError):
+                raise
+            return
+        finally:
+            self.pending.pop(self, None)
+        if transport is None or self.lost or transport.is_closing():  # lost during the handshake, or right after
+            self.raw.abort()
+            return
+        self.http.connection_made(transport)
+        transport.set_protocol(self.http)
+        for data in self.buffered:
+            self.http.data_received(data)
+        self.buffered.clear()
+
+    # as the application protocol of the TLS layer, until the HTTP protocol takes over
+    def data_received(self, data: bytes) -> None:
+        if not self.in_tls:  # bytes of the handshake read before the TLS layer was in place (an event loop that
+            self.raw.abort()  # reads before connection_made returns): drop the connection rather than hang it
+            return
+        self.buffered.append(data)
+
+    def eof_received(self) -> None:
+        return None
+
+    def connection_lost(self, exc) -> None:
+        self.lost = True
+        self.pending.pop(self, None)
+        if self.task is not None and not self.task.done() and not self.in_tls:
+            self.task.cancel()  # gone before the handshake began: nothing to wait for
+
+
 def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True) -> uvicorn.Config:
     """``own_process=False`` for a KME in a thread of someone else's program: uvicorn then leaves the process's
-    logging alone (its default config binds handlers to whatever ``sys.stderr`` is at that moment)."""
+    logging alone (its default config binds handlers to whatever ``sys.stderr`` is at that moment).
+
+    TLS is done by :class:`TlsAccept` (so uvicorn itself is given no certificate): see
+    :func:`~qfabric.kms.tls.server_ssl_context` for the context (TLS 1.2+, ECDHE with AEAD only)."""
     if not cfg.host.startswith("127.") and cfg.host not in ("localhost", "::1"):
         raise QfabricError(f"host {cfg.host!r}: a development KME listens on loopback only")
-    return uvicorn.Config(app, host=cfg.host, port=cfg.port, ssl_certfile=cfg.certfile, ssl_keyfile=cfg.keyfile,
-                          ssl_ca_certs=cfg.cafile, ssl_cert_reqs=ssl.CERT_REQUIRED, http=ClientCertH11Protocol,
+    limits = cfg.connection_limits()
+    tls = server_ssl_context(cfg.certfile, cfg.keyfile, cfg.cafile)
+    protocol = functools.partial(TlsAccept, tls=tls, limits=limits)
+    return uvicorn.Config(app, host=cfg.host, port=cfg.port, http=protocol,  # type: ignore[arg-type]
+                          timeout_keep_alive=limits.keep_alive_s, backlog=limits.backlog,
+                          h11_max_incomplete_event_size=limits.max_header_bytes,
+                          # requests in flight: over it (all connections busy), 503 rather than a queue
+                          limit_concurrency=limits.max_connections + 1,
+                          # asyncio's loop, not uvloop: uvloop starts reading a connection before TlsAccept can
+                          # hand it to the TLS layer (connection_made cannot pause it), so the ClientHello is lost
+                          loop="asyncio",
                           log_level="warning", access_log=False, lifespan="off", ws="none",
                           **({} if own_process else {"log_config": None}))
 
 
+def raise_open_file_limit(limits: ConnectionLimits) -> None:
+    """Let this process hold its connection caps' worth of sockets (the soft limit up to the hard one)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    needed = limits.max_handshakes + limits.max_connections + 64
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning("open file limit %d is below the connection caps (%d handshaking + %d established + 64)",
+                    soft, limits.max_handshakes, limits.max_connections)
+
+
 def build(cfg: ServerConfig):
-    store = KeyStore(cfg.db_url, load_or_create_secret(cfg.secret_file))
+    store = open_store(cfg)
     return store, create_app(cfg.kme(), store)
 
 
@@ -82,8 +365,13 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1:
         raise SystemExit("usage: python -m qfabric.kms.server kme.json")
     cfg = ServerConfig.load(args[0])
-    _, app = build(cfg)
-    uvicorn.Server(uvicorn_config(cfg, app)).run()
+    try:
+        _, app = build(cfg)
+        config = uvicorn_config(cfg, app)
+    except QfabricError as err:
+        raise SystemExit(f"qfabric.kms.server: {err}") from None
+    raise_open_file_limit(cfg.connection_limits())
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,13 @@ A slave's ``dec_keys`` claims deliveries by ID. Every change is one transaction,
 requests never get the same unit, a failed request changes nothing, and a crash (even ``kill -9``)
 leaves each unit either available or in exactly one delivery.
 
+Durability: SQLite runs in WAL mode with ``synchronous=FULL``, so every commit (an issuance, a claim) is
+flushed to disk before the call returns; a power cut cannot bring an issued unit back as free. Erasure: a
+delivery's material is erased once its last slave has claimed it, units spent by a relay at once, and
+(with ``key_lifetime_s``) undelivered units and unclaimed deliveries after their lifetime; what stays is the
+metadata (key IDs, who, when, sizes) and the audit log. ``secure_delete`` zeroes the freed bytes in the file.
+The store keeps a check value of its key-encryption key: opened with another key, it refuses (:class:`WrongKek`).
+
 >>> store = KeyStore("sqlite://", secret=b"k" * 32)
 >>> store.add_units("alice|bob", [bytes([i]) * 32 for i in range(4)])
 4
@@ -15,17 +22,23 @@ leaves each unit either available or in exactly one delivery.
 (64, 2)
 >>> store.claim(slave="bob", master="alice", key_ids=[d.key_id])[0].material == d.material
 True
+>>> store.material("alice|bob")  # claimed by its only slave: the material is gone, the record stays
+{'units_holding_material': 2, 'units_erased': 2, 'units_expired': 0}
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     Column,
@@ -43,15 +56,20 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from qfabric.errors import QfabricError
 
+log = logging.getLogger("qfabric.kms.store")
 metadata = MetaData()
+ERASED = b""  # nonce and ciphertext of a unit whose material has been erased
+EXPIRED = "expired"  # the pool and master of the pseudo-delivery that takes expired free units out of their pool
 
 units = Table(
     "key_units", metadata,
@@ -64,6 +82,7 @@ units = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_units_pool_free", "pool", "delivery_id", "unit_id"),
     Index("ix_units_delivery", "delivery_id"),
+    Index("ix_units_free_age", "delivery_id", "created_at"),
 )
 deliveries = Table(
     "deliveries", metadata,
@@ -72,6 +91,7 @@ deliveries = Table(
     Column("master_sae", String(200), nullable=False),
     Column("size_bits", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
+    Index("ix_deliveries_created", "created_at"),
 )
 claims = Table(
     "claims", metadata,
@@ -89,6 +109,17 @@ audit = Table(
     Column("key_ids", Text, nullable=True),
     Column("detail", Text, nullable=True),
 )
+store_meta = Table(  # the key-encryption key's check value, the expiry watermark
+    "store_meta", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+supply_streams = Table(  # per simulated key stream, the next block not yet used (so a restart never replays one)
+    "supply_streams", metadata,
+    Column("stream", String(300), primary_key=True),
+    Column("next_block", Integer, nullable=False),
+)
+KEK_CHECK = b"qfabric key store: key-encryption key check, v1"
 
 
 class KeysExhausted(QfabricError):
@@ -103,6 +134,10 @@ class KeysNotForCaller(QfabricError):
     """The keys exist, but the caller was not named as a slave when they were issued."""
 
 
+class WrongKek(QfabricError):
+    """The key-encryption key given does not open this store's key material."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     key_id: str
@@ -113,10 +148,47 @@ class Delivery:
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; durable across kill -9
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: the WAL is fsync'ed at every commit, so a commit survives a power cut or an OS crash too (NORMAL
+    # syncs only at checkpoints: a committed issuance could come back as free units and be issued twice)
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA secure_delete=ON")  # erased key material is overwritten in the file, not just unlinked
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _postgres_session(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET synchronous_commit TO on")  # whatever the server's default: a commit is flushed first
+    cursor.close()
+    dbapi_connection.commit()  # a SET inside a transaction that is rolled back would not stay
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///...`` URL (``None``: another database, or SQLite in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:") \
+            or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def _owner_only_sqlite_file(path: Path) -> None:
+    """Create the database file readable by its owner only (SQLite gives its -wal and -shm files the same
+    mode), or tighten an existing one."""
+    with contextlib.suppress(FileExistsError):  # an empty file is an empty database
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _sqlite_begin_immediate(conn) -> None:
@@ -127,23 +199,39 @@ class KeyStore:
     """Key units, deliveries, claims and the audit log in one database (``sqlite:///file.db`` or a PostgreSQL URL).
 
     ``secret`` (32 bytes) encrypts key material at rest with AES-256-GCM; the audit log never holds material.
+    ``key_lifetime_s``: free units and unclaimed deliveries older than this have their material erased (and
+    leave their pool; a late ``dec_keys`` finds nothing); ``None`` keeps them until used.
+    Raises :class:`WrongKek` if the store holds material under another key-encryption key.
     """
 
-    def __init__(self, url: str, secret: bytes):
+    def __init__(self, url: str, secret: bytes, key_lifetime_s: float | None = None):
         if len(secret) != 32:
             raise QfabricError("the key-encryption secret must be 32 bytes")
+        if key_lifetime_s is not None and key_lifetime_s <= 0:
+            raise QfabricError(f"key_lifetime_s = {key_lifetime_s}: expected a positive number of seconds or None")
         self.url = url
+        self.key_lifetime_s = key_lifetime_s
+        self._next_expiry = 0.0
         self._aead = AESGCM(secret)
         self._unit_bits: dict[str, int] = {}
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
         # an in-memory database exists per connection: share one across threads (tests, demos)
         options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}} if in_memory else {}
+        path = sqlite_path(url)
+        if path is not None:
+            _owner_only_sqlite_file(path)
         self.engine: Engine = create_engine(url, future=True, **options)
         self._sqlite = self.engine.dialect.name == "sqlite"
         if self._sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
+        elif self.engine.dialect.name == "postgresql":
+            event.listen(self.engine, "connect", _postgres_session)
         metadata.create_all(self.engine)
+        for table in (units, deliveries):  # indexes added since a database was created
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
+        self._check_kek()
         # the hot statements, built once (building SQLAlchemy expressions costs more than running them)
         free = (select(units.c.unit_id, units.c.nonce, units.c.ciphertext)
                 .where(units.c.pool == bindparam("pool"), units.c.delivery_id.is_(None))
@@ -164,6 +252,85 @@ class KeyStore:
                                               claims.c.slave_sae == bindparam("slave"))
                          .values(claimed_at=bindparam("at")))
 
+    # ---- the key-encryption key -------------------------------------------------------------------
+
+    def _check_kek(self) -> None:
+        """Verify the store's check value under this key (or, in a store from before check values, one unit's
+        material); write the check value if there is none yet."""
+        for _ in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    check = conn.execute(select(store_meta.c.value).where(store_meta.c.name == "kek_check")).scalar()
+                    if check is not None:
+                        try:
+                            self._aead.decrypt(check[:12], check[12:], b"kek_check")
+                        except InvalidTag:
+                            raise WrongKek(f"the key-encryption key does not match the store {redacted(self.url)} "
+                                           f"(its check value does not decrypt)") from None
+                        return
+                    sample = conn.execute(select(units.c.pool, units.c.nonce, units.c.ciphertext)
+                                          .where(func.length(units.c.ciphertext) > 0).limit(1)).first()
+                    if sample is not None:
+                        try:
+                            self._aead.decrypt(sample.nonce, sample.ciphertext, sample.pool.encode())
+                        except InvalidTag:
+                            raise WrongKek(f"the key-encryption key does not match the store {redacted(self.url)} "
+                                           f"(its key material does not decrypt)") from None
+                    nonce = os.urandom(12)
+                    conn.execute(insert(store_meta).values(
+                        name="kek_check", value=nonce + self._aead.encrypt(nonce, KEK_CHECK, b"kek_check")))
+                return
+            except IntegrityError:  # another process wrote it first (PostgreSQL): check that one
+                continue
+        raise QfabricError(f"could not write the key-encryption key check value to {redacted(self.url)}")
+
+    @staticmethod
+    def holds_keys(url: str) -> bool:
+        """Whether the database at ``url`` was set up under a key-encryption key or holds key material
+        (without opening it with a key, and without creating a database that does not exist)."""
+        path = sqlite_path(url)
+        if url in ("sqlite://", "sqlite:///:memory:") or (path is not None and not path.exists()):
+            return False
+        engine = create_engine(url, future=True)
+        try:
+            names = set(inspect(engine).get_table_names())
+            with engine.connect() as conn:
+                if "store_meta" in names and conn.execute(
+                        select(store_meta.c.name).where(store_meta.c.name == "kek_check")).first():
+                    return True
+                return "key_units" in names and conn.execute(
+                    select(units.c.unit_id).where(func.length(units.c.ciphertext) > 0).limit(1)).first() is not None
+        finally:
+            engine.dispose()
+
+    def _decrypt(self, pool: str, nonce: bytes, ciphertext: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(nonce, ciphertext, pool.encode())
+        except InvalidTag:
+            log.error("a unit of pool %r does not decrypt under the key-encryption key (store %s)", pool,
+                      redacted(self.url))
+            raise
+
+    # ---- simulated supply streams ---------------------------------------------------------------
+
+    def take_block(self, stream: str) -> int:
+        """The next block number of a seeded key stream, taken (and committed) before the block's key is used,
+        so that a restart on this database continues the stream instead of replaying it (0, 1, 2, ...)."""
+        for _ in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    taken = conn.execute(select(supply_streams.c.next_block)
+                                         .where(supply_streams.c.stream == stream).with_for_update()).scalar()
+                    if taken is None:
+                        conn.execute(insert(supply_streams).values(stream=stream, next_block=1))
+                        return 0
+                    conn.execute(update(supply_streams).where(supply_streams.c.stream == stream)
+                                 .values(next_block=taken + 1))
+                    return taken
+            except IntegrityError:  # a concurrent first take (PostgreSQL): take again
+                continue
+        raise QfabricError(f"could not take a block of stream {stream!r}")
+
     # ---- writing ------------------------------------------------------------------------------
 
     def _unit_row(self, pool: str, material: bytes, now: float) -> dict:
@@ -179,6 +346,7 @@ class KeyStore:
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(insert(units), rows)
+        self._maybe_expire()
         return len(rows)
 
     def reserve(self, pool: str, master: str, slaves: Sequence[str], number: int, size_bits: int) -> list[Delivery]:
@@ -200,7 +368,7 @@ class KeyStore:
             for k in range(number):
                 chunk = rows[k * per_key : (k + 1) * per_key]
                 key_id = str(uuid.uuid4())
-                material = b"".join(self._aead.decrypt(r.nonce, r.ciphertext, pool.encode()) for r in chunk)
+                material = b"".join(self._decrypt(pool, r.nonce, r.ciphertext) for r in chunk)
                 unit_rows += [{"uid": r.unit_id, "kid": key_id} for r in chunk]
                 out.append(Delivery(key_id, material[: size_bits // 8], size_bits))
             conn.execute(self._q_deliver, [{"key_id": d.key_id, "pool": pool, "master_sae": master,
@@ -210,7 +378,10 @@ class KeyStore:
                                           for d in out for s in slaves])
             conn.execute(self._q_audit, {"at": now, "event": "enc_keys", "sae": master, "peer": ",".join(slaves),
                                          "key_ids": json.dumps([d.key_id for d in out]), "detail": pool})
-            return out
+            if not slaves:  # nobody left to claim it: the master's copy is the only one
+                self._erase(conn, [d.key_id for d in out])
+        self._maybe_expire()
+        return out
 
     def claim(self, slave: str, master: str, key_ids: Sequence[str]) -> list[Delivery]:
         """Hand the keys ``key_ids`` to ``slave``, each once, all or none (:class:`KeysNotFound` otherwise)."""
@@ -230,15 +401,77 @@ class KeyStore:
             parts: dict[str, list] = {k: [] for k in key_ids}
             for p in conn.execute(self._q_parts, {"ids": list(key_ids)}):
                 parts[p.delivery_id].append(p)
+            expired = [k for k in key_ids if any(p.ciphertext == ERASED for p in parts[k])]
+            if expired:  # its lifetime is over: the material is gone
+                raise KeysNotFound(expired)
             out = []
             for key_id in key_ids:
                 r = found[key_id]
-                material = b"".join(self._aead.decrypt(p.nonce, p.ciphertext, r.pool.encode()) for p in parts[key_id])
+                material = b"".join(self._decrypt(r.pool, p.nonce, p.ciphertext) for p in parts[key_id])
                 out.append(Delivery(key_id, material[: r.size_bits // 8], r.size_bits))
             conn.execute(self._q_claim, {"ids": list(key_ids), "slave": slave, "at": now})
             conn.execute(self._q_audit, {"at": now, "event": "dec_keys", "sae": slave, "peer": master,
                                          "key_ids": json.dumps(list(key_ids)), "detail": None})
-            return out
+            done = conn.execute(select(claims.c.key_id).where(claims.c.key_id.in_(list(key_ids)))
+                                .group_by(claims.c.key_id)
+                                .having(func.count(claims.c.claimed_at) == func.count())).scalars().all()
+            self._erase(conn, done)  # the last slave has its copy: nobody needs the material any more
+        self._maybe_expire()
+        return out
+
+    def _erase(self, conn, key_ids: Sequence[str]) -> None:
+        """Erase the material of the units of deliveries ``key_ids`` (their rows, sizes and owners stay)."""
+        if key_ids:
+            conn.execute(update(units).where(units.c.delivery_id.in_(list(key_ids)))
+                         .values(nonce=ERASED, ciphertext=ERASED))
+
+    def _maybe_expire(self) -> None:
+        if self.key_lifetime_s is not None and time.monotonic() >= self._next_expiry:
+            self._next_expiry = time.monotonic() + min(60.0, self.key_lifetime_s / 10)
+            self.expire()
+
+    def expire(self, now: float | None = None) -> dict[str, int]:
+        """Erase the material of free units and of deliveries older than ``key_lifetime_s`` (expired free units
+        leave their pool, held by one ``expired`` pseudo-delivery per sweep); returns how many of each.
+
+        Runs by itself at most every ``min(60 s, lifetime / 10)`` after writes; call it to sweep now."""
+        if self.key_lifetime_s is None:
+            return {"units": 0, "deliveries": 0}
+        now = time.time() if now is None else now
+        cutoff = now - self.key_lifetime_s
+        with self.engine.begin() as conn:
+            free_old = (units.c.delivery_id.is_(None), units.c.created_at < cutoff)
+            per_pool = {pool: n for pool, n in conn.execute(
+                select(units.c.pool, func.count()).where(*free_old).group_by(units.c.pool))}
+            stale = sum(per_pool.values())
+            if stale:
+                sweep = str(uuid.uuid4())
+                conn.execute(insert(deliveries).values(key_id=sweep, pool=EXPIRED, master_sae=EXPIRED, size_bits=0,
+                                                       created_at=now))
+                conn.execute(update(units).where(*free_old).values(delivery_id=sweep, nonce=ERASED, ciphertext=ERASED))
+                conn.execute(insert(audit).values(at=now, event="expired_units", sae=None, peer=None,
+                                                  key_ids=json.dumps([sweep]), detail=json.dumps(per_pool)))
+            mark = conn.execute(select(store_meta.c.value).where(store_meta.c.name == "expired_through")).scalar()
+            since = float(mark.decode()) if mark is not None else 0.0
+            expired: list[str] = []
+            if cutoff > since:  # deliveries made in [since, cutoff) have outlived their lifetime since the last sweep
+                window = select(deliveries.c.key_id).where(deliveries.c.created_at >= since,
+                                                           deliveries.c.created_at < cutoff,
+                                                           deliveries.c.pool != EXPIRED)
+                held = (units.c.delivery_id.in_(window), func.length(units.c.ciphertext) > 0)
+                expired = list(conn.execute(select(units.c.delivery_id).distinct().where(*held)).scalars())
+                if expired:
+                    conn.execute(update(units).where(*held).values(nonce=ERASED, ciphertext=ERASED))
+                    conn.execute(insert(audit).values(at=now, event="expired_keys", sae=None, peer=None,
+                                                      key_ids=json.dumps(expired), detail=None))
+                value = repr(cutoff).encode()
+                if mark is None:
+                    conn.execute(insert(store_meta).values(name="expired_through", value=value))
+                else:
+                    conn.execute(update(store_meta).where(store_meta.c.name == "expired_through").values(value=value))
+        if stale or expired:
+            log.info("erased the material of %d expired free units and %d unclaimed keys", stale, len(expired))
+        return {"units": stale, "deliveries": len(expired)}
 
     def relay(self, hops: Sequence[tuple[str, str]], target: str, count: int) -> dict:
         """Carry ``count`` fresh end-to-end keys across trusted nodes into pool ``target``, all or nothing.
@@ -270,7 +503,7 @@ class KeyStore:
                 copies.append((sides[0], sides[1]))
 
             def plain(pool: str, row) -> int:
-                return int.from_bytes(self._aead.decrypt(row.nonce, row.ciphertext, pool.encode()))
+                return int.from_bytes(self._decrypt(pool, row.nonce, row.ciphertext))
 
             keys = []
             for j in range(count):
@@ -287,7 +520,8 @@ class KeyStore:
             conn.execute(insert(deliveries).values(key_id=relay_id, pool="relay", master_sae="relay",
                                                    size_bits=unit_bits, created_at=now))
             spent = [r.unit_id for left_rows, right_rows in copies for r in (*left_rows, *right_rows)]
-            conn.execute(update(units).where(units.c.unit_id.in_(spent)).values(delivery_id=relay_id))
+            conn.execute(update(units).where(units.c.unit_id.in_(spent))  # one-time pads, used: erased
+                         .values(delivery_id=relay_id, nonce=ERASED, ciphertext=ERASED))
             conn.execute(insert(units), [self._unit_row(target, k, now) for k in keys])
             conn.execute(insert(audit).values(at=now, event="relay", sae=None, peer=target, key_ids=None,
                                               detail=json.dumps({"hops": [list(h) for h in hops], "keys": count})))
@@ -334,6 +568,17 @@ class KeyStore:
             claimed = conn.execute(select(func.count()).select_from(claims.join(deliveries))
                                    .where(deliveries.c.pool == pool, claims.c.claimed_at.is_not(None))).scalar()
         return {"units_free": free, "units_used": used, "keys_delivered": delivered, "claims_done": claimed}
+
+    def material(self, pool: str) -> dict[str, int]:
+        """Units of ``pool`` whose material is still held, erased (claimed, relayed or expired), and expired."""
+        with self.engine.connect() as conn:
+            held = conn.execute(select(func.count()).where(units.c.pool == pool,
+                                                           func.length(units.c.ciphertext) > 0)).scalar()
+            erased = conn.execute(select(func.count()).where(units.c.pool == pool,
+                                                             func.length(units.c.ciphertext) == 0)).scalar()
+            expired = conn.execute(select(func.count()).select_from(units.join(deliveries))
+                                   .where(units.c.pool == pool, deliveries.c.pool == EXPIRED)).scalar()
+        return {"units_holding_material": held, "units_erased": erased, "units_expired": expired}
 
     def claims_of(self, key_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
         """Per key ID, each named slave and when it claimed the key (``None``: not yet)."""

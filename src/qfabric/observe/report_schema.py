@@ -27,20 +27,29 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 from pydantic.json_schema import GenerateJsonSchema
 
+from qfabric.control import faults, routing
 from qfabric.errors import QfabricError
-from qfabric.scenario.schema import FaultSpec, LinkSpec, MultiplexingSpec, ProtocolSpec, RoutingSpec
+from qfabric.link import heralded
+from qfabric.network import models
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_TITLE = "qfabric run report"
 MAX_LISTED_PROBLEMS = 10
 
-# the scenario's enumerations, as the report repeats them
-Metric = RoutingSpec.model_fields["metric"].annotation
-MultiplexingMode = MultiplexingSpec.model_fields["mode"].annotation
-QubitSelection = MultiplexingSpec.model_fields["qubit_selection"].annotation
-SwapScheme = ProtocolSpec.model_fields["scheme"].annotation
-LinkScheme = LinkSpec.model_fields["scheme"].annotation
-FaultKind = FaultSpec.model_fields["kind"].annotation
+
+def _one_of(enum) -> Any:
+    """The values of a string enum as a ``Literal`` (a plain ``enum`` in the JSON Schema)."""
+    return Literal[tuple(member.value for member in enum)]
+
+
+# the engine's enumerations, as the report repeats them
+Metric = _one_of(routing.Metric)
+MultiplexingMode = _one_of(models.Multiplexing)
+QubitSelection = _one_of(models.QubitSelection)
+SwapScheme = _one_of(models.SwapScheme)
+LinkScheme = _one_of(heralded.Scheme)
+FaultKind = _one_of(faults.FaultKind)
+
 
 EventName = Literal[
     "arrived", "admitted", "refused", "started", "ended", "completed", "negotiated", "degraded", "preempted",

@@ -13,6 +13,14 @@ Simulating and post-processing a 1 GHz link in full costs more CPU than one seco
 worth on a small machine (about 1 s of CPU for 0.2 s of a metro link's key here), so at
 ``rate_scale=1`` a 2-core machine falls behind and pools fill more slowly than the simulated rate;
 ``rate_scale`` feeds a fixed fraction of it instead.
+
+Key material never repeats: every distillation takes the next block of its seeded stream from the store
+(:meth:`~qfabric.kms.store.KeyStore.take_block`, committed before any of its key is released), so a restart on
+the same database continues each link's stream where the last run stopped instead of replaying it (which would
+reuse the one-time pads of the relays). A fresh database starts every stream at block 0, as before.
+
+Simulated keys are reproducible from the scenario's seed (and the block numbers): they protect nothing by
+themselves. The status extension says so (``simulated_key_material``).
 """
 
 from __future__ import annotations
@@ -50,7 +58,8 @@ class KeyBuffer:
     alice: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     bob: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     released_bits: int = 0
-    blocks: int = 0
+    blocks: int = 0  # distilled by this supply
+    stream_block: int | None = None  # the stream's block number of the last distillation (from the store)
     owed_bits: float = 0.0
 
 
@@ -89,6 +98,7 @@ class PairFeed:
     pairs: int
     released_blocks: int = 0
     released_units: int = 0
+    run: int = 0  # which measurement run of the pairs (one per supply on a database: a restart never replays one)
 
 
 def _state(c: Condition) -> State:
@@ -159,6 +169,10 @@ class KeySupply:
             (s1, s2): {"bbm92_end_to_end": 0, "trusted_relay": 0} for s1, s2, _, _ in self.pairs}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()  # distillation and ticks: one at a time
+        self._ready = threading.Event()  # every link distilled once (prime done)
+        self.background = False  # fed by start(): status calls never wait for a distillation
+        self.error: str | None = None
 
     def _relayable(self, graph: nx.Graph, a: str, b: str) -> nx.Graph:
         """``graph`` without the nodes not trusted to relay (the two ends stay)."""
@@ -172,31 +186,51 @@ class KeySupply:
         pair's delivery."""
         blocks: list[tuple[float, np.ndarray, np.ndarray]] = []
         qber = None
+        measurement = 0
         if len(weights) >= 2:
             size = spec.block_pairs or len(weights)
-            seed = int(stream_seed(self.scenario.seed, f"kms/{spec.name}").generate_state(1)[0])
+            measurement = self.store.take_block(f"kms/{spec.name}")  # a new measurement of the pairs per supply
+            name = f"kms/{spec.name}" if measurement == 0 else f"kms/{spec.name}/run{measurement}"
+            seed = int(stream_seed(self.scenario.seed, name).generate_state(1)[0])
             run = run_bbm92(weights, seed=seed, variant=spec.cascade, eps_sec=spec.eps_sec, eps_cor=spec.eps_cor,
                             pair_rate_hz=len(weights) / self.scenario.duration_s, block_bits=size)
             qber = run.summary()["qber"]
             for i, block in enumerate(run.blocks):
                 ready = float(times[min((i + 1) * size, len(times)) - 1])
                 blocks.append((ready, block.alice_key, block.bob_key))
-        return PairFeed(request.source, request.target, spec, request.name, blocks, qber, len(weights))
+        return PairFeed(request.source, request.target, spec, request.name, blocks, qber, len(weights),
+                        run=measurement)
 
     def buffer(self, feed: LinkFeed, state: State) -> KeyBuffer:
         """The link's key in ``state``, distilled the first time it is needed."""
+        with self._lock:
+            buf = feed.buffers.get(state)
+            if buf is None:
+                buf = feed.buffers[state] = KeyBuffer()
+                try:
+                    self._distill(feed, state)
+                except BaseException:
+                    del feed.buffers[state]  # not distilled: the next caller tries again
+                    raise
+            return buf
+
+    def _known(self, feed: LinkFeed, state: State) -> KeyBuffer | None:
+        """The link's key in ``state`` if distilled already (never distils: for status calls)."""
         buf = feed.buffers.get(state)
-        if buf is None:
-            buf = feed.buffers[state] = KeyBuffer()
-            self._distill(feed, state)
-        return buf
+        return buf if buf is not None and buf.blocks > 0 else None
+
+    @staticmethod
+    def stream_name(feed: LinkFeed, state: State) -> str:
+        """The seeded stream of a link's key in ``state``; block ``n`` of it is ``f"{stream_name}/{n}"``."""
+        extra_db, factor = state
+        return f"kms/{feed.spec.name}" if state == NOMINAL else f"kms/{feed.spec.name}/{extra_db:g}dB/x{factor:g}"
 
     def _distill(self, feed: LinkFeed, state: State) -> None:
         buf = feed.buffers[state]
         extra_db, factor = state
-        stream = f"kms/{feed.spec.name}/{buf.blocks}" if state == NOMINAL else \
-            f"kms/{feed.spec.name}/{extra_db:g}dB/x{factor:g}/{buf.blocks}"
-        seed = int(stream_seed(self.scenario.seed, stream).generate_state(1)[0])
+        base = self.stream_name(feed, state)
+        block = self.store.take_block(base)  # committed before any of its key is released: never replayed
+        seed = int(stream_seed(self.scenario.seed, f"{base}/{block}").generate_state(1)[0])
         ch = feed.channel
         channel = ch if state == NOMINAL else dataclasses.replace(
             ch, attenuation_db_per_km=ch.attenuation_db_per_km + extra_db / ch.distance_km,
@@ -205,6 +239,7 @@ class KeySupply:
         run = run_decoy_bb84(channel, pulses, seed=seed, variant=feed.spec.cascade, eps_sec=feed.spec.eps_sec,
                              eps_cor=feed.spec.eps_cor, source_rate_hz=feed.spec.source_rate_hz)
         buf.blocks += 1
+        buf.stream_block = block
         buf.rate_bps = run.secret_key_rate_bps
         buf.qber = run.summary()["qber"]
         keep_a, keep_b = buf.alice[buf.released_bits:], buf.bob[buf.released_bits:]
@@ -217,7 +252,14 @@ class KeySupply:
 
     def prime(self) -> dict[str, float]:
         """Distill every link once in its nominal state; returns each QKD service's secret-key rate (bit/s)."""
-        return {f.spec.name: self.buffer(f, NOMINAL).rate_bps for f in self.feeds.values()}
+        rates = {f.spec.name: self.buffer(f, NOMINAL).rate_bps for f in self.feeds.values()}
+        self._ready.set()
+        return rates
+
+    @property
+    def ready(self) -> bool:
+        """Every link has been distilled once (:meth:`prime`): the supply is flowing."""
+        return self._ready.is_set()
 
     # ---- what the links supply ----------------------------------------------------------------------
 
@@ -241,20 +283,37 @@ class KeySupply:
 
     def link_qber(self, sae_a: str, sae_b: str) -> dict | None:
         """ETSI status extension: the worst QBER among the links that carry this SAE pair's keys now (and the
-        end-to-end BBM92 key's, when the pair has one)."""
-        for s1, s2, usual, _ in self.pairs:
+        end-to-end BBM92 key's, when the pair has one); whether the supply is flowing yet (``supply_ready``) and
+        how full the pair's pool is (``pool_fill``: of ``max_key_count``); and that the keys come from simulated
+        links (``simulated_key_material``: reproducible from the scenario's seed, no secrecy by themselves).
+
+        Fed in the background (:meth:`start`), it never waits for a distillation: links not distilled yet
+        report no QBER and no rate."""
+        for s1, s2, usual, pool in self.pairs:
             if {s1, s2} == {sae_a, sae_b}:
                 path = self.path_now(s1, s2)
                 feeds = [self.feeds[tuple(sorted((a, b)))] for a, b in zip(path, path[1:], strict=False)] \
                     if path is not None and all(tuple(sorted((a, b))) in self.feeds
                                                 for a, b in zip(path, path[1:], strict=False)) else []
-                qbers = [self.buffer(f, _state(f.condition_at(self.now_s))).qber for f in feeds]
+                now = self.now_s
+                if self.background:
+                    bufs = [self._known(f, _state(f.condition_at(now))) for f in feeds]
+                    rates = [b.rate_bps if b is not None and f.up_at(now) else 0.0 for f, b in zip(feeds, bufs,
+                                                                                                   strict=True)]
+                else:
+                    bufs = [self.buffer(f, _state(f.condition_at(now))) for f in feeds]
+                    rates = [self.rate_at(f, now) for f in feeds]
                 e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
-                known = [q for q in qbers if q is not None]
-                return {"link_qber": max(known) if known else None, "hops": len(path) - 1 if feeds else None,
-                        "simulated_key_rate_bps": min((self.rate_at(f, self.now_s) for f in feeds), default=0.0),
-                        "end_to_end_qber": e2e.qber if e2e is not None else None,
-                        "supply_rate_scale": self.rate_scale}
+                known = [b.qber for b in bufs if b is not None and b.qber is not None]
+                out = {"link_qber": max(known) if known else None, "hops": len(path) - 1 if feeds else None,
+                       "simulated_key_rate_bps": min(rates, default=0.0),
+                       "end_to_end_qber": e2e.qber if e2e is not None else None,
+                       "supply_rate_scale": self.rate_scale, "supply_ready": self.ready,
+                       "pool_fill": round(min(1.0, self.store.available(pool) / self.max_units), 4),
+                       "simulated_key_material": True}
+                if self.error is not None:
+                    out["supply_error"] = self.error
+                return out
         return None
 
     def links_now(self) -> dict[str, dict]:
@@ -270,6 +329,10 @@ class KeySupply:
     def tick(self, dt: float) -> None:
         """Advance simulated time by ``dt`` seconds: release every link's key for it, then relay what every SAE
         pair can get over the links up at the new time."""
+        with self._lock:
+            self._tick(dt)
+
+    def _tick(self, dt: float) -> None:
         t0, t1 = self.now_s, self.now_s + dt
         for feed in self.feeds.values():
             full = self.store.available(link_pool(feed.a, feed.b, feed.a)) >= self.max_units
@@ -328,19 +391,44 @@ class KeySupply:
         buf.released_bits = hi
         buf.owed_bits -= units * self.unit_bits
 
-    def start(self) -> None:
-        """Feed in real time (the KMS server): simulated time follows the wall clock."""
+    def start(self, prime: bool = False, on_primed=None, on_error=None) -> None:
+        """Feed in real time (the KMS server): simulated time follows the wall clock, from a background thread.
+
+        ``prime``: distill every link first, in that thread (the caller can serve at once; status calls say
+        ``supply_ready: false`` until it is done), then call ``on_primed(rates)``. A failure calls
+        ``on_error(exception)``: during priming it ends the supply, later ones are reported and the supply
+        carries on."""
+        self.background = True
+
         def loop():
+            if prime:
+                try:
+                    rates = self.prime()
+                except Exception as err:  # reported, never lost in a dead thread
+                    self.error = f"{type(err).__name__}: {err}"
+                    if on_error is not None:
+                        on_error(err)
+                    return
+                if on_primed is not None:
+                    on_primed(rates)
             last = time.monotonic()
             while not self._stop.wait(self.tick_s):
                 now = time.monotonic()
-                self.tick(now - last)
+                try:
+                    self.tick(now - last)
+                    self.error = None
+                except Exception as err:
+                    message = f"{type(err).__name__}: {err}"
+                    if on_error is not None and message != self.error:  # once per new error, not every tick
+                        on_error(err)
+                    self.error = message
                 last = now
 
         self._thread = threading.Thread(target=loop, name="key-supply", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop feeding (a distillation under way finishes in its daemon thread, or dies with the process)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(timeout_s)

@@ -53,8 +53,8 @@ def _field_path(loc: tuple) -> str:
     return out
 
 
-def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names (and aliases) of the model at ``loc``, for 'did you mean' hints."""
+def _model_at(model: type[BaseModel], loc: tuple) -> Any:
+    """The model holding the field at ``loc`` (``None``: a dict of models, whose keys are free)."""
     current: Any = model
     for part in loc[:-1]:
         if isinstance(part, int) or current is None:
@@ -62,12 +62,21 @@ def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
         fields = getattr(current, "model_fields", {})
         field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
         if field is None:
-            # a dict of models (custom hardware): keys are free, step into the value type
-            return []
+            return None
         current = _inner_model(field.annotation)
-    if current is None or not hasattr(current, "model_fields"):
-        return []
-    return [f.alias or name for name, f in current.model_fields.items()]
+    return current if current is not None and hasattr(current, "model_fields") else None
+
+
+def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names (and aliases) of the model at ``loc``, for 'did you mean' hints."""
+    current = _model_at(model, loc)
+    return [] if current is None else [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _description(model: type[BaseModel], loc: tuple) -> str | None:
+    current = _model_at(model, loc)
+    field = None if current is None else current.model_fields.get(loc[-1])
+    return None if field is None else field.description
 
 
 def _inner_model(annotation: Any) -> Any:
@@ -101,6 +110,12 @@ def _explain(error: dict, model: type[BaseModel]) -> tuple[str, str]:
         what = "a whole number" if kind.startswith("int") else "a number"
         unit_hint = f" (in {unit}, without a unit suffix)" if unit in {"km", "s", "hz"} else ""
         return _field_path(loc), f"expected {what}{unit_hint}, got {got!r}"
+    if kind == "string_too_long":
+        why = _description(model, loc)
+        return _field_path(loc), (f"expected at most {error['ctx']['max_length']} characters"
+                                  + (f" ({why})" if why else "") + f", got {got!r}")
+    if kind == "string_pattern_mismatch" and _description(model, loc):
+        return _field_path(loc), f"expected {_description(model, loc)}, got {got!r}"
     if kind == "literal_error":
         return _field_path(loc), f"expected {error['ctx']['expected']}, got {got!r}"
     message = error["msg"].removeprefix("Value error, ")

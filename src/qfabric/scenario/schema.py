@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from qfabric.kms.naming import SAE_ID_PATTERN, SAE_ID_RULE
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -69,7 +71,7 @@ class HardwareSpec(_Strict):
 
 
 class NodeSpec(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=48, description="key pools are named by their nodes")
     profile: str | None = Field(default=None, description="hardware of this node's swaps; default: its first link's")
     role: Literal["end", "repeater"] | None = None
     position_km: tuple[float, float] | None = Field(default=None, description="map position (x, y), km")
@@ -394,12 +396,12 @@ class QkdSpec(_Strict):
 
 
 class SaeSpec(_Strict):
-    id: str = Field(min_length=1)
+    id: str = Field(pattern=SAE_ID_PATTERN, description=SAE_ID_RULE)
     node: str = Field(min_length=1)
 
 
 class KmeSpec(_Strict):
-    id: str = Field(min_length=1)
+    id: str = Field(pattern=SAE_ID_PATTERN, description=SAE_ID_RULE)
     nodes: list[str] = Field(min_length=1, description="nodes whose keys this KME manages (trusted nodes)")
 
 
