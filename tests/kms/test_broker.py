@@ -112,3 +112,34 @@ def test_max_link_qber_extension_one_request_and_no_key_spent_above_the_threshol
             assert bad.value.status == 400 and MAX_LINK_QBER in bad.value.body["message"]
     finally:
         kme.stop()
+
+
+@pytest.mark.parametrize("simulated", [True, False])
+def test_qkd_only_on_simulated_keys_is_warned_and_audited_once_per_peer(tmp_path, caplog, simulated):
+    from qfabric.kms.broker import SIMULATED_QKD_ONLY
+    from qfabric.kms.local import LocalKme, ThreadedKme
+
+    base = LocalKme.create(tmp_path, ["alice", "bob"])
+    kme_config = base.config.kme()
+    kme_config.status_extension = lambda master, slave: {"simulated_key_material": simulated}
+    base.fill("alice", "bob", 4)
+    kme = ThreadedKme(base.config, base.store, kme_config)
+    kme.start()
+    try:
+        with base.client("alice") as a, base.client("bob") as b:
+            audit = tmp_path / "audit.jsonl"
+            alice = SessionBroker("alice", a, Policy("qkd-only"), jsonl_audit(audit))
+            bob = SessionBroker("bob", b, Policy("qkd-only"), jsonl_audit(audit))
+            bob_keys = ResponderKeys.generate()
+            for _ in range(2):
+                hello, k_alice = alice.initiate("bob", bob_keys.public())
+                assert hello.mode is Mode.QKD_ONLY and bob.respond("alice", hello, bob_keys) == k_alice
+            warnings = [e for e in events(audit) if e["event"] == "warning"]
+            assert warnings == ([{**warnings[0], "sae": "alice", "peer": "bob", "mode": "qkd-only",
+                                  "reason": SIMULATED_QKD_ONLY}] if simulated else [])
+            assert (SIMULATED_QKD_ONLY in caplog.text) is simulated
+            hybrid = SessionBroker("alice", a, Policy("hybrid"), jsonl_audit(tmp_path / "hybrid.jsonl"))
+            hybrid.initiate("bob", bob_keys.public())  # hybrid keeps its secrecy from ML-KEM + X25519: no warning
+            assert [e["event"] for e in events(tmp_path / "hybrid.jsonl")] == ["session"]
+    finally:
+        kme.stop()

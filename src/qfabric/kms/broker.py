@@ -9,9 +9,10 @@ key from its KME by ID and derives the same session key.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qfabric.kms.client import MAX_LINK_QBER, KmeError, SaeClient
@@ -19,6 +20,10 @@ from qfabric.kms.hybrid import Hello, Mode, ResponderKeys, ResponderPublic, init
 from qfabric.kms.policy import Policy
 
 AuditSink = Callable[[dict], None]
+log = logging.getLogger("qfabric.kms.broker")
+SIMULATED_QKD_ONLY = ("qkd-only session keys from simulated QKD links: the KME says its key material is "
+                      "simulated (reproducible from a scenario seed), so these sessions have no secrecy; "
+                      "use hybrid to keep ML-KEM-768 + X25519")
 
 
 def jsonl_audit(path: str | Path) -> AuditSink:
@@ -40,6 +45,17 @@ class SessionBroker:
     kme: SaeClient
     policy: Policy
     audit: AuditSink
+    _simulated: dict[str, bool] = field(default_factory=dict, repr=False)  # per peer: the KME's keys are simulated
+
+    def _warn_if_simulated(self, peer: str) -> None:
+        """Once per peer: a ``qkd-only`` session on simulated key material is logged and audited as such."""
+        if peer not in self._simulated:
+            extension = self.kme.status(peer).get("status_extension") or {}
+            self._simulated[peer] = bool(extension.get("simulated_key_material"))
+            if self._simulated[peer]:
+                log.warning("%s -> %s: %s", self.sae_id, peer, SIMULATED_QKD_ONLY)
+                self.audit({"event": "warning", "sae": self.sae_id, "peer": peer, "mode": Mode.QKD_ONLY.value,
+                            "reason": SIMULATED_QKD_ONLY})
 
     def _qkd_key(self, peer: str) -> tuple[tuple[str, bytes] | None, bool, float | None]:
         """A QKD key for ``peer`` if its pool has one and its links' QBER is within the policy's threshold;
@@ -81,6 +97,8 @@ class SessionBroker:
             decision = self.policy.decide(qkd_available=available and key is not None, link_qber=qber)
             if key is not None:
                 key_id, qkd_key = key
+        if decision.mode == Mode.QKD_ONLY:
+            self._warn_if_simulated(peer)
         if decision.fallback:
             self.audit({"event": "fallback", "sae": self.sae_id, "peer": peer, "mode": decision.mode,
                         "wanted": self.policy.mode, "reason": decision.reason})
