@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from qfabric.cli.main import app
@@ -124,3 +125,23 @@ def test_chain_commands_take_the_swap_asap_conventions_and_print_units():
     assert abs(sdata["mean_waiting_time"] - data["mean_waiting_time"]) < 4 * sdata["waiting_time_stderr"]
     bad = runner.invoke(app, ["chain", "exact", "--scheme", "nested", "--swap-timing", "simultaneous"])
     assert bad.exit_code == 2 and "swap-asap conventions" in " ".join(bad.output.split())
+
+
+@pytest.mark.parametrize(("command", "listed"), [
+    (["chain", "exact"], ["[nested|swap-asap]", "[sequential|simultaneous]", "[reset|oldest]"]),
+    (["topology"], ["[line|ring|star|grid|waxman|random]", "[single-click|double-click]"]),
+    (["fl"], ["[qkd-only|hybrid|pq-only]", "[pq-only|none|wait]"]),
+])
+def test_options_with_fixed_choices_list_them_and_refuse_others(command, listed):
+    text = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"}).output
+    assert all(choices in text for choices in listed), text
+    flag = listed[0].strip("[]").split("|")[0]
+    option = next(line.split()[1] for line in text.splitlines() if listed[0] in line)
+    result = runner.invoke(app, [*command, option, flag + "-not"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and f"'{flag}-not' is not one of" in result.output
+
+
+def test_every_command_takes_the_scenario_as_its_first_argument():
+    for command in (["run"], ["validate"], ["fl"], ["kms", "serve"]):
+        usage = next(line for line in runner.invoke(app, [*command, "--help"]).output.splitlines() if "Usage:" in line)
+        assert usage.split()[2:] in ([*command, "[OPTIONS]", "SCENARIO"], [*command, "[OPTIONS]", "[SCENARIO]"]), usage

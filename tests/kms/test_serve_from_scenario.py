@@ -29,7 +29,7 @@ def served(tmp_path, free_port):
     pki = make_dev_pki(tmp_path / "pki", kmes=["kme-x"], saes=["alice", "bob"])
     port = free_port
     with open(tmp_path / "serve.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "qfabric.cli.main", "kms", "serve", "--scenario",
+        proc = subprocess.Popen([sys.executable, "-m", "qfabric.cli.main", "kms", "serve",
                                  str(tmp_path / "s.yaml"), "--kme", "kme-x", "--pki", str(tmp_path / "pki"),
                                  "--port", str(port)], stdout=log, stderr=log)
     url = f"https://127.0.0.1:{port}"
@@ -65,7 +65,7 @@ def test_keys_flow_in_from_the_links_and_reach_both_saes(served):
 
 def test_serve_without_certificates_says_what_to_run(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(SCENARIO))
-    result = subprocess.run([sys.executable, "-m", "qfabric.cli.main", "kms", "serve", "--scenario",
+    result = subprocess.run([sys.executable, "-m", "qfabric.cli.main", "kms", "serve",
                              str(tmp_path / "s.yaml"), "--kme", "kme-x", "--pki", str(tmp_path / "nopki")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

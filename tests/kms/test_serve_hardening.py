@@ -210,7 +210,7 @@ def _listens(port: int) -> bool:
 def serve(tmp_path, scenario: dict, port: int, *extra: str) -> subprocess.Popen:
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(scenario))
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (the process writes it until the test ends)
-    return subprocess.Popen([sys.executable, "-m", "qfabric.cli.main", "kms", "serve", "--scenario",
+    return subprocess.Popen([sys.executable, "-m", "qfabric.cli.main", "kms", "serve",
                              str(tmp_path / "s.yaml"), "--kme", "kme-x", "--pki", str(tmp_path / "pki"), "--port",
                              str(port), *extra], stdout=log, stderr=log, env=dict(os.environ, COLUMNS="400"))
 

@@ -13,3 +13,14 @@ def fail(error: Exception | str) -> None:
     """Print ``error`` without a traceback and exit with code 2."""
     err.print(f"[bold red]error:[/bold red] {error}", highlight=False)
     raise typer.Exit(code=2)
+
+
+def choice(*values: str):
+    """A fixed set of values for an option: ``--help`` lists them, anything else is refused with exit code 2.
+
+    >>> choice("nested", "swap-asap").choices
+    ('nested', 'swap-asap')
+    """
+    import click
+
+    return click.Choice(values)

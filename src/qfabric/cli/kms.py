@@ -1,4 +1,11 @@
-"""``qfabric kms``: a development PKI, a KME fed by a scenario's QKD links, and a status call."""
+"""``qfabric kms``: a development PKI, a KME fed by a scenario's QKD links, and an SAE's ETSI 014 calls.
+
+    qfabric kms certs --out pki --kme kme-metro --sae alice --sae bob
+    qfabric kms serve scenarios/metro-chain.yaml --kme kme-metro --pki pki
+    qfabric kms status --kme https://127.0.0.1:8443 --cert pki/alice.pem --key pki/alice.key --slave bob
+    qfabric kms keys enc --kme https://127.0.0.1:8443 --cert pki/alice.pem --key pki/alice.key --slave bob
+    qfabric kms keys dec --kme https://127.0.0.1:8443 --cert pki/bob.pem --key pki/bob.key --master alice --key-id ID
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from qfabric.cli.common import err, fail, out
 from qfabric.errors import QfabricError
-from qfabric.kms.certs import make_dev_pki
-from qfabric.kms.client import KmeError, SaeClient
-from qfabric.kms.etsi import create_app
-from qfabric.kms.server import KEK_ENV, ServerConfig, open_store, raise_open_file_limit, uvicorn_config
-from qfabric.scenario import load_scenario
-from qfabric.scenario.build import scenario_faults
-from qfabric.scenario.keysupply import KeySupply
 
+# the web stack, the store and the scenario machinery load inside the commands: `qfabric --help` stays fast
 app = typer.Typer(no_args_is_help=True, help="Key management: ETSI GS QKD 014 KMEs fed by QKD links.")
+keys_app = typer.Typer(no_args_is_help=True, help="Fetch keys over ETSI GS QKD 014 as an SAE (JSON on stdout).")
+app.add_typer(keys_app, name="keys")
 
 SIMULATED_KEYS_WARNING = ("warning: the keys come from simulated QKD links: they are reproducible from the "
                           "scenario's seed and protect nothing by themselves (a qkd-only policy gives no secrecy "
@@ -34,6 +36,8 @@ def certs(
     days: Annotated[int, typer.Option("--days")] = 365,
 ) -> None:
     """A development CA, KME server certificates (127.0.0.1) and SAE client certificates (CN = SAE ID)."""
+    from qfabric.kms.certs import make_dev_pki
+
     kmes = kme or ["kme-a"]
     if not sae:
         fail("give at least one --sae")
@@ -47,7 +51,7 @@ def certs(
 
 @app.command("serve")
 def serve(
-    scenario: Annotated[Path, typer.Option("--scenario", help="Scenario with qkd and kms sections.")],
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML with qkd and kms sections.")],
     kme: Annotated[str, typer.Option("--kme", help="The KME of the scenario to serve.")],
     pki: Annotated[Path, typer.Option("--pki", help="Directory made by 'qfabric kms certs'.")] = Path("pki"),
     db: Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite file in the PKI dir).")] = None,
@@ -55,9 +59,9 @@ def serve(
     port: Annotated[int, typer.Option("--port")] = 8443,
     rate_scale: Annotated[float, typer.Option("--rate-scale", help="Feed this fraction of the simulated key "
                                               "rate (real-time distillation of fast links needs many cores).")] = 1.0,
-    kek: Annotated[Path | None, typer.Option("--kek", help=f"The store's key-encryption key file (default: "
-                                             f"<kme>.kek in the PKI dir; ${KEK_ENV} overrides it with the key "
-                                             f"itself, hex or base64).")] = None,
+    kek: Annotated[Path | None, typer.Option("--kek", help="The store's key-encryption key file (default: "
+                                             "<kme>.kek in the PKI dir; $QFABRIC_KEK overrides it with the key "
+                                             "itself, hex or base64).")] = None,
     key_lifetime: Annotated[float, typer.Option("--key-lifetime", help="Seconds after which the material of "
                                                 "undelivered and unclaimed keys is erased (0: never).")] = 86_400.0,
     operator: Annotated[list[str] | None, typer.Option(
@@ -69,6 +73,14 @@ def serve(
 
     It listens at once; the links are distilled in the background (the status call's status_extension says
     supply_ready and pool_fill)."""
+    import uvicorn
+
+    from qfabric.kms.etsi import create_app
+    from qfabric.kms.server import ServerConfig, open_store, raise_open_file_limit, uvicorn_config
+    from qfabric.scenario import load_scenario
+    from qfabric.scenario.build import scenario_faults
+    from qfabric.scenario.keysupply import KeySupply
+
     try:
         sc = load_scenario(scenario)
         if sc.kms is None:
@@ -121,20 +133,67 @@ def serve(
         raise typer.Exit(1)
 
 
-@app.command("status")
-def status(
-    kme: Annotated[str, typer.Option("--kme", help="KME URL, e.g. https://127.0.0.1:8443")],
-    cert: Annotated[Path, typer.Option("--cert", help="This SAE's certificate.")],
-    key: Annotated[Path, typer.Option("--key", help="This SAE's private key.")],
-    slave: Annotated[str, typer.Option("--slave", help="The SAE to share keys with.")],
-    ca: Annotated[Path | None, typer.Option("--ca", help="CA certificate (default: ca.pem beside --cert).")] = None,
-) -> None:
-    """ETSI 014 status between this SAE (from its certificate) and ``--slave``."""
+KmeUrl = Annotated[str, typer.Option("--kme", help="KME URL, e.g. https://127.0.0.1:8443")]
+Cert = Annotated[Path, typer.Option("--cert", help="This SAE's certificate (its common name is the SAE ID).")]
+Key = Annotated[Path, typer.Option("--key", help="This SAE's private key.")]
+Ca = Annotated[Path | None, typer.Option("--ca", help="CA certificate (default: ca.pem beside --cert).")]
+
+
+def _call(kme: str, cert: Path, key: Path, ca: Path | None, request):
+    """Run ``request(client)`` as the SAE of ``cert``; the KME's refusals and unreachable KMEs end with exit 2."""
+    from qfabric.kms.client import KmeError, SaeClient
+
     ca = ca or cert.parent / "ca.pem"
+    for flag, path in (("--cert", cert), ("--key", key), ("--ca", ca)):
+        if not path.is_file():
+            fail(f"{flag} {path}: no such file (make a development PKI with 'qfabric kms certs')")
     try:
         with SaeClient(kme, str(cert), str(key), str(ca)) as client:
-            out.print_json(json.dumps(client.status(slave)))
+            return request(client)
     except KmeError as error:
-        fail(f"the KME refused: {error.status} {error.body}")
-    except (OSError, Exception) as error:  # connection refused, TLS failure: say which
+        fail(f"the KME refused: {error.status} {json.dumps(error.body)}")
+    except Exception as error:  # connection refused, TLS failure, a malformed URL: say which
         fail(f"cannot reach {kme}: {type(error).__name__}: {error}")
+
+
+def _print_keys(keys: list[tuple[str, bytes]]) -> None:
+    """The ETSI 014 key container: ``{"keys": [{"key_ID": ..., "key": base64}]}``."""
+    import base64
+
+    out.print_json(json.dumps({"keys": [{"key_ID": key_id, "key": base64.b64encode(material).decode()}
+                                        for key_id, material in keys]}))
+
+
+@app.command("status")
+def status(
+    kme: KmeUrl, cert: Cert, key: Key,
+    slave: Annotated[str, typer.Option("--slave", help="The SAE to share keys with.")],
+    ca: Ca = None,
+) -> None:
+    """ETSI 014 status between this SAE (from its certificate) and ``--slave``."""
+    out.print_json(json.dumps(_call(kme, cert, key, ca, lambda client: client.status(slave))))
+
+
+@keys_app.command("enc")
+def keys_enc(
+    kme: KmeUrl, cert: Cert, key: Key,
+    slave: Annotated[str, typer.Option("--slave", help="The SAE that will fetch the same keys.")],
+    number: Annotated[int, typer.Option("--number", min=1, help="Keys to get.")] = 1,
+    size: Annotated[int | None, typer.Option("--size", min=8, help="Key size in bits (default: the KME's).")]
+    = None,
+    also: Annotated[list[str] | None, typer.Option("--also", help="An additional slave SAE (repeatable).")] = None,
+    ca: Ca = None,
+) -> None:
+    """As the master SAE: new keys shared with ``--slave`` (enc_keys), printed as the ETSI key container."""
+    _print_keys(_call(kme, cert, key, ca, lambda client: client.enc_keys(slave, number, size, also or None)))
+
+
+@keys_app.command("dec")
+def keys_dec(
+    kme: KmeUrl, cert: Cert, key: Key,
+    master: Annotated[str, typer.Option("--master", help="The SAE that asked for the keys.")],
+    key_id: Annotated[list[str], typer.Option("--key-id", help="A key ID the master sent (repeatable).")],
+    ca: Ca = None,
+) -> None:
+    """As a slave SAE: the keys ``--master`` was given, by key ID (dec_keys), each handed out once."""
+    _print_keys(_call(kme, cert, key, ca, lambda client: client.dec_keys(master, list(key_id))))

@@ -1,7 +1,7 @@
 """The ``qfabric`` command line.
 
     qfabric run [SCENARIO] [--json FILE]      simulate a scenario (and its federation), print its SLIs
-    qfabric fl --scenario FILE [--rounds N]   run a scenario's federated training on Flower
+    qfabric fl [SCENARIO] [--rounds N]        run a scenario's federated training on Flower
     qfabric validate SCENARIO                 check a scenario file, explain every problem
     qfabric topology --generator waxman ...   write a scenario skeleton (generated, imported or a workload)
     qfabric chain exact|simulate ...          waiting time and fidelity of homogeneous chains
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from qfabric import __version__
-from qfabric.cli.common import err, fail, out
+from qfabric.cli.common import choice, err, fail, out
 from qfabric.cli.kms import app as kms_app
 from qfabric.cli.qkd import app as qkd_app
 from qfabric.errors import QfabricError
@@ -99,10 +99,13 @@ def _progress(quiet: bool):
 
 @app.command()
 def fl(
-    scenario: Annotated[Path, typer.Option("--scenario", help="Scenario YAML with kms and federated sections.")] = None,
+    scenario: Annotated[Path | None, typer.Argument(
+        help="Scenario YAML with kms and federated sections (default: three-hospitals.yaml)")] = None,
     rounds: Annotated[int | None, typer.Option("--rounds", min=1, help="Override the scenario's rounds.")] = None,
-    policy: Annotated[str | None, typer.Option("--policy", help="qkd-only, hybrid or pq-only.")] = None,
-    fallback: Annotated[str | None, typer.Option("--fallback", help="pq-only, none or wait.")] = None,
+    policy: Annotated[str | None, typer.Option("--policy", click_type=choice("qkd-only", "hybrid", "pq-only"),
+                                               help="Override the scenario's crypto policy.")] = None,
+    fallback: Annotated[str | None, typer.Option("--fallback", click_type=choice("pq-only", "none", "wait"),
+                                                 help="Override what happens when QKD cannot serve.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the report with plots as HTML here.")] = None,
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Keep the PKI and key database here.")] = None,
@@ -117,10 +120,6 @@ def fl(
         sc = load_scenario(path)
         if sc.federated is None:
             raise QfabricError(f"{path}: no federated section (organisations, aggregator, rounds)")
-        for name, value, allowed in (("--policy", policy, ("qkd-only", "hybrid", "pq-only")),
-                                     ("--fallback", fallback, ("pq-only", "none", "wait"))):
-            if value is not None and value not in allowed:
-                raise QfabricError(f"{name} {value!r}: expected one of {', '.join(allowed)}")
         with _progress(quiet) as bar:
             task = bar.add_task("federated training", total=1.0)
             fed = run_federation(sc, rounds=rounds, policy=policy, fallback=fallback, workdir=workdir,
@@ -161,7 +160,8 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML to che
 @app.command()
 def topology(
     output: Annotated[Path, typer.Option("--output", "-o", help="Scenario YAML to write.")],
-    generator: Annotated[str | None, typer.Option(help="line, ring, star, grid, waxman or random.")] = None,
+    generator: Annotated[str | None, typer.Option(
+        click_type=choice("line", "ring", "star", "grid", "waxman", "random"), help="Graph generator.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Import a GML or GraphML graph instead.")] = None,
     workload: Annotated[Path | None, typer.Option(help="Convert a qfabric-peer-workload/1 JSON file instead.")] = None,
     nodes: Annotated[int | None, typer.Option(help="Nodes (star: leaves).")] = None,
@@ -174,7 +174,8 @@ def topology(
     beta: Annotated[float | None, typer.Option(help="waxman: beta.")] = None,
     spacing_km: Annotated[float | None, typer.Option(help="Link length of line/ring/star/grid/random, km.")] = None,
     profile: Annotated[str, typer.Option(help="Hardware profile of every link.")] = "near-term",
-    scheme: Annotated[str, typer.Option(help="single-click or double-click.")] = "double-click",
+    scheme: Annotated[str, typer.Option(click_type=choice("single-click", "double-click"),
+                                        help="Heralding scheme of every link.")] = "double-click",
     requests: Annotated[int | None, typer.Option(help="Example requests (default: max(2, nodes / 10)).")] = None,
     duration_s: Annotated[float, typer.Option(help="Simulated time, s.")] = 1.0,
 ) -> None:
@@ -233,14 +234,8 @@ def _parse_cutoffs(text: str | None) -> list[int | None] | None:
 def _chain_options(scheme: str, segments: int, cutoff: str | None, swap_timing: str,
                    link_age: str) -> list[int | None] | None:
     cutoffs = _parse_cutoffs(cutoff)
-    if scheme not in ("nested", "swap-asap"):
-        fail(QfabricError(f"--scheme {scheme!r}: expected nested or swap-asap"))
     if cutoffs is not None and scheme == "swap-asap" and len(cutoffs) != 1:
         fail(QfabricError("--cutoff: swap-asap takes one cut-off (a pair's maximum storage time in attempts)"))
-    for flag, value, allowed in (("--swap-timing", swap_timing, ("sequential", "simultaneous")),
-                                 ("--link-age", link_age, ("reset", "oldest"))):
-        if value not in allowed:
-            fail(QfabricError(f"{flag} {value!r}: expected {' or '.join(allowed)}"))
     if scheme == "nested" and (swap_timing, link_age) != ("sequential", "reset"):
         fail(QfabricError("--swap-timing and --link-age are swap-asap conventions: the nested scheme's cut-off is "
                           "the time a pair waits at its swap node, and a level swaps as soon as its halves exist"))
@@ -263,11 +258,14 @@ PSwap = Annotated[float, typer.Option("--p-swap", help="Swap success probability
 W0 = Annotated[float, typer.Option("--w0", help="Werner parameter of a fresh link.")]
 TCoh = Annotated[float, typer.Option("--t-coh", help="Pair coherence time in attempts (inf: none).")]
 Cutoff = Annotated[str | None, typer.Option("--cutoff", help="Cut-off per nesting level, e.g. 10,20.")]
-SchemeOpt = Annotated[str, typer.Option("--scheme", help="nested or swap-asap.")]
+SchemeOpt = Annotated[str, typer.Option("--scheme", click_type=choice("nested", "swap-asap"),
+                                        help="Swap scheme.")]
 SwapTimingOpt = Annotated[str, typer.Option(
-    "--swap-timing", help="swap-asap: sequential (node by node, the default) or simultaneous (Inesta et al. 2023).")]
+    "--swap-timing", click_type=choice("sequential", "simultaneous"),
+    help="swap-asap: node by node (sequential, the default) or all ready nodes at once (Inesta et al. 2023).")]
 LinkAgeOpt = Annotated[str, typer.Option(
-    "--link-age", help="swap-asap cut-off age of a swapped pair: reset (the default) or oldest (its oldest part's).")]
+    "--link-age", click_type=choice("reset", "oldest"),
+    help="swap-asap cut-off age of a swapped pair: restarted (reset, the default) or its oldest part's.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
