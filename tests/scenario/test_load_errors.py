@@ -191,3 +191,12 @@ def test_sae_ids_and_node_names_that_could_not_name_a_key_pool_are_refused(write
     assert problems["kms.saes[0].id"] == f"{rule}, got 'alice|bob'"
     assert problems["kms.saes[1].id"].startswith(rule)
     assert problems[f"nodes[{len(small_data['nodes']) - 1}].name"].startswith("expected at most 48 characters")
+
+
+def test_a_free_space_link_too_lossy_to_herald_is_judged_by_its_own_loss(write_scenario, small_data):
+    small_data["links"][1] |= {"length_km": 60, "kind": "free-space", "profile": "nv-diamond",
+                               "scheme": "single-click", "optics": {"tx_aperture_m": 0.05, "rx_aperture_m": 0.05}}
+    message = problems_of(write_scenario, small_data)["links[1].length_km"]
+    assert message.startswith("60 km of free space passes") and "split it with repeater nodes" in message
+    small_data["links"][1] |= {"length_km": 2}  # a short hop through the air is fine
+    assert load_scenario(write_scenario(small_data)).links[1].kind == "free-space"

@@ -294,7 +294,14 @@ LONGEST_RUN_S = 1e6  # the longest duration_s a scenario may have
 
 def _too_long(i: int, link, profiles) -> list[tuple[str, str]]:
     """A link too long to carry entanglement: its heralds are mostly dark counts (the heralded pair is not
-    entangled), or it would not herald one pair, on average, in the longest run qfabric simulates."""
+    entangled), or it would not herald one pair, on average, in the longest run qfabric simulates. A free-space
+    link is judged as the fibre of the same loss per arm, as it is built."""
+    medium = f"of fibre at {link.attenuation_db_per_km:g} dB/km"
+    if link.kind == "free-space":
+        from qfabric.scenario.satellite import as_fibre
+
+        medium = "of free space"
+        link = as_fibre(link, link.length_km / 2)
     heralded = heralded_link(link, link_profile(profiles, link))
     p, fidelity = heralded.success_probability, heralded.heralded_state.fidelity()
     mean_s = heralded.attempt_period_s / p if p > 0 else math.inf
@@ -303,8 +310,8 @@ def _too_long(i: int, link, profiles) -> list[tuple[str, str]]:
     transmitted = 10 ** (-link.attenuation_db_per_km * link.length_km / 10)
     why = (f"its heralds are mostly dark counts (heralded fidelity {fidelity:.3f}, not entangled)" if fidelity <= 0.5
            else f"one heralded pair every {mean_s:.1e} s on average, longer than any run ({LONGEST_RUN_S:g} s)")
-    return [(f"links[{i}].length_km", f"{link.length_km:g} km of fibre at {link.attenuation_db_per_km:g} dB/km passes "
-             f"{transmitted:.1e} of the light: {why}; split it with repeater nodes")]
+    return [(f"links[{i}].length_km", f"{link.length_km:g} km {medium} passes {transmitted:.1e} of the light: {why}; "
+             "split it with repeater nodes")]
 
 
 def _failing_profile(scenario: Scenario) -> str:
