@@ -16,10 +16,12 @@ audit log, and never changes a pool.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import math
 import re
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -38,7 +40,6 @@ from qfabric.kms.client import MAX_LINK_QBER
 from qfabric.kms.naming import SAE_ID_RULE, valid_sae_id
 from qfabric.kms.relay import pool_name
 from qfabric.kms.store import KeysExhausted, KeysNotForCaller, KeysNotFound, KeyStore
-from qfabric.kms.tls import client_certificate_der
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,10 @@ def _object(pairs: list) -> dict:
     return out
 
 
+# the strict decoder, built once (json.loads with these hooks builds one per call)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_object)
+
+
 def _depth(value) -> int:
     """The nesting depth of parsed JSON (objects and arrays), without recursion; stops past MAX_JSON_DEPTH."""
     deepest, stack = 0, [(value, 1)]
@@ -190,8 +195,37 @@ def _column(text: str | None) -> str | None:
     return None if text is None else text[:200]  # the audit table's sae and peer columns
 
 
+@functools.lru_cache(maxsize=4096)
+def _certificate_name(pem: str) -> str | None:
+    """The common name of a verified client certificate (PEM, as the ASGI TLS extension gives it); parsed once
+    per certificate, not per request."""
+    return common_name(ssl.PEM_cert_to_DER_cert(pem))
+
+
 def _body_schema(model: type[BaseModel]) -> dict:
     return {"requestBody": {"required": False, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+class HotPath:
+    """ASGI middleware: requests ``METHOD /api/v1/keys/{SAE_ID}/{call}`` with a handler in ``calls``
+    (``(method, call) -> (path parameter name, handler(sae_id, request))``) are answered by that handler
+    directly; everything else goes on to ``app``."""
+
+    def __init__(self, app, calls: dict):
+        self.app, self.calls = app, calls
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            parts = scope["path"].split("/")  # ["", "api", "v1", "keys", SAE_ID, call], as FastAPI's {SAE_ID}
+            if len(parts) == 6 and parts[4] and parts[1] == "api" and parts[2] == "v1" and parts[3] == "keys":
+                hot = self.calls.get((scope["method"], parts[5]))
+                if hot is not None:
+                    param, handler = hot
+                    scope["path_params"] = {param: parts[4]}
+                    response = await handler(parts[4], Request(scope, receive))
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
@@ -208,10 +242,12 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
     pool_level = Gauge("qfabric_kms_pool_keys", "Keys of key_size available per pool", ["kme", "pool"],
                        registry=registry)
     app.state.registry = registry
+    timer = functools.lru_cache(maxsize=None)(lambda call: latency.labels(config.kme_id, call))  # per call, once
+    counter = functools.lru_cache(maxsize=None)(lambda call: served.labels(config.kme_id, call))
 
     def certificate_name(request: Request) -> str | None:
-        der = client_certificate_der(request.scope)
-        return common_name(der) if der else None
+        chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain")
+        return _certificate_name(chain[0]) if chain else None
 
     def caller(request: Request) -> str:
         sae = certificate_name(request)
@@ -247,7 +283,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             raise Refusal(400, "Content-Type shall be application/json", [{"content_type": ctype}])
         too_deep = f"request body shall be nested at most {MAX_JSON_DEPTH} levels deep"
         try:
-            data = json.loads(body, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_object)
+            data = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))  # as json.loads(body)
         except _BadJson as err:
             raise Refusal(400, str(err)) from None
         except RecursionError:
@@ -302,7 +338,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             return await refuse(call, request, Refusal(503, "internal error", [{"error": type(err).__name__}],
                                                        reason="internal"))
         finally:
-            latency.labels(config.kme_id, call).observe(time.perf_counter() - t0)
+            timer(call).observe(time.perf_counter() - t0)
 
     async def http_refusal(request: Request, exc: StarletteHTTPException) -> Response:
         """404 and 405 from routing, as ETSI error bodies, audited like any refusal."""
@@ -322,7 +358,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
 
     def delivered(call: str, keys) -> JSONResponse:
         """The ETSI key container, counted in the metrics."""
-        served.labels(config.kme_id, call).inc(len(keys))
+        counter(call).inc(len(keys))
         return JSONResponse({"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.material).decode()}
                                       for k in keys]})
 
@@ -385,8 +421,9 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             if limits:
                 await refuse_above_qber(master, slave, limits)
             try:
-                keys = await run_in_threadpool(store.reserve, config.pool(master, slave), master, [slave, *extra],
-                                               number, size)
+                pool, slaves = config.pool(master, slave), [slave, *extra]
+                keys = await (store.reserve_async(pool, master, slaves, number, size) if store.group_commit else
+                              run_in_threadpool(store.reserve, pool, master, slaves, number, size))
             except KeysExhausted as err:
                 raise Refusal(503, "not enough keys available", [{"reason": str(err)}], reason="exhausted") from None
             return delivered("enc_keys", keys)
@@ -432,7 +469,8 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
                 except ValueError:
                     raise Refusal(400, "key_ID shall be a UUID", [{"key_ID": k}]) from None
             try:
-                keys = await run_in_threadpool(store.claim, slave, master, key_ids)
+                keys = await (store.claim_async(slave, master, key_ids) if store.group_commit else
+                              run_in_threadpool(store.claim, slave, master, key_ids))
             except KeysNotForCaller:
                 raise Refusal(401, NOT_A_SLAVE, reason="not_a_slave") from None
             except KeysNotFound as err:
@@ -448,6 +486,16 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
     @app.get("/api/v1/keys/{master_SAE_ID}/dec_keys", response_model=KeyContainer, responses=ERRORS)
     async def get_dec_keys(master_SAE_ID: str, request: Request, key_ID: str | None = None):
         return await dec_keys(master_SAE_ID, request, True)
+
+    # The hot calls skip FastAPI's routing, dependency solving and middleware layers: a thin ASGI layer matches
+    # /api/v1/keys/{SAE_ID}/{call} itself and runs the same handlers (same checks, refusals, audit and
+    # metrics). Anything else (other methods, other paths, /metrics, the docs) goes to FastAPI as before.
+    hot_calls = {("POST", "enc_keys"): ("slave_SAE_ID", lambda sae, request: enc_keys(sae, request, False)),
+                 ("GET", "enc_keys"): ("slave_SAE_ID", lambda sae, request: enc_keys(sae, request, True)),
+                 ("POST", "dec_keys"): ("master_SAE_ID", lambda sae, request: dec_keys(sae, request, False)),
+                 ("GET", "dec_keys"): ("master_SAE_ID", lambda sae, request: dec_keys(sae, request, True)),
+                 ("GET", "status"): ("slave_SAE_ID", lambda sae, request: get_status(sae, request))}
+    app.add_middleware(HotPath, calls=hot_calls)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request):

@@ -57,11 +57,12 @@ class LocalKme:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.config.port}"
 
-    def start(self, timeout_s: float = 30) -> None:
+    def start(self, timeout_s: float = 30, env: dict[str, str] | None = None) -> None:
+        """Start the KME process (with environment ``env``, default this process's) and wait until it listens."""
         log = self.directory / "kme.log"
         with open(log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "qfabric.kms.server", str(self.config_path)],
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.DEVNULL,
+                                         env=dict(env or os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.DEVNULL,
                                          stderr=out)
         deadline = time.time() + timeout_s
         while time.time() < deadline:
@@ -107,10 +108,11 @@ class ThreadedKme:
     >>> # kme = ThreadedKme(config, store, kme_config); kme.start(); ...; kme.stop()
     """
 
-    def __init__(self, config: ServerConfig, store: KeyStore, kme_config=None):
+    def __init__(self, config: ServerConfig, store: KeyStore, kme_config=None, http: str = "httptools"):
         self.config, self.store = config, store
         self.kme_config = kme_config or config.kme()
-        self.server = uvicorn.Server(uvicorn_config(config, create_app(self.kme_config, store), own_process=False))
+        self.server = uvicorn.Server(uvicorn_config(config, create_app(self.kme_config, store), own_process=False,
+                                                    http=http))
         self._thread = None
 
     @property

@@ -31,13 +31,14 @@ import tempfile
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from qfabric.errors import QfabricError
 from qfabric.kms.etsi import KmeConfig, create_app
 from qfabric.kms.store import KeyStore, WrongKek, redacted
-from qfabric.kms.tls import ClientCertH11Protocol, server_ssl_context
+from qfabric.kms.tls import ClientCertH11Protocol, ClientCertHttpToolsProtocol, server_ssl_context
 
 log = logging.getLogger("qfabric.kms.server")
 KEK_ENV = "QFABRIC_KEK"
@@ -180,10 +181,16 @@ def connection_counts(server: uvicorn.Server) -> dict[str, int]:
             "established": len(server.server_state.connections)}
 
 
-class KmeH11Protocol(ClientCertH11Protocol):
-    """The HTTP side of a connection: a request's headers and body must arrive within ``request_timeout_s``
-    of the connection (or of the request's first byte, after a keep-alive pause), and over
-    ``max_connections`` the connection that has waited longest for a request is closed."""
+class BoundedRequests:
+    """For a uvicorn HTTP protocol class (the HTTP side of a connection): a request's headers and body must
+    arrive within ``request_timeout_s`` of the connection (or of the request's first byte, after a keep-alive
+    pause), and over ``max_connections`` the connection that has waited longest for a request is closed.
+    The protocol calls :meth:`_request_in` once a request's body is complete."""
+
+    cycle: Any
+    connections: set
+    loop: asyncio.AbstractEventLoop
+    transport: Any
 
     def __init__(self, *args, limits: ConnectionLimits, **kwargs):
         super().__init__(*args, **kwargs)
@@ -213,7 +220,7 @@ class KmeH11Protocol(ClientCertH11Protocol):
     def _make_room(self) -> None:
         over = len(self.connections) - self.limits.max_connections
         if over > 0:
-            idle = sorted((c for c in self.connections if c is not self and isinstance(c, KmeH11Protocol)
+            idle = sorted((c for c in self.connections if c is not self and isinstance(c, BoundedRequests)
                            and c._waiting()), key=lambda c: c.waiting_since)
             for c in idle[:over]:
                 self.connections.discard(c)  # now, not when its connection_lost comes: uvicorn counts this set
@@ -224,8 +231,7 @@ class KmeH11Protocol(ClientCertH11Protocol):
             self._arm()  # a new request begins: its headers and body have request_timeout_s
         super().data_received(data)
 
-    def handle_events(self) -> None:
-        super().handle_events()
+    def _request_in(self) -> None:
         if self.cycle is not None and self.cycle is not self._timed_cycle and not self.cycle.more_body:
             self._disarm()  # the request is in: the app answers it, then the keep-alive timeout runs
 
@@ -244,17 +250,73 @@ class KmeH11Protocol(ClientCertH11Protocol):
         super().connection_lost(exc)
 
 
+class KmeH11Protocol(BoundedRequests, ClientCertH11Protocol):
+    """uvicorn's h11 protocol with the client certificate in the scope and bounded requests (h11 limits the
+    request line and headers to ``max_header_bytes`` itself)."""
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        self._request_in()
+
+
+class KmeHttpToolsProtocol(BoundedRequests, ClientCertHttpToolsProtocol):
+    """uvicorn's httptools protocol (the llhttp parser, in C: a fraction of h11's CPU per request) with the client
+    certificate in the scope and bounded requests. A request line and headers over ``max_header_bytes`` get
+    uvicorn's 400 for an invalid request and a closed connection: counted as complete lines arrive, and as the
+    bytes received while the headers are incomplete (h11 bounds only the latter)."""
+
+    _line_bytes = 0  # request line and complete headers of the request being received
+    _pending_bytes = 0  # bytes received since its first byte while its headers are incomplete
+    _in_headers = False
+
+    def data_received(self, data: bytes) -> None:
+        started = self._in_headers
+        super().data_received(data)
+        if self._in_headers and not self.transport.is_closing():  # the parser took all of data as header bytes
+            self._pending_bytes = (self._pending_bytes if started else 0) + len(data)
+            if self._pending_bytes > self.limits.max_header_bytes:
+                self.send_400_response("Invalid HTTP request received.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._line_bytes, self._in_headers = 0, True
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def _count(self, n: int) -> None:
+        self._line_bytes += n
+        if self._line_bytes > self.limits.max_header_bytes:  # httptools turns this into HttpParserError: 400
+            raise ValueError(f"request line and headers over {self.limits.max_header_bytes} bytes")
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._request_in()
+
+
+HTTP_PROTOCOLS = {"httptools": KmeHttpToolsProtocol, "h11": KmeH11Protocol}
+
+
 class TlsAccept(asyncio.Protocol):
     """What the listening socket accepts: a TCP connection, taken through the TLS handshake here (with a timeout
-    and a cap on connections in the handshake: over it, the oldest is dropped) and then handed to
-    :class:`KmeH11Protocol`. uvicorn's own TLS has neither: a connection that never completes the handshake
-    holds a file descriptor for a minute."""
+    and a cap on connections in the handshake: over it, the oldest is dropped) and then handed to the HTTP
+    protocol ``http`` (:class:`KmeHttpToolsProtocol`, or :class:`KmeH11Protocol`). uvicorn's own TLS has
+    neither: a connection that never completes the handshake holds a file descriptor for a minute."""
 
     def __init__(self, config: uvicorn.Config, server_state, app_state, _loop=None, *, tls: ssl.SSLContext,
-                 limits: ConnectionLimits):
+                 limits: ConnectionLimits, http: type[BoundedRequests] = KmeHttpToolsProtocol):
         self.loop = _loop or asyncio.get_event_loop()
         self.tls, self.limits = tls, limits
-        self.http = KmeH11Protocol(config, server_state, app_state, _loop, limits=limits)
+        self.http = http(config, server_state, app_state, _loop, limits=limits)
         self.pending = _handshaking.setdefault(server_state, {})
         self.raw: asyncio.Transport | None = None
         self.task: asyncio.Task | None = None
@@ -315,7 +377,7 @@ class TlsAccept(asyncio.Protocol):
             self.task.cancel()  # gone before the handshake began: nothing to wait for
 
 
-def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True) -> uvicorn.Config:
+def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True, http: str = "httptools") -> uvicorn.Config:
     """``own_process=False`` for a KME in a thread of someone else's program: uvicorn then leaves the process's
     logging alone (its default config binds handlers to whatever ``sys.stderr`` is at that moment).
 
@@ -325,7 +387,7 @@ def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True) -> uvicorn.
         raise QfabricError(f"host {cfg.host!r}: a development KME listens on loopback only")
     limits = cfg.connection_limits()
     tls = server_ssl_context(cfg.certfile, cfg.keyfile, cfg.cafile)
-    protocol = functools.partial(TlsAccept, tls=tls, limits=limits)
+    protocol = functools.partial(TlsAccept, tls=tls, limits=limits, http=HTTP_PROTOCOLS[http])
     return uvicorn.Config(app, host=cfg.host, port=cfg.port, http=protocol,  # type: ignore[arg-type]
                           timeout_keep_alive=limits.keep_alive_s, backlog=limits.backlog,
                           h11_max_incomplete_event_size=limits.max_header_bytes,
@@ -334,6 +396,8 @@ def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True) -> uvicorn.
                           # asyncio's loop, not uvloop: uvloop starts reading a connection before TlsAccept can
                           # hand it to the TLS layer (connection_made cannot pause it), so the ClientHello is lost
                           loop="asyncio",
+                          # no proxy in front of a KME: X-Forwarded-* headers are not trusted (nor parsed per request)
+                          proxy_headers=False,
                           log_level="warning", access_log=False, lifespan="off", ws="none",
                           **({} if own_process else {"log_config": None}))
 

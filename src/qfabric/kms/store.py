@@ -7,8 +7,11 @@ A slave's ``dec_keys`` claims deliveries by ID. Every change is one transaction,
 requests never get the same unit, a failed request changes nothing, and a crash (even ``kill -9``)
 leaves each unit either available or in exactly one delivery.
 
-Durability: SQLite runs in WAL mode with ``synchronous=FULL``, so every commit (an issuance, a claim) is
-flushed to disk before the call returns; a power cut cannot bring an issued unit back as free. Erasure: a
+Durability: SQLite runs in WAL mode, and every commit (an issuance, a claim) is flushed to disk before the
+call returns; a power cut cannot bring an issued unit back as free. On a SQLite file, issuances, claims and
+audit records go through a :class:`~qfabric.kms.writer.GroupCommitWriter` (group commit: many requests, each
+in its own savepoint, one commit, one flush of the log before any of them returns); other connections run
+``synchronous=FULL``. PostgreSQL and SQLite in memory run one transaction per request. Erasure: a
 delivery's material is erased once its last slave has claimed it, units spent by a relay at once, and
 (with ``key_lifetime_s``) undelivered units and unclaimed deliveries after their lifetime; what stays is the
 metadata (key IDs, who, when, sizes) and the audit log. ``secure_delete`` zeroes the freed bytes in the file.
@@ -28,12 +31,16 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
+import sqlite3
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +72,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from qfabric.errors import QfabricError
+from qfabric.kms.writer import GroupCommitWriter
 
 log = logging.getLogger("qfabric.kms.store")
 metadata = MetaData()
@@ -201,10 +209,13 @@ class KeyStore:
     ``secret`` (32 bytes) encrypts key material at rest with AES-256-GCM; the audit log never holds material.
     ``key_lifetime_s``: free units and unclaimed deliveries older than this have their material erased (and
     leave their pool; a late ``dec_keys`` finds nothing); ``None`` keeps them until used.
-    Raises :class:`WrongKek` if the store holds material under another key-encryption key.
+    ``group_commit``: issue, claim and audit through one writer thread with group commit (default: on a SQLite
+    file; ``False``: one transaction per request); :meth:`reserve_async` and :meth:`claim_async` await it
+    from an event loop. Raises :class:`WrongKek` if the store holds material under another key-encryption key.
     """
 
-    def __init__(self, url: str, secret: bytes, key_lifetime_s: float | None = None):
+    def __init__(self, url: str, secret: bytes, key_lifetime_s: float | None = None,
+                 group_commit: bool | None = None):
         if len(secret) != 32:
             raise QfabricError("the key-encryption secret must be 32 bytes")
         if key_lifetime_s is not None and key_lifetime_s <= 0:
@@ -220,6 +231,11 @@ class KeyStore:
         path = sqlite_path(url)
         if path is not None:
             _owner_only_sqlite_file(path)
+        if group_commit and path is None:
+            raise QfabricError(f"group commit needs a SQLite database file, not {redacted(url)}")
+        self._path = path if group_commit is not False else None
+        self._writer: GroupCommitWriter | None = None
+        self._writer_lock = threading.Lock()
         self.engine: Engine = create_engine(url, future=True, **options)
         self._sqlite = self.engine.dialect.name == "sqlite"
         if self._sqlite:
@@ -349,11 +365,162 @@ class KeyStore:
         self._maybe_expire()
         return len(rows)
 
+    # ---- group commit (a SQLite file): one writer thread, one durable commit per batch of requests -------
+
+    @property
+    def group_commit(self) -> bool:
+        """Whether issuances, claims and audit records go through one :class:`GroupCommitWriter` (a SQLite file,
+        unless ``group_commit=False``); otherwise each is its own transaction (PostgreSQL, SQLite in memory)."""
+        return self._path is not None
+
+    def writer(self) -> GroupCommitWriter | None:
+        """The group-commit writer (started on first use), or ``None`` without group commit."""
+        if self._path is None:
+            return None
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    path = str(self._path)
+
+                    def connect() -> sqlite3.Connection:
+                        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                        _sqlite_pragmas(conn, None)  # WAL, secure_delete, foreign keys: as every connection
+                        # COMMIT writes the log, the writer's sync threads flush it before any result leaves
+                        # (the guarantee of FULL, without holding the write lock during the flush)
+                        conn.execute("PRAGMA synchronous=NORMAL")
+                        return conn
+
+                    self._writer = GroupCommitWriter(connect, name=f"kms-writer:{self._path.name}",
+                                                     sync_file=path + "-wal", checkpoint_every=100)
+                    weakref.finalize(self, self._writer.close)
+        return self._writer
+
+    def close(self) -> None:
+        """Stop the writer (after what is queued) and close the database connections."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.engine.dispose()
+
+    async def reserve_async(self, pool: str, master: str, slaves: Sequence[str], number: int,
+                            size_bits: int) -> list[Delivery]:
+        """:meth:`reserve` for an event loop: awaits its batch's commit (or runs in a worker thread)."""
+        writer = self.writer()
+        if writer is None:
+            return await asyncio.to_thread(self.reserve, pool, master, slaves, number, size_bits)
+        out = await writer.run(self._reserve_sqlite, pool, master, list(slaves), number, size_bits)
+        await self._expire_if_due()
+        return out
+
+    async def claim_async(self, slave: str, master: str, key_ids: Sequence[str]) -> list[Delivery]:
+        """:meth:`claim` for an event loop: awaits its batch's commit (or runs in a worker thread)."""
+        writer = self.writer()
+        if writer is None:
+            return await asyncio.to_thread(self.claim, slave, master, key_ids)
+        out = await writer.run(self._claim_sqlite, slave, master, list(key_ids))
+        await self._expire_if_due()
+        return out
+
+    async def _expire_if_due(self) -> None:
+        if self.key_lifetime_s is not None and time.monotonic() >= self._next_expiry:
+            await asyncio.to_thread(self._maybe_expire)
+
+    def _reserve_sqlite(self, conn: sqlite3.Connection, pool: str, master: str, slaves: list[str], number: int,
+                        size_bits: int) -> list[Delivery]:
+        """:meth:`reserve` as SQL on the writer's connection (inside its batch's transaction)."""
+        unit_bits = self._unit_bits.get(pool)
+        if unit_bits is None:
+            unit_bits = conn.execute("SELECT size_bits FROM key_units WHERE pool = ? LIMIT 1", (pool,)).fetchone()
+            if unit_bits is None:
+                raise KeysExhausted(f"no keys in pool {pool!r}")
+            unit_bits = self._unit_bits.setdefault(pool, unit_bits[0])
+        per_key = -(-size_bits // unit_bits)
+        rows = conn.execute("SELECT unit_id, nonce, ciphertext FROM key_units WHERE pool = ? AND delivery_id IS NULL "
+                            "ORDER BY unit_id LIMIT ?", (pool, number * per_key)).fetchall()
+        if len(rows) < number * per_key:
+            raise KeysExhausted(f"pool {pool!r} has {len(rows) // per_key} keys of {size_bits} bits, {number} asked")
+        now = time.time()
+        out, marks = [], []
+        for k in range(number):
+            chunk = rows[k * per_key : (k + 1) * per_key]
+            key_id = str(uuid.uuid4())
+            material = b"".join(self._decrypt(pool, nonce, ciphertext) for _, nonce, ciphertext in chunk)
+            marks += [(key_id, unit_id) for unit_id, _, _ in chunk]
+            out.append(Delivery(key_id, material[: size_bits // 8], size_bits))
+        conn.executemany("INSERT INTO deliveries (key_id, pool, master_sae, size_bits, created_at) "
+                         "VALUES (?, ?, ?, ?, ?)", [(d.key_id, pool, master, size_bits, now) for d in out])
+        conn.executemany("UPDATE key_units SET delivery_id = ? WHERE unit_id = ?", marks)
+        conn.executemany("INSERT INTO claims (key_id, slave_sae, claimed_at) VALUES (?, ?, NULL)",
+                         [(d.key_id, s) for d in out for s in slaves])
+        conn.execute("INSERT INTO audit (at, event, sae, peer, key_ids, detail) VALUES (?, 'enc_keys', ?, ?, ?, ?)",
+                     (now, master, ",".join(slaves), json.dumps([d.key_id for d in out]), pool))
+        if not slaves:  # nobody left to claim it: the master's copy is the only one
+            self._erase_sqlite(conn, [d.key_id for d in out])
+        return out
+
+    def _claim_sqlite(self, conn: sqlite3.Connection, slave: str, master: str, key_ids: list[str]) -> list[Delivery]:
+        """:meth:`claim` as SQL on the writer's connection (inside its batch's transaction)."""
+        ids = ", ".join("?" * len(key_ids))
+        rows = conn.execute("SELECT d.key_id, d.pool, d.size_bits, c.claimed_at FROM deliveries d "
+                            f"JOIN claims c ON c.key_id = d.key_id WHERE d.key_id IN ({ids}) "
+                            "AND d.master_sae = ? AND c.slave_sae = ?", (*key_ids, master, slave)).fetchall()
+        found = {r[0]: r for r in rows if r[3] is None}
+        missing = [k for k in key_ids if k not in found]
+        if missing:
+            issued = {r[0] for r in rows}
+            others = [k for k in missing if k not in issued]
+            foreign = [r[0] for r in conn.execute(
+                f"SELECT key_id FROM deliveries WHERE key_id IN ({', '.join('?' * len(others))}) AND master_sae = ?",
+                (*others, master))] if others else []
+            if foreign:
+                raise KeysNotForCaller(foreign)
+            raise KeysNotFound(missing)
+        parts: dict[str, list] = {k: [] for k in key_ids}
+        for delivery_id, nonce, ciphertext in conn.execute(
+                f"SELECT delivery_id, nonce, ciphertext FROM key_units WHERE delivery_id IN ({ids}) ORDER BY unit_id",
+                key_ids):
+            parts[delivery_id].append((nonce, ciphertext))
+        expired = [k for k in key_ids if any(ciphertext == ERASED for _, ciphertext in parts[k])]
+        if expired:  # its lifetime is over: the material is gone
+            raise KeysNotFound(expired)
+        now = time.time()
+        out = []
+        for key_id in key_ids:
+            _, pool, size_bits, _ = found[key_id]
+            material = b"".join(self._decrypt(pool, nonce, ciphertext) for nonce, ciphertext in parts[key_id])
+            out.append(Delivery(key_id, material[: size_bits // 8], size_bits))
+        conn.execute(f"UPDATE claims SET claimed_at = ? WHERE key_id IN ({ids}) AND slave_sae = ?",
+                     (now, *key_ids, slave))
+        conn.execute("INSERT INTO audit (at, event, sae, peer, key_ids, detail) VALUES (?, 'dec_keys', ?, ?, ?, NULL)",
+                     (now, slave, master, json.dumps(key_ids)))
+        done = [r[0] for r in conn.execute(
+            f"SELECT key_id FROM claims WHERE key_id IN ({ids}) GROUP BY key_id "
+            "HAVING count(claimed_at) = count(*)", key_ids)]
+        self._erase_sqlite(conn, done)  # the last slave has its copy: nobody needs the material any more
+        return out
+
+    @staticmethod
+    def _erase_sqlite(conn: sqlite3.Connection, key_ids: Sequence[str]) -> None:
+        if key_ids:
+            conn.execute(f"UPDATE key_units SET nonce = ?, ciphertext = ? WHERE delivery_id IN "
+                         f"({', '.join('?' * len(key_ids))})", (ERASED, ERASED, *key_ids))
+
+    @staticmethod
+    def _record_sqlite(conn: sqlite3.Connection, row: tuple) -> None:
+        conn.execute("INSERT INTO audit (at, event, sae, peer, key_ids, detail) VALUES (?, ?, ?, ?, ?, ?)", row)
+
+    # ---- issuing and claiming -------------------------------------------------------------------
+
     def reserve(self, pool: str, master: str, slaves: Sequence[str], number: int, size_bits: int) -> list[Delivery]:
         """Turn free units into ``number`` keys of ``size_bits`` for ``master`` and ``slaves``, atomically.
 
         Raises :class:`KeysExhausted` (and changes nothing) if the pool cannot cover the request.
         """
+        writer = self.writer()
+        if writer is not None:
+            out = writer.submit(self._reserve_sqlite, pool, master, list(slaves), number, size_bits).result()
+            self._maybe_expire()
+            return out
         unit_bits = self.unit_bits(pool)
         if unit_bits is None:
             raise KeysExhausted(f"no keys in pool {pool!r}")
@@ -385,6 +552,11 @@ class KeyStore:
 
     def claim(self, slave: str, master: str, key_ids: Sequence[str]) -> list[Delivery]:
         """Hand the keys ``key_ids`` to ``slave``, each once, all or none (:class:`KeysNotFound` otherwise)."""
+        writer = self.writer()
+        if writer is not None:
+            out = writer.submit(self._claim_sqlite, slave, master, list(key_ids)).result()
+            self._maybe_expire()
+            return out
         with self.engine.begin() as conn:
             rows = conn.execute(self._q_issued, {"ids": list(key_ids), "master": master, "slave": slave}).all()
             found = {r.key_id: r for r in rows if r.claimed_at is None}
@@ -530,6 +702,11 @@ class KeyStore:
     def record(self, event_name: str, sae: str | None = None, peer: str | None = None, detail: str | None = None,
                key_ids: Sequence[str] | None = None) -> None:
         """Append an audit event (fallbacks, refusals): who, which key IDs, why; never key material."""
+        writer = self.writer()
+        if writer is not None:  # in the writer's next batch, rather than a transaction that waits for its lock
+            writer.submit(self._record_sqlite, (time.time(), event_name, sae, peer,
+                                                json.dumps(list(key_ids)) if key_ids else None, detail)).result()
+            return
         with self.engine.begin() as conn:
             conn.execute(insert(audit).values(at=time.time(), event=event_name, sae=sae, peer=peer,
                                               key_ids=json.dumps(list(key_ids)) if key_ids else None, detail=detail))

@@ -1,9 +1,9 @@
 """Serve an ASGI app over HTTPS with mandatory client certificates, exposing the certificate to the app.
 
-uvicorn (0.54) does not fill the ASGI TLS extension, so :class:`ClientCertH11Protocol` wraps the app per
-connection and adds ``scope["extensions"]["tls"]`` with ``client_cert_chain`` (PEM, leaf first) and
-``tls_version``, as the ASGI TLS extension specifies. The certificate was verified against the CA by the
-TLS handshake before any request is read.
+uvicorn (0.54) does not fill the ASGI TLS extension, so :class:`ClientCertMixin` (on uvicorn's httptools
+or h11 protocol) wraps the app per connection and adds ``scope["extensions"]["tls"]`` with
+``client_cert_chain`` (PEM, leaf first) and ``tls_version``, as the ASGI TLS extension specifies. The
+certificate was verified against the CA by the TLS handshake before any request is read.
 
 :data:`TLS12_CIPHERS` limits TLS 1.2 to ECDHE key exchange with AEAD ciphers (TLS 1.3 suites are not affected
 by it); :func:`server_ssl_context` builds the server side with it.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import ssl
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # OpenSSL cipher string for TLS 1.2: ephemeral ECDH with AES-GCM or ChaCha20-Poly1305, nothing else (no CBC,
 # no RSA or DH key exchange, no anonymous suites). For ``uvicorn.Config(ssl_ciphers=...)``.
@@ -42,8 +43,10 @@ def _with_tls(app, tls: dict):
     return wrapped
 
 
-class ClientCertH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, plus the client certificate of the connection in every request's scope."""
+class ClientCertMixin:
+    """For a uvicorn HTTP protocol class: the client certificate of the connection in every request's scope."""
+
+    app: object
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -56,6 +59,14 @@ class ClientCertH11Protocol(H11Protocol):
                 chain = [ssl.DER_cert_to_PEM_cert(der)]
             version = ssl_object.version()
         self.app = _with_tls(self.app, {"client_cert_chain": chain, "tls_version": version})
+
+
+class ClientCertH11Protocol(ClientCertMixin, H11Protocol):
+    """uvicorn's h11 protocol, plus the client certificate of the connection in every request's scope."""
+
+
+class ClientCertHttpToolsProtocol(ClientCertMixin, HttpToolsProtocol):
+    """uvicorn's httptools protocol (the llhttp parser, in C), plus the client certificate in every scope."""
 
 
 def client_certificate_der(scope) -> bytes | None:
