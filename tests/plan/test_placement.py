@@ -132,3 +132,27 @@ def test_costs_per_pair_and_per_key_bit_follow_from_the_price_table():
     assert bbm92_bits_per_pair(0.75) == 0  # QBER 1/6: no key
     with pytest.raises(QfabricError, match="prices.memory_qubit"):
         PriceTable(memory_qubit=-1)
+
+
+def test_the_command_writes_the_design_and_explains_bad_input(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from qfabric.cli.main import app
+
+    fibre = tmp_path / "region.graphml"
+    nx.write_graphml(metro_map(), fibre)
+    demands = tmp_path / "demands.yaml"
+    demands.write_text("- {name: a-b, from: hosp-a, to: hosp-b, rate_hz: 20, fidelity_min: 0.8}\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["plan", "repeaters", "--fibre-map", str(fibre), "--demands", str(demands),
+                                 "--budget", "5e6", "--verify-s", "1", "--json", str(tmp_path / "plan.json"),
+                                 "--html", str(tmp_path / "plan.html")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    design = json.loads((tmp_path / "plan.json").read_text())
+    assert design["feasible"] and design["verification"]["a-b"]["met"]
+    assert "<img" in (tmp_path / "plan.html").read_text() and "per BBM92 key bit" in result.output
+    demands.write_text("- {name: a-z, from: hosp-a, to: nowhere, rate_hz: 20, fidelity_min: 0.8}\n")
+    missing = runner.invoke(app, ["plan", "repeaters", "--fibre-map", str(fibre), "--demands", str(demands)])
+    assert missing.exit_code == 2 and "no site 'nowhere'" in missing.output
