@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import yaml
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import message_size_mod
 from typer.testing import CliRunner
 
 from qfabric.apps.federated.hospital import train
-from qfabric.apps.federated.mod import protected_client_app
-from qfabric.apps.federated.wire import PAIRS, RECORD, hello_from_bytes, hello_to_bytes, public_to_bytes
+from qfabric.apps.federated.mod import qfabric_protection_mod
+from qfabric.apps.federated.wire import PAIRS, RECORD, STEP, TRAIN, hello_from_bytes, hello_to_bytes, public_to_bytes
 from qfabric.cli.main import app as cli
 from qfabric.errors import ScenarioError
 from qfabric.kms.certs import make_dev_pki
@@ -36,49 +38,165 @@ def scenario(**federated):
     return parse_scenario(data, "three-hospitals (test)")
 
 
-def test_default_scenario_runs_end_to_end_from_the_cli(tmp_path):
+def protected(outer=(), inner=(), train_fn=train) -> ClientApp:
+    """The hospitals' ClientApp with qfabric's mod; ``outer`` mods see the network side, ``inner`` the plain one."""
+    app = ClientApp(mods=[*outer, qfabric_protection_mod(), *inner])
+    app.train()(train_fn)
+    return app
+
+
+def _step(msg: Message) -> str | None:
+    return msg.content[RECORD].get(STEP) if RECORD in msg.content else None
+
+
+def test_default_scenario_runs_end_to_end_from_the_cli(tmp_path, monkeypatch):
+    from qfabric.scenario import build
+
     data = yaml.safe_load(DEFAULT.read_text())
     data["federated"]["rounds"] = 4
     path = tmp_path / "three-hospitals.yaml"
     path.write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(build, "_DISTILLED", {})  # nothing distilled yet in this process
+    before = build.distillations
     result = CliRunner().invoke(cli, ["run", str(path), "--json", str(tmp_path / "r.json"),
                                       "--html", str(tmp_path / "r.html"), "--quiet"])
     assert result.exit_code == 0, result.output
+    # each of the 4 QKD links is simulated and distilled once for the whole run: the report's qkd section,
+    # the KMS's first keys and every round's supply share it
+    assert build.distillations - before == len(data["qkd"]) == 4
     report = json.loads((tmp_path / "r.json").read_text())
     fl = report["federated"]
-    assert fl["rounds_completed"] == 4 and fl["model"]["parameters"] == 110_721
+    assert fl["rounds_completed"] == 4 and fl["model"]["parameters"] == 31  # logistic regression, 30 features
     # hospital C is not a neighbour of A or B: their keys are relayed through the hub
     hops = {p["pair"]: p["hops"] for p in fl["key_supply"]["pairs"]}
     assert hops["hospital-a|hospital-c"] == 2 and hops["hospital-a|hospital-b"] == 1
-    # per round: 3 session keys and 3 pairwise keys, each fetched at both ends
-    assert [r["qkd_keys_fetched"] for r in fl["per_round"]] == [12] * 4
-    assert all(r["sessions_by_mode"] == {"hybrid": 12} for r in fl["per_round"])
+    # per round: 3 session keys and 3 pairwise keys, each fetched at both ends; keys_per_request 10: the first
+    # round's 12 ETSI requests fetch the keys of rounds 1-10, later rounds make none
+    assert [r["kme_requests"] for r in fl["per_round"]] == [12, 0, 0, 0]
+    assert [r["qkd_keys_fetched"] for r in fl["per_round"]] == [120, 0, 0, 0]
+    # 12 sessions a round (both ends count); each round's training also starts the next round's 3 pairwise
+    # sessions (one message a round), so round 1 counts 15 and the last round 9
+    assert [r["sessions_by_mode"] for r in fl["per_round"]] == [{"hybrid": n} for n in (15, 12, 12, 9)]
+    assert fl["wire"]["by_type"] == {"train (hello)": 3, "train (pairs)": 3, "train (train)": 12}
     for pair, acc in fl["key_supply"]["accounting"].items():
-        assert acc["keys_delivered"] == 4 and acc["claims_done"] == 4, pair  # one key per pair per round, claimed
+        assert acc["keys_delivered"] == 10 and acc["claims_done"] == 10, pair  # one request, claimed at once
     assert fl["privacy"]["epsilon_by_round"][-1]["epsilon"] == pytest.approx(fl["epsilon"]) and fl["epsilon"] > 0
     # each of the 3 organisations adds its share of the noise: z * C / sqrt(3), so the sum carries z * C
-    assert all(r["noise_std"] == pytest.approx(1.0 * 1.0 / np.sqrt(3)) for r in fl["per_round"])
+    assert all(r["noise_std"] == pytest.approx(2.5 * 0.5 / np.sqrt(3)) for r in fl["per_round"])
+    # three runs side by side; protection without DP is FedAvg (same seed), to the last digit of accuracy
+    runs = fl["final"]["runs"]
+    assert runs["secure_no_dp"] == runs["plain"] and runs["secure_dp"]["rounds"] == [1, 2, 3, 4]
+    assert fl["final"]["secure_accuracy"] == runs["secure_dp"]["mean"]
     page = (tmp_path / "r.html").read_text()
     for heading in ("Federated training", "Key supply vs consumption", "Differential privacy", "Where the time went",
                     "QKD services"):
         assert heading in page
+    assert "protected, no DP" in page
 
 
-def test_secure_federation_matches_unprotected_fedavg_and_centralised():
-    fl = run_federation(scenario(rounds=8, compare_plain=True, privacy={"noise_multiplier": 0.0, "clip_norm": 10.0}))
-    secure = [c["accuracy"] for c in fl["curves"]["secure"]]
-    plain = [c["accuracy"] for c in fl["curves"]["plain"]]
-    # same seed, same data, same training: only fixed-point rounding (2^-fb) separates the two runs
-    assert np.max(np.abs(np.subtract(secure, plain))) <= 1 / fl["test_examples"] + 1e-9
-    assert [c["loss"] for c in fl["curves"]["secure"]] == pytest.approx([c["loss"] for c in fl["curves"]["plain"]],
-                                                                         rel=1e-3)
-    assert abs(fl["final"]["secure_accuracy"] - fl["final"]["centralised_accuracy"]) <= 0.04
+def test_protection_without_dp_equals_plain_fedavg_and_dp_costs_the_accuracy():
+    """Encryption and masking cost no accuracy: same seed, same data, same training, and the protected run
+    without DP predicts exactly as Flower's FedAvg every round (the only difference is the masks' fixed point,
+    2^-24 per parameter here, which moves the test loss by less than 1e-6 relative)."""
+    fl = run_federation(scenario(rounds=8, compare_plain=True, hidden_layers=[]))
+    secure, no_dp, plain = (fl["curves"][k] for k in ("secure", "secure_no_dp", "plain"))
+    assert [c["accuracy"] for c in no_dp] == [c["accuracy"] for c in plain]
+    assert [c["loss"] for c in no_dp] == pytest.approx([c["loss"] for c in plain], rel=1e-6, abs=0)
+    assert [c["loss"] for c in no_dp] != [c["loss"] for c in secure]  # the DP run is a different run
+    runs = fl["final"]["runs"]
+    assert runs["secure_no_dp"] == runs["plain"] and len(runs["plain"]["rounds"]) == 5
+    assert runs["secure_dp"]["mean"] < runs["plain"]["mean"]  # what the noise costs, on a 8-round run
+    assert abs(runs["plain"]["mean"] - runs["centralised"]["mean"]) <= 0.04
+
+
+def test_the_mod_works_inside_clientapp_mods_with_other_mods_stacked():
+    """``ClientApp(mods=[flower's message_size_mod, qfabric_protection_mod(), a user's mod])``: the mod after
+    qfabric's sees the plain global model and the plain reply; the one before it only sealed bytes."""
+    inner_seen, outer_seen = [], []
+
+    def inner(msg, context, call_next):
+        reply = call_next(msg, context)
+        inner_seen.append(([a.shape for a in msg.content["arrays"].to_numpy_ndarrays()],
+                           [a.shape for a in reply.content["arrays"].to_numpy_ndarrays()]))
+        return reply
+
+    def outer(msg, context, call_next):
+        reply = call_next(msg, context)
+        outer_seen.append((_step(msg), sorted(msg.content.array_records), sorted(reply.content.array_records)))
+        return reply
+
+    app = protected(outer=[message_size_mod, outer], inner=[inner])
+    fl = run_federation(scenario(rounds=2, hidden_layers=[4]), client_app=app)
+    assert fl["rounds_completed"] == 2 and all(r["participants"] == ["hospital-a", "hospital-b", "hospital-c"]
+                                               for r in fl["per_round"])
+    shapes = [(30, 4), (4,), (4, 1), (1,)]
+    assert inner_seen == [(shapes, shapes)] * 6  # three hospitals, two rounds: plain arrays in and out
+    assert {step for step, *_ in outer_seen} == {"hello", "pairs", "train"}
+    assert all(arrays_in == arrays_out == [] for _, arrays_in, arrays_out in outer_seen)  # sealed: no arrays
+
+
+def test_the_digits_data_set_trains_a_ten_class_model_under_protection():
+    fl = run_federation(scenario(dataset="digits", hidden_layers=[], rounds=2, compare_plain=True,
+                                 privacy={"noise_multiplier": 0.0}))
+    assert fl["model"]["layers"] == [64, 10] and fl["test_examples"] == 360  # 20 % of 1,797 images
+    assert fl["curves"]["secure"] and [c["accuracy"] for c in fl["curves"]["secure"]] == \
+        [c["accuracy"] for c in fl["curves"]["plain"]]
+    assert fl["final"]["runs"]["secure_no_dp"]["last"] > 0.85  # logistic regression on digits: ~0.9 in 2 rounds
+
+
+@pytest.mark.parametrize(("noise", "weighting"), [
+    (1.0, "Weighted by: uniform (differential privacy bounds each organisation's influence)"),
+    (0.0, "Weighted by: 'num-examples', capped at 228 (masked)"),
+])
+def test_flowers_strategy_log_says_how_updates_are_really_weighted(noise, weighting):
+    import logging
+
+    from qfabric.apps.federated.strategy import Protection, SecureFedAvg
+    from qfabric.kms.policy import Policy
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    flwr_log = logging.getLogger("flwr")
+    flwr_log.addHandler(handler)
+    level = flwr_log.level
+    flwr_log.setLevel(logging.INFO)
+    try:
+        SecureFedAvg(Protection("aggregator", None, Policy(), noise_multiplier=noise,
+                                weight_cap_examples=228)).summary()
+    finally:
+        flwr_log.removeHandler(handler)
+        flwr_log.setLevel(level)
+    text = "\n".join(lines)
+    assert weighting in text and "Federated evaluation: off" in text, text
+    assert ("noise multiplier 1" in text) == (noise > 0)
+
+
+def _aggregator_swaps_c_public_key_for_the_next_round(msg: Message, context, call_next) -> Message:
+    """The same attack on the next round's pairs, which travel in this round's train message."""
+    if _step(msg) == TRAIN and "next-publics" in msg.content[RECORD]:
+        record = msg.content[RECORD]
+        i = list(record["next-participants"]).index("hospital-c")
+        publics = list(record["next-publics"])
+        publics[i] = public_to_bytes(ResponderKeys.generate().public())
+        record["next-publics"] = publics
+    return call_next(msg, context)
+
+
+def test_the_next_rounds_pairs_carried_by_the_train_message_are_checked_too():
+    fl = run_federation(scenario(rounds=3, policy="pq-only"),
+                        client_app=protected(outer=[_aggregator_swaps_c_public_key_for_the_next_round]))
+    r1, r2, r3 = fl["per_round"]
+    assert r1["participants"] == ["hospital-a", "hospital-b", "hospital-c"] and not r1["dropped"]
+    assert list(r2["dropped"]) == ["hospital-c"]
+    assert "hospital-c's signature on public does not verify" in r2["dropped"]["hospital-c"], r2
+    assert r3["participants"] == ["hospital-a", "hospital-b", "hospital-c"]  # a pairs step of its own, untampered
+    assert fl["rounds_completed"] == 3
 
 
 def _flip_update_byte(msg, context, call_next):
     reply = call_next(msg, context)
-    if (msg.metadata.message_type == "train" and context.node_config["qfabric-sae-id"] == "hospital-b"
-            and not reply.has_error()):
+    if _step(msg) == TRAIN and context.node_config["qfabric-sae-id"] == "hospital-b" and not reply.has_error():
         record = reply.content[RECORD]
         blob = bytearray(record["update"])
         blob[40] ^= 1
@@ -87,9 +205,7 @@ def _flip_update_byte(msg, context, call_next):
 
 
 def test_tampered_update_fails_authentication_and_the_round_completes_without_it():
-    tampering = protected_client_app(outer_mods=[_flip_update_byte])
-    tampering.train()(train)
-    fl = run_federation(scenario(rounds=2), client_app=tampering)
+    fl = run_federation(scenario(rounds=2), client_app=protected(outer=[_flip_update_byte]))
     for r in fl["per_round"]:
         assert r["failed"] is None and r["participants"] == ["hospital-a", "hospital-b", "hospital-c"]
         assert "failed authentication" in r["dropped"]["hospital-b"]
@@ -97,7 +213,7 @@ def test_tampered_update_fails_authentication_and_the_round_completes_without_it
 
 
 def _unknown_key_id(msg, context, call_next):
-    if msg.metadata.message_type == "train" and context.node_config["qfabric-sae-id"] == "hospital-c":
+    if _step(msg) == TRAIN and context.node_config["qfabric-sae-id"] == "hospital-c":
         record = msg.content[RECORD]
         hello = hello_from_bytes(record["hello"])
         record["hello"] = hello_to_bytes(Hello(hello.mode, "00000000-0000-0000-0000-000000000000",
@@ -106,9 +222,7 @@ def _unknown_key_id(msg, context, call_next):
 
 
 def test_a_key_id_the_kme_does_not_know_fails_loudly_and_the_round_handles_it():
-    app = protected_client_app(outer_mods=[_unknown_key_id])
-    app.train()(train)
-    fl = run_federation(scenario(rounds=2), client_app=app)
+    fl = run_federation(scenario(rounds=2), client_app=protected(outer=[_unknown_key_id]))
     for r in fl["per_round"]:
         assert "KME answered" in r["dropped"]["hospital-c"] and r["failed"] is None
 
@@ -120,9 +234,7 @@ def _wrong_shape(msg: Message, context) -> Message:
 
 
 def test_a_model_update_of_the_wrong_shape_is_rejected():
-    app = protected_client_app()
-    app.train()(_wrong_shape)
-    fl = run_federation(scenario(rounds=1, min_clients=2), client_app=app)
+    fl = run_federation(scenario(rounds=1, min_clients=2), client_app=protected(train_fn=_wrong_shape))
     r = fl["per_round"][0]
     assert r["failed"] is not None and fl["rounds_completed"] == 0
     assert all("ClientApp returned shapes" in reason for reason in r["dropped"].values())
@@ -152,7 +264,7 @@ def test_a_node_whose_certificate_names_another_organisation_is_refused(tmp_path
 
 def _aggregator_swaps_c_public_key(msg: Message, context, call_next) -> Message:
     """A malicious aggregator relays its own public keys as C's, to read A's and B's encapsulations to C."""
-    if msg.metadata.message_type == PAIRS:
+    if _step(msg) == PAIRS:
         record = msg.content[RECORD]
         i = list(record["participants"]).index("hospital-c")
         publics = list(record["publics"])
@@ -164,7 +276,7 @@ def _aggregator_swaps_c_public_key(msg: Message, context, call_next) -> Message:
 def _aggregator_swaps_hellos_to_c(msg: Message, context, call_next) -> Message:
     """A malicious aggregator hands C its own encapsulations instead of A's and B's: C would share its
     pairwise keys with the aggregator, which could then unmask C's update."""
-    if msg.metadata.message_type == "train" and context.node_config["qfabric-sae-id"] == "hospital-c":
+    if _step(msg) == TRAIN and context.node_config["qfabric-sae-id"] == "hospital-c":
         record = msg.content[RECORD]
         attacker = ResponderKeys.generate().public()  # any hello the aggregator made itself
         record["peer-hellos"] = [hello_to_bytes(initiate(attacker, peer, "hospital-c", "pq-only")[0])
@@ -179,9 +291,7 @@ def _aggregator_swaps_hellos_to_c(msg: Message, context, call_next) -> Message:
 def test_public_keys_and_hellos_relayed_by_the_aggregator_are_checked_against_certificates(tamper, reason):
     """Under post-quantum-only keys (no QKD key the aggregator cannot know), a relay that swaps keys would
     learn pairwise masks; the organisations' signatures (by their KME client certificates) stop it."""
-    app = protected_client_app(outer_mods=[tamper])
-    app.train()(train)
-    fl = run_federation(scenario(rounds=2, policy="pq-only"), client_app=app)
+    fl = run_federation(scenario(rounds=2, policy="pq-only"), client_app=protected(outer=[tamper]))
     for r in fl["per_round"]:
         assert list(r["dropped"]) == ["hospital-c"] and r["failed"] is None, r
         assert reason in r["dropped"]["hospital-c"], r
@@ -194,7 +304,7 @@ def test_an_organisation_that_drops_out_is_recovered_without_revealing_its_updat
     r2 = fl["per_round"][1]
     assert r2["dropped"] == {"hospital-a": "no reply to train"} and r2["failed"] is None
     assert fl["rounds_completed"] == 3
-    assert fl["wire"]["by_type"]["query.qfabric_recover"] == 2  # the two survivors, once
+    assert fl["wire"]["by_type"]["train (recover)"] == 2  # the two survivors, once
     acc = [c["accuracy"] for c in fl["curves"]["secure"]]
     assert acc[-1] > acc[0]
 
@@ -272,6 +382,7 @@ def test_qkd_only_without_fallback_refuses_to_start_when_supply_cannot_cover_the
     data = yaml.safe_load(DEFAULT.read_text())
     data["kms"]["max_key_count"] = 5
     data["federated"] |= {"rounds": 50, "policy": "qkd-only", "fallback": "none", "warmup_s": 1.0,
+                          "privacy": {"noise_multiplier": 0.0},
                           "supply_cuts": [{"qkd": "qkd-c-hub", "from_round": 2}]}
     with pytest.raises(KeyBudgetError, match=r"hospital-c.*needs 50 keys.*qkd-c-hub"):
         run_federation(parse_scenario(data, "budget"))
@@ -281,9 +392,20 @@ def test_qkd_only_without_fallback_refuses_to_start_when_supply_cannot_cover_the
     assert result.exit_code == 2 and "not enough QKD keys for 50 rounds" in result.output
 
 
+def test_rounds_that_would_overspend_the_privacy_budget_are_refused_before_starting(tmp_path):
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["federated"]["rounds"] = 40  # z = 2.5 over 40 rounds: epsilon 14.3 at delta 1e-5 (RDP accountant)
+    path = tmp_path / "budget.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(cli, ["fl", str(path), "--quiet"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "federated.privacy.epsilon_budget: 40 rounds" in text, text
+    assert "spend epsilon 14.3 " in text and "more than the budget 10" in text
+
+
 def test_fl_command_rejects_an_unknown_policy():
     result = CliRunner().invoke(cli, ["fl", str(DEFAULT), "--policy", "quantum-magic", "--quiet"])
-    text = " ".join(result.output.split())
+    text = " ".join(result.output.replace("│", " ").split())  # rich may wrap the message in a box
     assert result.exit_code == 2 and "'quantum-magic' is not one of 'qkd-only', 'hybrid', 'pq-only'" in text
 
 
@@ -304,15 +426,13 @@ def test_bad_federated_sections_name_the_field(change, field):
 
 
 def test_the_protected_client_refuses_an_unprotected_train_message():
-    app = protected_client_app()
-    app.train()(train)
     from qfabric.apps.federated.grid import LocalGrid
 
-    grid = LocalGrid(app, [{"partition-id": 0}])
+    grid = LocalGrid(protected(), [{"partition-id": 0}])
     [reply] = grid.send_and_receive([Message(RecordDict({"arrays": ArrayRecord([np.zeros(2, np.float32)]),
                                                           "config": ConfigRecord({"server-round": 1})}),
                                              dst_node_id=next(iter(grid.get_node_ids())), message_type="train")])
-    assert reply.has_error() and "qfabric-sae-id" in reply.error.reason
+    assert reply.has_error() and "without qfabric protection" in reply.error.reason
 
 
 def test_the_shipped_scenario_validates():

@@ -1,5 +1,27 @@
-"""Each hospital's ClientApp: the training code of ``qfabric.apps.federated.hospital`` under qfabric's mod."""
+"""Each hospital's ClientApp: its own training code, with qfabric's protection added as a Flower mod.
 
-from qfabric.apps.federated import hospital
+The protection needs nothing from this code: the SuperNode's node config names the hospital's SAE identity
+and KME (``qfabric-sae-id``, ``qfabric-kme-url``, ``qfabric-cert``, ``qfabric-key``, ``qfabric-ca``), and the
+mod turns the reply below into a sealed, masked update (see ``qfabric.apps.federated.mod``).
+"""
 
-app = hospital.protected_app
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from hospitals import task
+from qfabric.apps.federated.mod import qfabric_protection_mod
+
+app = ClientApp(mods=[qfabric_protection_mod()])  # the one line qfabric adds
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    cfg, run = msg.content["config"], context.run_config
+    (X, y), _ = task.load_data(int(context.node_config["partition-id"]),
+                               [float(s) for s in str(run["data-shares"]).split(",")], int(run["data-seed"]))
+    params, loss = task.train(msg.content["arrays"].to_numpy_ndarrays(), X, y, epochs=int(cfg["local-epochs"]),
+                              batch_size=int(cfg["batch-size"]), learning_rate=float(cfg["learning-rate"]),
+                              seed=int(run["data-seed"]) * 1000 + int(cfg["server-round"]))
+    return Message(RecordDict({"arrays": ArrayRecord(params),
+                               "metrics": MetricRecord({"train-loss": loss, "num-examples": len(y)})}),
+                   reply_to=msg)

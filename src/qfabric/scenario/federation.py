@@ -12,7 +12,10 @@ protection (Flower's FedAvg) and centralised training on the pooled data give th
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,10 +45,15 @@ from qfabric.scenario.keysupply import KeySupply
 from qfabric.scenario.schema import FederatedSpec, Scenario
 
 Progress = Callable[[float, str], None]
+TOP_UP_AT = 0.05  # the KMS moves keys into a pool in batches, once 5 % of it is used (not one commit per key)
 
 
 class KeyBudgetError(QfabricError):
     """The QKD links cannot supply the keys a QKD-only federation needs, and the policy allows no fallback."""
+
+
+class PrivacyBudgetError(QfabricError):
+    """The configured rounds would spend more epsilon than the scenario's ``epsilon_budget``."""
 
 
 @dataclass(frozen=True)
@@ -144,10 +152,57 @@ class _Setup:
 
 def _setup(scenario: Scenario, spec: FederatedSpec) -> _Setup:
     shares = [o.data_share for o in spec.organisations]
-    return _Setup(Study.create(shares, scenario.seed, spec.hidden_layers, spec.test_fraction),
+    return _Setup(Study.create(shares, scenario.seed, spec.hidden_layers, spec.test_fraction, spec.dataset),
                   {"local-epochs": spec.local_epochs, "batch-size": spec.batch_size,
                    "learning-rate": spec.learning_rate},
-                  {"data-shares": ",".join(repr(s) for s in shares), "data-seed": scenario.seed})
+                  {"dataset": spec.dataset, "data-shares": ",".join(repr(s) for s in shares),
+                   "data-seed": scenario.seed, "test-fraction": spec.test_fraction})
+
+
+FINAL_WINDOW = 5  # the final accuracy is the mean (and spread) over the last rounds, not one round
+WEAK_EPSILON = 10.0  # above this, say in plain words that the privacy guarantee is weak
+
+
+def final_accuracy(curve: list[dict] | None, window: int = FINAL_WINDOW) -> dict | None:
+    """Test accuracy over the last ``window`` rounds of a curve: mean, standard deviation, range, and the last.
+
+    >>> final_accuracy([{"round": 0, "accuracy": 0.4}, {"round": 1, "accuracy": 0.8}, {"round": 2, "accuracy": 0.9}], 2)
+    {'mean': 0.85, 'std': 0.05, 'min': 0.8, 'max': 0.9, 'last': 0.9, 'rounds': [1, 2]}
+    """
+    if not curve:
+        return None
+    tail = [c for c in curve if c["round"] > 0][-window:] or curve[-1:]
+    acc = np.array([c["accuracy"] for c in tail])
+    return {"mean": round(float(acc.mean()), 12), "std": round(float(acc.std()), 12), "min": float(acc.min()),
+            "max": float(acc.max()), "last": float(acc[-1]), "rounds": [c["round"] for c in tail]}
+
+
+def privacy_warning(epsilon: float | None) -> str | None:
+    """Plain words for a weak guarantee (epsilon above 10), None otherwise.
+
+    >>> privacy_warning(3.0) is None, privacy_warning(30.0)[:23]
+    (True, 'epsilon 30 is weak: an ')
+    """
+    if epsilon is None or epsilon <= WEAK_EPSILON:
+        return None
+    return (f"epsilon {epsilon:.3g} is weak: an observer of the aggregates may become up to e^{epsilon:.3g} "
+            f"(~{math.exp(min(epsilon, 700)):.1g}) times more confident about whether one organisation took part "
+            "or what its data says. Protection this weak is mostly nominal: use more noise (noise_multiplier), "
+            "fewer rounds, or more organisations per round.")
+
+
+def check_privacy_budget(spec: FederatedSpec, rounds: int) -> float | None:
+    """The epsilon ``rounds`` rounds will spend (None without DP); raises when it exceeds ``epsilon_budget``."""
+    dp = spec.privacy
+    if dp.noise_multiplier <= 0:
+        return None
+    epsilon = PrivacyAccountant(dp.noise_multiplier, 1.0, dp.delta).epsilon(rounds)
+    if dp.epsilon_budget is not None and epsilon > dp.epsilon_budget:
+        raise PrivacyBudgetError(f"federated.privacy.epsilon_budget: {rounds} rounds at noise_multiplier "
+                                 f"{dp.noise_multiplier:g} spend epsilon {epsilon:.3g} (delta {dp.delta:g}), more "
+                                 f"than the budget {dp.epsilon_budget:g}. Use fewer rounds or a larger "
+                                 "noise_multiplier, or raise the budget.")
+    return epsilon
 
 
 def run_plain(scenario: Scenario, spec: FederatedSpec, rounds: int) -> dict:
@@ -191,14 +246,14 @@ def run_federation(scenario: Scenario, *, rounds: int | None = None, policy: str
     if updates:
         spec = spec.model_copy(update=updates)
     rounds = spec.rounds
+    check_privacy_budget(spec, rounds)
     progress = progress or (lambda fraction, label: None)
-    if workdir is None:
-        with tempfile.TemporaryDirectory(prefix="qfabric-fl-") as tmp:
-            return _run(scenario, spec, rounds, Path(tmp), rate_scale, progress, client_app, node_overrides or {},
-                        entanglement)
-    Path(workdir).mkdir(parents=True, exist_ok=True)
-    return _run(scenario, spec, rounds, Path(workdir), rate_scale, progress, client_app, node_overrides or {},
-                entanglement)
+    with model.one_blas_thread(), contextlib.ExitStack() as stack:  # small matrices: one BLAS thread is faster
+        if workdir is None:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="qfabric-fl-"))
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        return _run(scenario, spec, rounds, Path(workdir), rate_scale, progress, client_app, node_overrides or {},
+                    entanglement)
 
 
 def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, rate_scale: float,
@@ -217,7 +272,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     store = KeyStore(config.db_url, load_or_create_secret(config.secret_file))
     kme_config = config.kme()
     supply = KeySupply(scenario, store, kme_spec.id, kme_config.pool, rate_scale=rate_scale,
-                       faults=scenario_faults(scenario), entanglement=entanglement)
+                       faults=scenario_faults(scenario), entanglement=entanglement, top_up_at=TOP_UP_AT)
     kme_config.status_extension = supply.link_qber
     progress(0.02, "distilling the QKD links' first keys")
     t_qkd = time.perf_counter()
@@ -233,6 +288,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     centralised = centralised_baseline(s.study.split, s.study.initial, rounds, spec.local_epochs, spec.batch_size,
                                        spec.learning_rate, scenario.seed) if spec.compare_plain else None
     plain = run_plain(scenario, spec, rounds) if spec.compare_plain else None
+    progress(0.12, "protected federation")
 
     kme = ThreadedKme(config, store, kme_config)
     kme.start()
@@ -246,7 +302,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
         wait_policy = spec.fallback == "wait"
         policy = Policy(mode=spec.policy, fallback="none" if wait_policy else spec.fallback,
                         qber_threshold=spec.qber_threshold)
-        protection = Protection(spec.aggregator, TimedKme(clients[spec.aggregator]), policy,
+        protection = Protection(spec.aggregator, TimedKme(clients[spec.aggregator],
+                                                          keys_per_request=spec.keys_per_request), policy,
                                 clip_norm=spec.privacy.clip_norm, noise_multiplier=spec.privacy.noise_multiplier,
                                 weight_cap_examples=float(max(len(p.y) for p in s.study.split.partitions)),
                                 min_clients=spec.min_clients)
@@ -257,13 +314,12 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
             return {f"{a}|{b}": store.available(pool) for (a, b), pool in pair_pools.items()}
 
         def before_round(server_round: int) -> None:
-            now = time.perf_counter()
+            now = t_supply = time.perf_counter()  # the network's simulation and its record: not the rounds' time
             if clock["last"] is not None:
                 timeline[-1]["wall_s"] = now - clock["last"]
                 timeline[-1]["pools_after"] = pools()
             clock["last"] = now
             before = pools()
-            t_supply = time.perf_counter()
             if server_round > 1:
                 supply.tick(spec.round_period_s)
                 clock["simulated_s"] += spec.round_period_s
@@ -274,16 +330,16 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                     supply.tick(step)
                     waited += step
                 clock["simulated_s"] += waited
-            supply_s = time.perf_counter() - t_supply
             grid.silent_in_training = {node_of[d.sae] for d in spec.dropouts if d.round == server_round}
             after = pools()
             timeline.append({"round": server_round, "simulated_s": clock["simulated_s"], "pools_before": before,
                              "supplied": {k: after[k] - before[k] for k in after}, "pools_start": after,
                              "links": supply.links_now(),
                              "relay_paths": {f"{a}|{b}": supply.path_now(a, b) for a, b in pair_pools},
-                             "waited_s": waited, "supply_simulation_s": supply_s,
+                             "waited_s": waited,
                              "offline": sorted(d.sae for d in spec.dropouts if d.round == server_round)})
             progress(0.15 + 0.8 * (server_round - 1) / rounds, f"round {server_round}/{rounds}")
+            timeline[-1]["supply_simulation_s"] = time.perf_counter() - t_supply
 
         _silence_flower()
         strategy = SecureFedAvg(protection, before_round=before_round)
@@ -295,6 +351,16 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
         if timeline:
             timeline[-1]["wall_s"] = time.perf_counter() - clock["last"]
             timeline[-1]["pools_after"] = pools()
+        accounting = {f"{a}|{b}": store.accounting(pool) for (a, b), pool in pair_pools.items()}
+        no_dp = None
+        if spec.compare_plain and spec.privacy.noise_multiplier > 0:  # the third run: protected, without DP
+            progress(0.95, "protected federation without differential privacy")
+            no_dp = _setup(scenario, spec)
+            no_dp_grid = LocalGrid(client_app or protected_app, node_configs, s.run_config)
+            unnoised = dataclasses.replace(protection, noise_multiplier=0.0, kme=TimedKme(
+                clients[spec.aggregator], keys_per_request=spec.keys_per_request))
+            server_app(SecureFedAvg(unnoised), no_dp.study.initial, rounds, no_dp.train_config, no_dp.study.evaluate,
+                       {})(no_dp_grid, _server_context(no_dp))
     finally:
         for c in clients.values():
             c.close()
@@ -302,11 +368,12 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
         kme.stop()
     progress(1.0, "done")
     return _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised,
-                   grid, fl_wall, qkd_supply_s, time.perf_counter() - t_start, store, pair_pools)
+                   grid, fl_wall, qkd_supply_s, time.perf_counter() - t_start, accounting, pair_pools,
+                   no_dp.study.history if no_dp else None)
 
 
 def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised, grid,
-            fl_wall, qkd_supply_s, total_wall, store, pair_pools) -> dict:
+            fl_wall, qkd_supply_s, total_wall, accounting, pair_pools, no_dp_curve) -> dict:
     per_round = []
     for log, tl in zip(strategy.rounds, timeline, strict=False):
         fallbacks = [e for e in log.audit if e.get("event") == "fallback"]
@@ -324,23 +391,33 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
     privacy = None
     if spec.privacy.noise_multiplier > 0:
         accountant = PrivacyAccountant(spec.privacy.noise_multiplier, 1.0, spec.privacy.delta)
+        epsilon_by_round = [{"round": r, "epsilon": accountant.epsilon(r)} for r in range(1, rounds + 1)]
         privacy = {"noise_multiplier": spec.privacy.noise_multiplier, "clip_norm": spec.privacy.clip_norm,
-                   "delta": spec.privacy.delta,
-                   "epsilon_by_round": [{"round": r, "epsilon": accountant.epsilon(r)} for r in range(1, rounds + 1)],
-                   "model": "distributed Gaussian noise on the secure sum (each organisation adds its share), all "
-                            "organisations sampled every round; against the aggregator"}
+                   "delta": spec.privacy.delta, "epsilon_budget": spec.privacy.epsilon_budget,
+                   "epsilon_by_round": epsilon_by_round, "level": "organisation",
+                   "warning": privacy_warning(epsilon_by_round[-1]["epsilon"]),
+                   "model": "organisation-level DP: each organisation clips its whole update and adds its share of "
+                            "Gaussian noise, so the secure sum carries noise z C (distributed DP, relying on secure "
+                            "aggregation); all organisations sampled every round; protects whether one organisation "
+                            "took part and what its data says, against the aggregator and other observers of the "
+                            "aggregates"}
     wall = {k: sum(r[k] for r in per_round) for k in ("kme_seconds", "crypto_seconds", "train_seconds",
                                                       "supply_simulation_s")}
     rounds_s = fl_wall - wall["supply_simulation_s"]  # what the organisations would see: no network simulation
     completed = [r for r in per_round if not r["failed"]]
-    final = secure_curve[-1] if secure_curve else None
+    dp_on = spec.privacy.noise_multiplier > 0
+    runs = {"plain": final_accuracy(plain["curve"] if plain else None),
+            "secure_no_dp": final_accuracy(no_dp_curve if dp_on else secure_curve),
+            "secure_dp": final_accuracy(secure_curve) if dp_on else None,
+            "centralised": final_accuracy(centralised)}
     return {
         "rounds_requested": rounds, "rounds_completed": len(completed),
         "organisations": [{"sae": o.sae, "data_share": o.data_share, "examples": len(p.y)}
                           for o, p in zip(spec.organisations, s.study.split.partitions, strict=True)],
         "aggregator": spec.aggregator, "test_examples": len(s.study.split.test.y),
-        "model": {"kind": "MLP", "layers": s.study.layers, "parameters": model.n_params(s.study.initial)},
-        "training": {"local_epochs": spec.local_epochs, "batch_size": spec.batch_size,
+        "model": {"kind": "MLP" if len(s.study.layers) > 2 else "logistic regression", "layers": s.study.layers,
+                  "parameters": model.n_params(s.study.initial)},
+        "training": {"dataset": spec.dataset, "local_epochs": spec.local_epochs, "batch_size": spec.batch_size,
                      "learning_rate": spec.learning_rate},
         "policy": {"mode": spec.policy, "fallback": spec.fallback, "qber_threshold": spec.qber_threshold},
         "round_period_s": spec.round_period_s, "warmup_s": spec.warmup_s,
@@ -349,7 +426,7 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
             "pairs": [{"pair": f"{d.a}|{d.b}", "path": d.path, "links": d.links, "keys_per_round": d.keys_per_round,
                        "supply_keys_per_round": d.supply_keys_per_round,
                        "hops": len(d.path) - 1} for d in demand],
-            "accounting": {f"{a}|{b}": store.accounting(pool) for (a, b), pool in pair_pools.items()},
+            "accounting": accounting,  # the run on the network's timeline (not the comparison runs)
             "sources": {f"{a}|{b}": dict(supply.sources[(a, b)]) for (a, b) in pair_pools},
             "end_to_end": [{"between": [f.a, f.b], "service": f.spec.name, "request": f.request, "pairs": f.pairs,
                             "qber": f.qber, "blocks": len(f.blocks), "key_units": f.released_units,
@@ -357,11 +434,13 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
         },
         "per_round": per_round,
         "fallbacks": [f | {"round": r["round"]} for r in per_round for f in r["fallbacks"]],
-        "curves": {"secure": secure_curve, "plain": plain["curve"] if plain else None,
+        "curves": {"secure": secure_curve, "secure_no_dp": no_dp_curve, "plain": plain["curve"] if plain else None,
                    "centralised": centralised},
-        "final": {"secure_accuracy": final["accuracy"] if final else None,
-                  "plain_accuracy": plain["curve"][-1]["accuracy"] if plain else None,
-                  "centralised_accuracy": centralised[-1]["accuracy"] if centralised else None},
+        # each run's test accuracy over its last rounds (mean, spread); *_accuracy: those means
+        "final": {"window_rounds": FINAL_WINDOW, "runs": runs,
+                  "secure_accuracy": runs["secure_dp" if dp_on else "secure_no_dp"]["mean"] if secure_curve else None,
+                  "plain_accuracy": runs["plain"]["mean"] if plain else None,
+                  "centralised_accuracy": runs["centralised"]["mean"] if centralised else None},
         "privacy": privacy,
         "wall_time": {"federation_s": fl_wall, "protected_rounds_s": rounds_s, "total_s": total_wall,
                       "qkd_first_distillation_s": qkd_supply_s, **wall,

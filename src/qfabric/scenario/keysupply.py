@@ -2,19 +2,19 @@
 
 Every decoy-BB84 service on a link between two of the KME's nodes is simulated and distilled; its keys
 (Alice's copy and Bob's) are released into the link's two pools as simulated time passes (:meth:`KeySupply.tick`),
-at the rate the simulation measured, and distilled again when they run out. The scenario's faults act on the
-same timeline: a cut link releases nothing, a link with extra loss or a weaker detector is simulated again in
-that state and releases at its (lower) rate with its (higher) QBER. Keys for each SAE pair are relayed along
-the shortest chain of links up at the time between the SAEs' nodes (trusted nodes), so a pair gets keys at
-the rate of its slowest link, from another chain while a link of its usual one is cut, and no faster than
-the pool limit allows.
+at the rate the simulation measured. Each link is simulated and distilled once per state and process (shared
+with the report's ``qkd`` section); when its key runs out, further blocks of the same size are drawn from the
+blocks' seeded streams (what another distillation would output) instead of simulating the link again. The
+scenario's faults act on the same timeline: a cut link releases nothing, a link with extra loss or a weaker
+detector is simulated in that state and releases at its (lower) rate with its (higher) QBER. Keys for each SAE
+pair are relayed along the shortest chain of links up at the time between the SAEs' nodes (trusted nodes), so
+a pair gets keys at the rate of its slowest link, from another chain while a link of its usual one is cut, and
+no faster than the pool limit allows (``top_up_at``: pools are topped up in batches, once that fraction of
+them is used, instead of every tick).
 
-Simulating and post-processing a 1 GHz link in full costs more CPU than one second of its key is
-worth on a small machine (about 1 s of CPU for 0.2 s of a metro link's key here), so at
-``rate_scale=1`` a 2-core machine falls behind and pools fill more slowly than the simulated rate;
-``rate_scale`` feeds a fixed fraction of it instead.
+``rate_scale`` feeds a fixed fraction of the simulated rate (to keep pools from filling at once).
 
-Key material never repeats: every distillation takes the next block of its seeded stream from the store
+Key material never repeats: every block of key takes the next block of its seeded stream from the store
 (:meth:`~qfabric.kms.store.KeyStore.take_block`, committed before any of its key is released), so a restart on
 the same database continues each link's stream where the last run stopped instead of replaying it (which would
 reuse the one-time pads of the relays). A fresh database starts every stream at block 0, as before.
@@ -25,7 +25,6 @@ themselves. The status extension says so (``simulated_key_material``).
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import threading
@@ -40,8 +39,9 @@ from qfabric.control.routing import NoRouteError, shortest_path
 from qfabric.errors import QfabricError
 from qfabric.kms.relay import e2e_pool, feed_link, link_pool, relay_path
 from qfabric.kms.store import KeyStore
-from qfabric.qkd.link import run_bbm92, run_decoy_bb84
+from qfabric.qkd.link import run_bbm92
 from qfabric.qkd.theory import Channel
+from qfabric.scenario.build import distil_decoy, qkd_channel
 from qfabric.scenario.schema import QkdSpec, Scenario
 from qfabric.sim.kernel import stream_seed
 
@@ -110,9 +110,11 @@ class KeySupply:
 
     def __init__(self, scenario: Scenario, store: KeyStore, kme_id: str, pool_of, tick_s: float = 0.2,
                  rate_scale: float = 1.0, faults: list[Fault] | None = None,
-                 entanglement: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
+                 entanglement: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, top_up_at: float = 0.0):
         if not 0 < rate_scale <= 1:
             raise QfabricError(f"rate_scale = {rate_scale}: expected a fraction in (0, 1]")
+        if not 0 <= top_up_at < 1:
+            raise QfabricError(f"top_up_at = {top_up_at}: expected a fraction of the pool in [0, 1)")
         self.rate_scale = rate_scale
         if scenario.kms is None:
             raise QfabricError(f"scenario {scenario.name!r} has no kms section")
@@ -122,6 +124,8 @@ class KeySupply:
         self.scenario, self.store, self.tick_s = scenario, store, tick_s
         self.unit_bits = scenario.kms.key_size_bits
         self.max_units = scenario.kms.max_key_count
+        # a pool is topped up once this many of its keys are gone (1: every tick); batches save store commits
+        self.top_up_units = max(1, int(top_up_at * self.max_units))
         self.now_s = 0.0
         self.graph = nx.Graph()
         self.graph.add_nodes_from(kme.nodes)
@@ -132,9 +136,7 @@ class KeySupply:
                 f = fibres[q.link]
                 a, b = f.between
                 self.graph.add_edge(a, b, length_km=f.length_km)
-                feed = LinkFeed(a, b, q, Channel(f.length_km, f.attenuation_db_per_km, q.detector_efficiency,
-                                                 q.dark_count_yield, q.misalignment,
-                                                 afterpulse_probability=q.afterpulse_probability),
+                feed = LinkFeed(a, b, q, qkd_channel(scenario, q),  # a free-space link: its own loss
                                 link_conditions(faults or [], f.name, (a, b), math.inf))
                 self.feeds[feed.key] = feed
         self.e2e: dict[tuple[str, str], PairFeed] = {}
@@ -226,25 +228,31 @@ class KeySupply:
         return f"kms/{feed.spec.name}" if state == NOMINAL else f"kms/{feed.spec.name}/{extra_db:g}dB/x{factor:g}"
 
     def _distill(self, feed: LinkFeed, state: State) -> None:
+        """One more block of the link's key in ``state``.
+
+        The link is simulated and post-processed once per state and process (:func:`distil_decoy`, shared with
+        the report); that run fixes the block's rate, QBER and size. Block 0 of a stream is the run's own key;
+        a later block (the link keeps producing, or a restart continues the stream) is the same number of bits
+        drawn from the block's seeded stream, equal at both ends: what another distillation of the same link
+        would output (uniform key, identical up to ``eps_cor``) without simulating it again."""
         buf = feed.buffers[state]
-        extra_db, factor = state
         base = self.stream_name(feed, state)
         block = self.store.take_block(base)  # committed before any of its key is released: never replayed
-        seed = int(stream_seed(self.scenario.seed, f"{base}/{block}").generate_state(1)[0])
-        ch = feed.channel
-        channel = ch if state == NOMINAL else dataclasses.replace(
-            ch, attenuation_db_per_km=ch.attenuation_db_per_km + extra_db / ch.distance_km,
-            detector_efficiency=ch.detector_efficiency * factor)
-        pulses = int(min(feed.spec.source_rate_hz * self.scenario.duration_s, feed.spec.max_simulated_pulses))
-        run = run_decoy_bb84(channel, pulses, seed=seed, variant=feed.spec.cascade, eps_sec=feed.spec.eps_sec,
-                             eps_cor=feed.spec.eps_cor, source_rate_hz=feed.spec.source_rate_hz)
+        run = distil_decoy(self.scenario, feed.spec, *state)
+        if block == 0:
+            alice = [b.alice_key for b in run.blocks]
+            bob = [b.bob_key for b in run.blocks]
+        else:
+            rng = np.random.default_rng(stream_seed(self.scenario.seed, f"{base}/{block}"))
+            alice = [rng.integers(0, 2, run.key_bits, dtype=np.uint8)]
+            bob = [alice[0].copy()]
         buf.blocks += 1
         buf.stream_block = block
         buf.rate_bps = run.secret_key_rate_bps
         buf.qber = run.summary()["qber"]
         keep_a, keep_b = buf.alice[buf.released_bits:], buf.bob[buf.released_bits:]
-        buf.alice = np.concatenate([keep_a, *[b.alice_key for b in run.blocks]])
-        buf.bob = np.concatenate([keep_b, *[b.bob_key for b in run.blocks]])
+        buf.alice = np.concatenate([keep_a, *alice])
+        buf.bob = np.concatenate([keep_b, *bob])
         buf.released_bits = 0
         if buf.rate_bps <= 0 and state == NOMINAL:
             raise QfabricError(f"QKD service {feed.spec.name!r} produces no key: "
@@ -335,10 +343,10 @@ class KeySupply:
     def _tick(self, dt: float) -> None:
         t0, t1 = self.now_s, self.now_s + dt
         for feed in self.feeds.values():
-            full = self.store.available(link_pool(feed.a, feed.b, feed.a)) >= self.max_units
+            room = self.max_units - self.store.available(link_pool(feed.a, feed.b, feed.a))
             for c in feed.conditions:
                 overlap = min(c.end_s, t1) - max(c.start_s, t0)
-                if overlap <= 0 or not c.up or full:
+                if overlap <= 0 or not c.up or room < self.top_up_units:
                     continue
                 self._release(feed, _state(c), overlap)
         self.now_s = t1
@@ -355,6 +363,8 @@ class KeySupply:
         for i, (s1, s2, usual, pool) in enumerate(self.pairs):
             room = self.max_units - self.store.available(pool)
             e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
+            if room < self.top_up_units:
+                room = 0
             if e2e is not None and room > 0:  # end-to-end keys first: no node between the two is trusted
                 ends = (e2e_pool(e2e.a, e2e.b, usual[0]), e2e_pool(e2e.a, e2e.b, usual[-1]))
                 count = min(room, self.store.available(ends[0]))
@@ -376,6 +386,7 @@ class KeySupply:
                 self.sources[(s1, s2)]["trusted_relay"] += count
 
     def _release(self, feed: LinkFeed, state: State, seconds: float) -> None:
+        """Release the link's key for ``seconds`` in ``state`` into its two pools."""
         buf = self.buffer(feed, state)
         buf.owed_bits += buf.rate_bps * self.rate_scale * seconds
         units = int(buf.owed_bits // self.unit_bits)

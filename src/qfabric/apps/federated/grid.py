@@ -35,7 +35,16 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
+from qfabric.apps.federated.wire import RECORD, STEP, TRAIN
+
 FIRST_NODE_ID = 1001
+
+
+def _is_training(message: Message) -> bool:
+    """A train message that trains (not one of qfabric's other protocol steps, which travel as train too)."""
+    if message.metadata.message_type.split(".")[0] != "train":
+        return False
+    return RECORD not in message.content or message.content[RECORD].get(STEP, TRAIN) == TRAIN
 
 
 def _wire(message: Message) -> bytes:
@@ -95,8 +104,7 @@ class LocalGrid(Grid):
         node = message.metadata.dst_node_id
         if node not in self.contexts:
             raise ValueError(f"no node {node} in this grid")
-        if node in self.offline or (node in self.silent_in_training
-                                    and message.metadata.message_type.split(".")[0] == "train"):
+        if node in self.offline or (node in self.silent_in_training and _is_training(message)):
             return None
         t0 = time.perf_counter()
         try:
@@ -118,6 +126,8 @@ class LocalGrid(Grid):
             self.stats.messages += 1
             self.stats.bytes_to_nodes += len(data)
             kind = message.metadata.message_type
+            if RECORD in message.content:  # qfabric's protocol steps all travel as train messages
+                kind += f" ({message.content[RECORD].get(STEP, TRAIN)})"
             self.stats.by_type[kind] = self.stats.by_type.get(kind, 0) + 1
             reply = self._deliver(data)
             if reply is not None:

@@ -1,12 +1,12 @@
 """The default federation's apps, written the way Flower users write theirs.
 
-Each hospital's ClientApp trains the diagnosis MLP on its own partition of the breast-cancer data; the
+Each hospital's ClientApp trains the scenario's model on its own partition of the scenario's data set; the
 protected app is the same code with qfabric's mod added (the one line)::
 
-    protected_app = protected_client_app()
+    protected_app = ClientApp(mods=[qfabric_protection_mod()])
 
-The node finds its data from its Flower config: ``partition-id`` (node config) and ``data-shares``,
-``data-seed`` (run config); the round's training settings come with the message.
+The node finds its data from its Flower config: ``partition-id`` (node config) and ``dataset``,
+``data-shares``, ``data-seed`` (run config); the round's training settings come with the message.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 
 from qfabric.apps.federated import model
-from qfabric.apps.federated.data import Split, split_breast_cancer
-from qfabric.apps.federated.mod import protected_client_app
+from qfabric.apps.federated.data import Split, split_dataset
+from qfabric.apps.federated.mod import qfabric_protection_mod
 
 
 @lru_cache(maxsize=8)
-def _split(shares: str, seed: int) -> Split:
-    return split_breast_cancer([float(s) for s in shares.split(",")], seed=seed)
+def _split(dataset: str, shares: str, seed: int, test_fraction: float) -> Split:
+    return split_dataset(dataset, [float(s) for s in shares.split(",")], test_fraction, seed)
 
 
 @dataclass
@@ -40,6 +40,8 @@ class Study:
     >>> s = Study.create([0.5, 0.5], seed=1, hidden_layers=[8])
     >>> s.layers, len(s.split.partitions)
     ([30, 8, 1], 2)
+    >>> Study.create([0.5, 0.5], seed=1, hidden_layers=[], dataset="digits").layers
+    [64, 10]
     """
 
     split: Split
@@ -49,9 +51,10 @@ class Study:
     _last: float | None = None
 
     @classmethod
-    def create(cls, shares: list[float], seed: int, hidden_layers: list[int], test_fraction: float = 0.2) -> Study:
-        split = split_breast_cancer(shares, test_fraction=test_fraction, seed=seed)
-        layers = [split.test.X.shape[1], *hidden_layers, 1]
+    def create(cls, shares: list[float], seed: int, hidden_layers: list[int], test_fraction: float = 0.2,
+               dataset: str = "breast-cancer") -> Study:
+        split = _split(dataset, ",".join(repr(float(s)) for s in shares), seed, test_fraction)
+        layers = [split.test.X.shape[1], *hidden_layers, split.outputs]
         return cls(split, layers, model.init_params(layers, np.random.default_rng([seed, 1])))
 
     def evaluate(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
@@ -66,7 +69,10 @@ class Study:
 
 def partition(context: Context):
     """This hospital's training data."""
-    split = _split(str(context.run_config["data-shares"]), int(context.run_config["data-seed"]))
+    cfg = context.run_config
+    split = _split(str(cfg.get("dataset", "breast-cancer")), ",".join(repr(float(s)) for s in
+                                                                      str(cfg["data-shares"]).split(",")),
+                   int(cfg["data-seed"]), float(cfg.get("test-fraction", 0.2)))
     return split.partitions[int(context.node_config["partition-id"])]
 
 
@@ -86,7 +92,7 @@ def train(msg: Message, context: Context) -> Message:
 plain_app = ClientApp()
 plain_app.train()(train)
 
-protected_app = protected_client_app()
+protected_app = ClientApp(mods=[qfabric_protection_mod()])
 protected_app.train()(train)
 
 

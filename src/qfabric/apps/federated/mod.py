@@ -1,16 +1,19 @@
 """The client side of qfabric's protection, as a Flower mod: one line in a ClientApp.
 
-    app = protected_client_app()
+    app = ClientApp(mods=[qfabric_protection_mod()])   # then @app.train() as usual
 
 The node is started with its SAE identity and KME (``node_config``: ``qfabric-sae-id``,
 ``qfabric-kme-url``, ``qfabric-cert``, ``qfabric-key``, ``qfabric-ca``). For a ``train`` message the mod
 derives the round's session key with the aggregator (the policy's mode: a QKD key fetched by ID over ETSI
 014 from the node's KME, combined with ML-KEM-768 and X25519), decrypts the global model into the
 ``arrays`` record, calls the user's train function, and turns its reply into an update the aggregator
-cannot read alone: the change to the model, clipped and noised (differential privacy), weighted, masked
-with pairwise keys shared with the other organisations (secure aggregation), and sealed with AES-256-GCM
-bound to the round and the sender. Key material never leaves the node; only key IDs and public values do.
-Other messages (``evaluate``, the user's own ``query``) pass through untouched.
+cannot read alone: the change to the model (under differential privacy: clipped and noised), weighted,
+masked with pairwise keys shared with the other organisations (secure aggregation), and sealed with
+AES-256-GCM bound to the round and the sender. Key material never leaves the node; only key IDs and public
+values do. The protocol's other steps (``hello``, ``pairs``, ``recover``) also come as ``train`` messages
+(the kind every ClientApp registers) and the mod answers them itself. Other messages (``evaluate``, the
+user's own ``query``) pass through untouched, and so do mods stacked after it (they see the plain model and
+reply) or before it (they see what crosses the network).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
-from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import Mod
 
 from qfabric.apps.federated import secagg
 from qfabric.apps.federated.privacy import add_noise, clip
@@ -39,12 +42,15 @@ from qfabric.apps.federated.wire import (
     RECORD,
     RECOVER,
     SAE_ID,
+    STEP,
+    TRAIN,
     TimedKme,
     hello_from_bytes,
     hello_to_bytes,
     model_aad,
     public_from_bytes,
     public_to_bytes,
+    qfabric_record,
 )
 from qfabric.errors import QfabricError
 from qfabric.kms.broker import SessionBroker
@@ -87,7 +93,9 @@ def _node(context: Context) -> _Node:
         context.state["qfabric-node"] = state
     keys = ResponderKeys(MLKEM768PrivateKey.from_seed_bytes(state["mlkem"]),
                          X25519PrivateKey.from_private_bytes(state["x25519"]))
-    return _Node(str(cfg[SAE_ID]), _KME_CLIENTS[ident], keys, _IDENTITIES[ident])
+    kme = _KME_CLIENTS[ident]
+    kme.import_keys(state.get("kme-keys"))  # QKD keys fetched ahead in an earlier message of this run
+    return _Node(str(cfg[SAE_ID]), kme, keys, _IDENTITIES[ident])
 
 
 def close_kme_clients() -> None:
@@ -108,27 +116,28 @@ def _reply(msg: Message, fields: dict, started: float, node: _Node, audit: list[
     kme_s, requests, keys = node.kme.take()
     fields |= {"audit": audit, "kme-seconds": kme_s, "kme-requests": requests, "qkd-keys": keys,
                "train-seconds": train_s, "crypto-seconds": max(0.0, time.perf_counter() - started - kme_s - train_s)}
-    return Message(RecordDict({RECORD: ConfigRecord(fields)}), reply_to=msg)
+    return Message(RecordDict({RECORD: qfabric_record(fields)}), reply_to=msg)
 
 
 def _hello(msg: Message, node: _Node) -> Message:
     public = public_to_bytes(node.keys.public())
-    return Message(RecordDict({RECORD: ConfigRecord({
+    return Message(RecordDict({RECORD: qfabric_record({
         "sae": node.sae, "public": public, "cert": node.identity.cert_pem,
         "public-sig": node.identity.sign("public", node.sae, public)})}), reply_to=msg)
 
 
-def _pairs(msg: Message, context: Context, node: _Node) -> Message:
-    """Start a session with every participant that sorts after this node; keep the keys for the round.
+def _start_pairs(record: ConfigRecord, context: Context, node: _Node, broker: SessionBroker, round_number: int,
+                 prefix: str = "") -> dict:
+    """Start a session with every participant that sorts after this node for ``round_number`` and keep the
+    keys; returns the reply's fields (``prefix`` + ``to``, ``hellos``, ...). The participants' public values
+    come in ``record`` under ``prefix`` + ``participants``, ``publics``, ``certs``, ``public-sigs``.
 
     A peer the policy gives no key for (its pool is dry and no fallback is allowed, or the KME refuses) is
     reported in ``unpaired`` with the reason: the aggregator then leaves one of the two out of the round."""
-    started, audit = time.perf_counter(), []
-    record = msg.content[RECORD]
-    broker = _broker(node, record, audit)
-    peers, hellos, signatures, keys, unpaired, reasons = [], [], [], [], [], []
-    for peer, public, cert, signature in zip(record["participants"], record["publics"], record["certs"],
-                                             record["public-sigs"], strict=True):
+    node.kme.keys_per_request = int(record.get("keys-per-request", 1))  # the federation's setting
+    peers, hellos, signatures, keys, unpaired, reasons, ahead = [], [], [], [], [], [], []
+    for peer, public, cert, signature in zip(record[prefix + "participants"], record[prefix + "publics"],
+                                             record[prefix + "certs"], record[prefix + "public-sigs"], strict=True):
         if peer > node.sae:
             try:
                 node.identity.verify(cert, peer, signature, "public", peer, public)
@@ -139,12 +148,22 @@ def _pairs(msg: Message, context: Context, node: _Node) -> Message:
                 continue
             peers.append(peer)
             hellos.append(hello_to_bytes(hello))
-            signatures.append(node.identity.sign("pair-hello", record["round"], node.sae, peer, hellos[-1]))
+            signatures.append(node.identity.sign("pair-hello", round_number, node.sae, peer, hellos[-1]))
             keys.append(key)
-    context.state["qfabric-pairs"] = ConfigRecord({"round": record["round"], "peers": peers or [""],
+            ahead.append(json.dumps(node.kme.ahead(peer)))  # key IDs this node holds for the next rounds
+    context.state["qfabric-pairs"] = ConfigRecord({"round": round_number, "peers": peers or [""],
                                                    "keys": keys or [b""]})
-    return _reply(msg, {"to": peers, "hellos": hellos, "hello-sigs": signatures, "unpaired": unpaired,
-                        "unpaired-reasons": reasons}, started, node, audit)
+    fields = {"to": peers, "hellos": hellos, "hello-sigs": signatures, "unpaired": unpaired,
+              "unpaired-reasons": reasons, "ahead": ahead}
+    return {prefix + k: v for k, v in fields.items()}
+
+
+def _pairs(msg: Message, context: Context, node: _Node) -> Message:
+    """The ``pairs`` step: :func:`_start_pairs` for this round."""
+    started, audit = time.perf_counter(), []
+    record = msg.content[RECORD]
+    fields = _start_pairs(record, context, node, _broker(node, record, audit), int(record["round"]))
+    return _reply(msg, fields, started, node, audit)
 
 
 def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: SessionBroker) -> dict:
@@ -155,9 +174,11 @@ def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: Sess
     for peer, key in zip(initiated["peers"], initiated["keys"], strict=True):
         if peer:
             keys[(node.sae, peer)] = key
-    for peer, hello, signature, cert in zip(record["peer-from"], record["peer-hellos"], record["peer-hello-sigs"],
-                                            record["peer-certs"], strict=True):
+    for peer, hello, signature, cert, ahead in zip(record.get("peer-from", []), record.get("peer-hellos", []),
+                                                   record.get("peer-hello-sigs", []), record.get("peer-certs", []),
+                                                   record.get("peer-ahead", []), strict=True):
         node.identity.verify(cert, peer, signature, "pair-hello", record["round"], peer, node.sae, hello)
+        node.kme.announce(peer, json.loads(ahead))
         keys[(peer, node.sae)] = broker.respond(peer, hello_from_bytes(hello), node.keys)
     participants = set(record["participants"]) - {node.sae}
     return {pair: key for pair, key in keys.items() if (set(pair) - {node.sae}) <= participants}
@@ -170,6 +191,7 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
         raise UpdateRejected(f"a model sealed for {record['client']!r} reached {node.sae!r}")
     round_number, aggregator = int(record["round"]), str(record["aggregator"])
     broker = _broker(node, record, audit)
+    node.kme.announce(aggregator, list(record.get("qkd-ahead", [])))
     session = broker.respond(aggregator, hello_from_bytes(record["hello"]), node.keys)
     shapes = [tuple(s) for s in json.loads(record["shapes"])]
     global_model = decrypt_update(record["model"], session, *model_aad(round_number, aggregator, node.sae), shapes)
@@ -187,15 +209,21 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
         raise UpdateRejected(f"the ClientApp returned shapes {[a.shape for a in trained]}, the model has {shapes}")
     metrics = reply.content.get("metrics")
     examples = float(metrics["num-examples"]) if metrics is not None and "num-examples" in metrics else 1.0
-    delta, norm = clip([t.astype(np.float64) - g for t, g in zip(trained, global_model, strict=True)],
-                       float(record["clip-norm"]))
+    delta = [t.astype(np.float64) - g for t, g in zip(trained, global_model, strict=True)]
     weight = 1.0 if record["weighting"] == "uniform" else min(examples / float(record["weight-cap-examples"]), 1.0)
-    delta = [d * weight for d in delta]
-    if record["noise-std"] > 0:  # this node's share of the Gaussian noise on the sum
+    if record["noise-std"] > 0:  # differential privacy: clip, then this node's share of the noise on the sum
+        delta, norm = clip(delta, float(record["clip-norm"]))
         node_seed = context.node_config.get(NOISE_SEED)  # reproducible runs; OS entropy otherwise
         seed = np.random.SeedSequence([int(node_seed), round_number] if node_seed is not None else None)
         delta = add_noise(delta, float(record["noise-std"]), np.random.default_rng(seed))
-    flat = np.concatenate([d.ravel() for d in delta] + [np.array([weight])])
+    else:  # no clipping: the sum is FedAvg's, up to the fixed point's resolution
+        norm = float(np.sqrt(sum(float(np.sum(np.square(d))) for d in delta)))
+        largest = max(float(np.max(np.abs(d), initial=0.0)) for d in delta)
+        if largest * weight >= float(record["value-bound"]):
+            raise UpdateRejected(f"an update coordinate of {largest * weight:.3g} exceeds the fixed point's range "
+                                 f"+-{record['value-bound']:g}: lower the learning rate, or use differential "
+                                 "privacy (which clips)")
+    flat = np.concatenate([d.ravel() * weight for d in delta] + [np.array([weight])])
     masked = secagg.mask_update(flat, node.sae, pair_keys, round_number, max_clients=int(record["max-clients"]),
                                 fractional_bits=int(record["fractional-bits"]))
     sealed = encrypt_update([masked.view(np.float32)], session, round_number, node.sae)
@@ -203,7 +231,11 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
     context.state["qfabric-round"] = ConfigRecord({
         "round": round_number, "size": flat.size, "pairs": [json.dumps(p) for p in peers] or [""],
         "keys": [pair_keys[p] for p in peers] or [b""]})
-    out = _reply(msg, {"update": sealed, "sae": node.sae, "update-norm": norm}, started, node, audit, train_s)
+    fields = {"update": sealed, "sae": node.sae, "update-norm": norm}
+    if "next-round" in record:  # the next round's pairs step, carried by this message (one message a round)
+        fields |= _start_pairs(record, context, node, broker, int(record["next-round"]), prefix="next-")
+        fields["next-round"] = int(record["next-round"])
+    out = _reply(msg, fields, started, node, audit, train_s)
     if metrics is not None:
         out.content["metrics"] = metrics
     return out
@@ -225,37 +257,38 @@ def _recover(msg: Message, context: Context, node: _Node) -> Message:
 
 
 def qfabric_protection(msg: Message, context: Context, call_next) -> Message:
-    """The Flower mod (see the module docstring)."""
-    kind = msg.metadata.message_type
-    if kind in (HELLO, PAIRS, RECOVER) or kind.split(".")[0] == "train":
-        node = _node(context)
-        if kind == HELLO:
+    """The Flower mod (see the module docstring): :func:`qfabric_protection_mod` returns it."""
+    if msg.metadata.message_type.split(".")[0] != "train":
+        return call_next(msg, context)
+    if RECORD not in msg.content:
+        raise UpdateRejected("a train message without qfabric protection reached a protected node: refused")
+    step = msg.content[RECORD].get(STEP, TRAIN)
+    node = _node(context)
+    try:
+        if step == HELLO:
             return _hello(msg, node)
-        if kind == PAIRS:
+        if step == PAIRS:
             return _pairs(msg, context, node)
-        if kind == RECOVER:
+        if step == RECOVER:
             return _recover(msg, context, node)
-        if RECORD not in msg.content:
-            raise UpdateRejected("a train message without qfabric protection reached a protected node: refused")
-        return _train(msg, context, call_next, node)
-    return call_next(msg, context)
+        if step == TRAIN:
+            return _train(msg, context, call_next, node)
+        raise UpdateRejected(f"unknown qfabric step {step!r}: is this node's qfabric older than the aggregator's?")
+    finally:  # QKD keys fetched ahead outlive this message (a SuperNode may start a process per message)
+        context.state["qfabric-node"]["kme-keys"] = node.kme.export_keys()
 
 
-def _answered_by_the_mod(msg: Message, context: Context) -> Message:
-    raise QfabricError(f"{msg.metadata.message_type} reached the ClientApp: qfabric_protection must be its mod")
+def qfabric_protection_mod() -> Mod:
+    """qfabric's protection as a Flower mod: ``ClientApp(mods=[qfabric_protection_mod()])``, then register the
+    train function as usual (``@app.train()``). The node's SAE identity and KME come from its node config
+    (``qfabric-sae-id``, ``qfabric-kme-url``, ``qfabric-cert``, ``qfabric-key``, ``qfabric-ca``).
 
+    Mods listed after it see the plain global model and the plain reply; mods before it see only what crosses
+    the network (sealed, masked).
 
-def protected_client_app(mods: list | None = None, outer_mods: list | None = None) -> ClientApp:
-    """The one line: ``app = protected_client_app()`` instead of ``app = ClientApp()``.
-
-    A ``ClientApp`` with :func:`qfabric_protection` as its first mod and qfabric's query actions registered
-    (Flower routes a message only to registered actions; the mod answers them). ``mods`` see the plain
-    model and reply (inside the protection); ``outer_mods`` see what crosses the network (outside it).
-
-    >>> sorted(protected_client_app()._registered_funcs)
-    ['query.qfabric_hello', 'query.qfabric_pairs', 'query.qfabric_recover']
+    >>> from flwr.clientapp import ClientApp
+    >>> app = ClientApp(mods=[qfabric_protection_mod()])
+    >>> app._mods[0].__name__
+    'qfabric_protection'
     """
-    app = ClientApp(mods=[*(outer_mods or []), qfabric_protection, *(mods or [])])
-    for kind in (HELLO, PAIRS, RECOVER):
-        app.query(kind.split(".", 1)[1])(_answered_by_the_mod)
-    return app
+    return qfabric_protection

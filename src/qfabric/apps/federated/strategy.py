@@ -17,13 +17,16 @@ round log says why. Evaluation on the nodes is not protected; use ``evaluate_fn`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from logging import INFO
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
@@ -32,13 +35,17 @@ from qfabric.apps.federated import secagg
 from qfabric.apps.federated.protect import UpdateRejected, decrypt_update, encrypt_update, unpack
 from qfabric.apps.federated.wire import (
     HELLO,
+    MESSAGE_TYPE,
     PAIRS,
     RECORD,
     RECOVER,
+    STEP,
+    TRAIN,
     TimedKme,
     hello_to_bytes,
     model_aad,
     public_from_bytes,
+    qfabric_record,
 )
 from qfabric.errors import QfabricError
 from qfabric.kms.broker import SessionBroker
@@ -53,10 +60,18 @@ class Protection:
     aggregator: str  # its SAE ID
     kme: TimedKme  # its ETSI 014 client
     policy: Policy = field(default_factory=Policy)
-    clip_norm: float = 1.0  # L2 bound on each organisation's update (differential privacy and fixed point)
-    noise_multiplier: float = 0.0  # Gaussian noise on the sum, in units of clip_norm (0: no DP)
+    clip_norm: float = 1.0  # L2 bound on each organisation's update under differential privacy
+    noise_multiplier: float = 0.0  # Gaussian noise on the sum, in units of clip_norm (0: no DP, no clipping)
     weight_cap_examples: float = 1000.0  # FedAvg weight min(examples / cap, 1); uniform weights under DP
     min_clients: int = 2
+    value_bound: float = 16.0  # without DP: the largest |coordinate| of a weighted update (fixed point's range)
+    pipeline_pairs: bool = True  # carry the next round's pairs step in the train message (one message a round)
+
+    @property
+    def weighting(self) -> str:
+        """How updates are averaged: uniformly under DP (one organisation's influence is bounded by the clip
+        norm), else by examples (FedAvg's weights, capped, sent masked)."""
+        return "uniform" if self.noise_multiplier > 0 else "examples"
 
 
 @dataclass
@@ -128,7 +143,6 @@ class SecureFedAvg(FedAvg):
     """Flower's FedAvg with qfabric's protection (see the module docstring); ``rounds`` logs every round."""
 
     def __init__(self, protection: Protection, before_round: Callable[[int], None] | None = None, **fedavg):
-        fedavg.setdefault("fraction_evaluate", 0.0)
         fedavg.setdefault("min_train_nodes", protection.min_clients)
         fedavg.setdefault("min_available_nodes", protection.min_clients)
         super().__init__(**fedavg)
@@ -137,6 +151,8 @@ class SecureFedAvg(FedAvg):
         self.rounds: list[RoundLog] = []
         self._directory: dict[int, _Member] = {}
         self._grid: Grid | None = None
+        self._num_rounds: int | None = None
+        self._next_paired: dict | None = None  # the next round's pairs step, done with this round's training
         self._current: dict = {}
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -147,8 +163,8 @@ class SecureFedAvg(FedAvg):
 
     def _query(self, grid: Grid, kind: str, records: dict[int, dict], log: RoundLog) -> dict[int, ConfigRecord]:
         """Send one query per node; returns the good replies' qfabric records, logs the failures."""
-        messages = [Message(RecordDict({RECORD: ConfigRecord(fields)}), dst_node_id=node, message_type=kind)
-                    for node, fields in records.items()]
+        messages = [Message(RecordDict({RECORD: qfabric_record(fields | {STEP: kind})}), dst_node_id=node,
+                            message_type=MESSAGE_TYPE) for node, fields in records.items()]
         replies = {m.metadata.src_node_id: m for m in grid.send_and_receive(messages)}
         good = {}
         for node in records:
@@ -166,7 +182,42 @@ class SecureFedAvg(FedAvg):
     def _audit(self, log: RoundLog) -> Callable[[dict], None]:
         return lambda event: log.audit.append(event)
 
+    def _pair_fields(self, members: list[_Member], prefix: str = "") -> dict:
+        """What a pairs step needs: the participants' public values (under ``prefix``), keys per request."""
+        return {"keys-per-request": self.protection.kme.keys_per_request,
+                prefix + "participants": [m.sae for m in members],
+                prefix + "publics": [m.public_bytes for m in members], prefix + "certs": [m.cert for m in members],
+                prefix + "public-sigs": [m.public_sig for m in members]}
+
+    def start(self, grid: Grid, initial_arrays: ArrayRecord, num_rounds: int = 3, *args, **kwargs):
+        """Flower's ``start``; the number of rounds tells the last round not to prepare a next one."""
+        self._num_rounds, self._next_paired = num_rounds, None
+        return super().start(grid, initial_arrays, num_rounds, *args, **kwargs)
+
+    def round_logs(self) -> list[dict]:
+        """Every round's log as JSON-ready dicts (participants, dropped, sessions' audit, keys, times)."""
+        return [dataclasses.asdict(r) for r in self.rounds]
+
     # --- Flower's Strategy API -----------------------------------------------------------------------
+    def summary(self) -> None:
+        """Flower logs this at the start: what this strategy really does (not FedAvg's settings)."""
+        p = self.protection
+        log(INFO, "\t├──> Sampling: every available organisation each round (at least %d)", self.min_train_nodes)
+        log(INFO, "\t├──> Weighted by: %s", "uniform (differential privacy bounds each organisation's influence)"
+            if p.weighting == "uniform" else f"'{self.weighted_by_key}', capped at {p.weight_cap_examples:g} (masked)")
+        log(INFO, "\t├──> Protection: policy %s (fallback %s), secure aggregation, sealed updates", p.policy.mode,
+            p.policy.fallback)
+        log(INFO, "\t├──> Differential privacy: %s", f"noise multiplier {p.noise_multiplier:g}, clip norm "
+            f"{p.clip_norm:g}" if p.noise_multiplier > 0 else "off")
+        log(INFO, "\t└──> Federated evaluation: off (evaluate the global model on held-out data: evaluate_fn)")
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
+        return []  # evaluation on the nodes would see the global model unprotected: use evaluate_fn
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        return None
+
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         self._grid = grid
@@ -183,10 +234,12 @@ class SecureFedAvg(FedAvg):
                                             record["public"], record["cert"], record["public-sig"])
         ready = sorted((n for n in node_ids if n in self._directory), key=lambda n: self._directory[n].sae)
         members = [self._directory[n] for n in ready]
-        pair_fields = self._policy_fields(server_round) | {
-            "participants": [m.sae for m in members], "publics": [m.public_bytes for m in members],
-            "certs": [m.cert for m in members], "public-sigs": [m.public_sig for m in members]}
-        paired = self._query(grid, PAIRS, {n: pair_fields for n in ready}, log)
+        pipelined, self._next_paired = self._next_paired, None
+        if pipelined is not None and pipelined["round"] == server_round and pipelined["nodes"] == set(ready):
+            paired = pipelined["records"]  # every ready node started its pairs with last round's training
+        else:
+            pair_fields = self._policy_fields(server_round) | self._pair_fields(members)
+            paired = self._query(grid, PAIRS, {n: pair_fields for n in ready}, log)
         for node in _left_out_for_missing_pair_keys(paired, {n: m.sae for n, m in self._directory.items()}, log):
             del paired[node]
 
@@ -216,9 +269,15 @@ class SecureFedAvg(FedAvg):
         k = len(participants)
         p = self.protection
         log.noise_std = p.noise_multiplier * p.clip_norm / np.sqrt(k)
-        fb = secagg.fractional_bits_for(max(p.clip_norm, 1.0) + 10 * log.noise_std, k)
+        bound = max(p.clip_norm, 1.0) + 10 * log.noise_std if p.noise_multiplier > 0 else p.value_bound
+        fb = secagg.fractional_bits_for(bound, k)
         global_model = arrays.to_numpy_ndarrays()
         shapes = json.dumps([list(a.shape) for a in global_model])
+        pipeline = (p.pipeline_pairs and participants == ready
+                    and (self._num_rounds is None or server_round < self._num_rounds))
+        next_pairs = ({"next-round": server_round + 1}
+                      | self._pair_fields([self._directory[n] for n in participants], prefix="next-")
+                      if pipeline else {})
         messages = []
         for node in participants:
             sae = self._directory[node].sae
@@ -226,20 +285,23 @@ class SecureFedAvg(FedAvg):
             fields = self._policy_fields(server_round) | {
                 "client": sae, "hello": hello, "shapes": shapes,
                 "model": encrypt_update(global_model, key, *model_aad(server_round, p.aggregator, sae)),
-                "participants": log.participants, "clip-norm": p.clip_norm, "noise-std": log.noise_std,
-                "weighting": "uniform" if p.noise_multiplier > 0 else "examples",
+                STEP: TRAIN, "participants": log.participants, "clip-norm": p.clip_norm, "noise-std": log.noise_std,
+                "value-bound": p.value_bound, "weighting": p.weighting,
                 "weight-cap-examples": p.weight_cap_examples, "max-clients": k, "fractional-bits": fb,
-                "peer-from": [], "peer-hellos": [], "peer-hello-sigs": [], "peer-certs": []}
+                "qkd-ahead": kme.ahead(sae),  # keys fetched for the next rounds: the node fetches them at once
+                "peer-from": [], "peer-hellos": [], "peer-hello-sigs": [], "peer-certs": [], "peer-ahead": []
+            } | next_pairs
             for other in participants:
                 record = paired[other]
-                if sae in record["to"]:
+                if sae in record.get("to", []):
                     i = list(record["to"]).index(sae)
                     fields["peer-from"].append(self._directory[other].sae)
                     fields["peer-hellos"].append(record["hellos"][i])
                     fields["peer-hello-sigs"].append(record["hello-sigs"][i])
                     fields["peer-certs"].append(self._directory[other].cert)
-            content = RecordDict({RECORD: ConfigRecord(fields), self.configrecord_key: config})
-            messages.append(Message(content, dst_node_id=node, message_type="train"))
+                    fields["peer-ahead"].append(record["ahead"][i] if "ahead" in record else "[]")
+            content = RecordDict({RECORD: qfabric_record(fields), self.configrecord_key: config})
+            messages.append(Message(content, dst_node_id=node, message_type=MESSAGE_TYPE))
         config["server-round"] = server_round
         server_kme = kme.seconds - kme_before  # sessions and sealing: the aggregator's own work
         log.kme_seconds += server_kme
@@ -247,6 +309,7 @@ class SecureFedAvg(FedAvg):
         log.qkd_keys += kme.keys - keys_before
         log.crypto_seconds += time.perf_counter() - started - server_kme
         self._current = {"nodes": participants, "sessions": sessions, "model": global_model, "fb": fb,
+                         "pipelined": pipeline,
                          "size": sum(a.size for a in global_model) + 1}
         return messages
 
@@ -282,6 +345,10 @@ class SecureFedAvg(FedAvg):
             contents.append(reply.content)
             survivors.append(node)
         self._current = {}
+        if cur["pipelined"] and survivors == cur["nodes"]:  # everyone started the next round's pairs: keep them
+            self._next_paired = {"round": server_round + 1, "nodes": set(survivors), "records": {
+                node: {k[len("next-"):]: v for k, v in c[RECORD].items() if k.startswith("next-") and k != "next-round"}
+                for node, c in zip(survivors, contents, strict=True)}}
         if len(survivors) < p.min_clients:
             log.failed = (f"only {len(survivors)} usable updates (at least {p.min_clients} needed): "
                           + "; ".join(f"{k}: {v}" for k, v in log.dropped.items()))

@@ -1,0 +1,79 @@
+"""The hospitals' own machine learning: data loading and a logistic-regression model in NumPy.
+
+This is the part of a Flower app that belongs to the user; qfabric does not see it. Each hospital loads its
+share of scikit-learn's breast-cancer data (a stratified 20 % is held out for the aggregator's evaluation),
+standardised with the training set's mean and deviation. The model is logistic regression (30 weights and a
+bias), trained with mini-batch Adam.
+
+>>> train_set, test_set = load_data(partition_id=0, shares=[0.5, 0.3, 0.2], seed=1)
+>>> train_set[0].shape, test_set[0].shape
+((228, 30), (114, 30))
+>>> params = init_params(30)
+>>> trained, loss = train(params, *train_set, epochs=20, batch_size=32, learning_rate=0.05, seed=1)
+>>> evaluate(trained, *test_set)["accuracy"] > 0.9
+True
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import expit
+
+
+@lru_cache(maxsize=4)
+def _split(shares: tuple[float, ...], seed: int):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_breast_cancer(return_X_y=True)
+    y = (1 - y).astype(float)  # scikit-learn labels benign as 1; diagnose malignancy
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
+    order = np.random.default_rng(seed).permutation(len(y_train))
+    parts = np.split(order, np.round(np.cumsum(shares) * len(order)).astype(int)[:-1])
+    return [(X_train[p], y_train[p]) for p in parts], (X_test, y_test)
+
+
+def load_data(partition_id: int, shares: list[float], seed: int):
+    """This hospital's training data and the held-out test set, as ``(X, y)`` pairs."""
+    partitions, test = _split(tuple(shares), seed)
+    return partitions[partition_id], test
+
+
+def init_params(features: int) -> list[np.ndarray]:
+    """Zero weights and bias (float32, the form Flower's ArrayRecord carries)."""
+    return [np.zeros((features, 1), np.float32), np.zeros(1, np.float32)]
+
+
+def _loss(params: list[np.ndarray], X: np.ndarray, y: np.ndarray) -> float:
+    z = (X @ params[0] + params[1]).ravel()
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def train(params, X, y, epochs: int, batch_size: int, learning_rate: float, seed: int):
+    """Mini-batch Adam from ``params``; returns the new parameters and the final training loss."""
+    w, b = (p.astype(np.float64) for p in params)
+    m, v = [np.zeros_like(w), np.zeros_like(b)], [np.zeros_like(w), np.zeros_like(b)]
+    rng, step = np.random.default_rng(seed), 0
+    for _ in range(epochs):
+        order = rng.permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            batch = order[start : start + batch_size]
+            error = (expit((X[batch] @ w + b).ravel()) - y[batch])[:, None] / len(batch)
+            grads = [X[batch].T @ error, error.sum(axis=0)]
+            step += 1
+            for i, (param, g) in enumerate(zip((w, b), grads, strict=True)):
+                m[i] = 0.9 * m[i] + 0.1 * g
+                v[i] = 0.999 * v[i] + 0.001 * g * g
+                param -= learning_rate * (m[i] / (1 - 0.9**step)) / (np.sqrt(v[i] / (1 - 0.999**step)) + 1e-8)
+    trained = [w.astype(np.float32), b.astype(np.float32)]
+    return trained, _loss(trained, X, y)
+
+
+def evaluate(params, X, y) -> dict[str, float]:
+    """Test loss and accuracy (threshold 0.5)."""
+    z = (X @ params[0] + params[1]).ravel()
+    return {"loss": _loss(params, X, y), "accuracy": float(np.mean((z > 0) == (y > 0.5)))}
