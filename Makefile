@@ -26,7 +26,9 @@ bench: $(VENV)/.installed
 	cd benchmarks && ../$(BIN)/python bench_control.py
 	cd benchmarks && ../$(BIN)/python bench_qkd.py
 	cd benchmarks && ../$(BIN)/python bench_kms.py --seconds 8 --clients 1 2 4 8
-	cd benchmarks && ../$(BIN)/python bench_federated.py --epochs 1 2 5 10 20 40
+	cd benchmarks && ../$(BIN)/python bench_federated.py --rounds 10
+	cd benchmarks && ../$(BIN)/python bench_batch.py
+	cd benchmarks && ../$(BIN)/python bench_qml.py
 	cd benchmarks && ../$(BIN)/python bench_cli.py --runs 15
 
 # setup.py compiles the event kernel and the network engine with mypyc: reinstall when they change

@@ -3,8 +3,11 @@
     qfabric run [SCENARIO] [--json FILE]      simulate a scenario (and its federation), print its SLIs
     qfabric fl [SCENARIO] [--rounds N]        run a scenario's federated training on Flower
     qfabric validate SCENARIO                 check a scenario file, explain every problem
+    qfabric dashboard SCENARIO|REPORT.json    run a scenario live (or replay a run) in a web page
     qfabric topology --generator waxman ...   write a scenario skeleton (generated, imported or a workload)
     qfabric chain exact|simulate ...          waiting time and fidelity of homogeneous chains
+    qfabric sweep SCENARIO --set PATH=VALUES  a scenario over a grid of field values (local or Dask)
+    qfabric plan cutoff ...                   the cut-off that maximises rate or key rate (exact)
 """
 
 from __future__ import annotations
@@ -21,8 +24,13 @@ from rich.table import Table
 
 from qfabric import __version__
 from qfabric.cli.common import choice, err, fail, out
+from qfabric.cli.dashboard import dashboard
 from qfabric.cli.kms import app as kms_app
+from qfabric.cli.plan import app as plan_app
+from qfabric.cli.plan import sweep as plan_sweep
 from qfabric.cli.qkd import app as qkd_app
+from qfabric.cli.qml import app as qml_app
+from qfabric.cli.qrng import app as qrng_app
 from qfabric.errors import QfabricError
 
 # The commands import what they need when they run: `qfabric --help` and `validate` do not load numpy, scipy,
@@ -35,6 +43,11 @@ chain_app = typer.Typer(no_args_is_help=True, help="Waiting time and fidelity of
 app.add_typer(chain_app, name="chain")
 app.add_typer(qkd_app, name="qkd")
 app.add_typer(kms_app, name="kms")
+app.add_typer(plan_app, name="plan")
+app.command("sweep")(plan_sweep)
+app.add_typer(qml_app, name="qml")
+app.add_typer(qrng_app, name="qrng")
+app.command("dashboard")(dashboard)
 
 
 
@@ -136,6 +149,14 @@ def _write(report: dict, json_out: Path | None, html_out: Path | None) -> None:
     from qfabric.observe import print_report, run_report_html
 
     print_report(report, out)
+    if report.get("satellite"):
+        from qfabric.scenario.satellite import print_satellite
+
+        print_satellite(report["satellite"], out)
+    if report.get("distributed"):
+        from qfabric.scenario.distributed import print_distributed
+
+        print_distributed(report["distributed"], out)
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
         out.print(f"report written to {json_out}")

@@ -127,10 +127,15 @@ def network_figure(report: dict) -> Figure:
     memory = {n["name"]: n.get("memory_utilisation") or 0.0 for n in nodes}
     sizes = [30 + 300 * memory.get(n, 0.0) for n in graph.nodes] if not big else 12
     nx.draw_networkx_nodes(graph, pos, node_size=sizes, node_color="#333333", ax=ax)
-    if not big:
-        nx.draw_networkx_labels(graph, pos, font_size=7, ax=ax, verticalalignment="bottom")
+    if not big:  # labels above the markers, on a light box so links under them stay readable
+        ys = [p[1] for p in pos.values()]
+        lift = 0.03 * ((max(ys) - min(ys)) or 1.0)
+        nx.draw_networkx_labels(graph, {n: (p[0], p[1] + lift) for n, p in pos.items()}, font_size=7, ax=ax,
+                                verticalalignment="bottom",
+                                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     if report["requests"]:
-        ax.legend(fontsize=7, loc="best", title="requests (paths)", ncol=2 if len(shown) > 10 else 1)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.01), title="requests (paths)",
+                  ncol=min(5, len(shown)), frameon=False)
     ax.set_axis_off()
     ax.set_title("Network: node size = memory utilisation")
     return fig
@@ -162,6 +167,7 @@ def request_figure(rows: list[dict]) -> Figure:
         ax3.plot(list(x), [r["waiting_time_s"][key] * 1e3 if r["waiting_time_s"].get("count") else float("nan")
                            for r in rows], marker, label=key)
     ax3.set_yscale("log")
+    ax3.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # labels in a decade
     ax3.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax3.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax3.set_ylabel("time between pairs (ms)")
@@ -294,7 +300,8 @@ def run_report_html(report: dict) -> str:
             f, w = r["fidelity"], r["waiting_time_s"]
             lo, hi = r["rate_ci95_hz"]
             summary.append({
-                "request": r["name"], "tenant": r["tenant"], "path": " + ".join(" > ".join(p) for p in r["paths"]),
+                "request": r["name"], "tenant": r["tenant"],
+                "path": " + ".join(dict.fromkeys(" > ".join(p) for p in r["paths"])),  # each route once
                 "pairs": r["pairs_delivered"], "pairs/s": r["rate_hz"], "95% CI": f"{lo:.4g} - {hi:.4g}",
                 "fidelity mean": f.get("mean"), "fidelity p5": f.get("p5"),
                 "first pair (ms)": r["time_to_first_pair_s"] * 1e3 if r["time_to_first_pair_s"] is not None else None,
@@ -360,11 +367,14 @@ def federated_sections(fl: dict) -> list[tuple[str, str]]:
     sections: list[tuple[str, str]] = []
     curves = fl["curves"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for name, style in (("secure", "-o"), ("plain", "--"), ("centralised", ":")):
+    dp_on = bool(fl.get("privacy"))
+    for name, style, label in (("secure", "-o", "protected + DP" if dp_on else "protected"),
+                               ("secure_no_dp", "-s", "protected, no DP"), ("plain", "--", "plain FedAvg"),
+                               ("centralised", ":", "centralised")):
         curve = curves.get(name)
         if curve:
-            ax1.plot([c["round"] for c in curve], [c["accuracy"] for c in curve], style, label=name, markersize=3)
-            ax2.plot([c["round"] for c in curve], [c["loss"] for c in curve], style, label=name, markersize=3)
+            ax1.plot([c["round"] for c in curve], [c["accuracy"] for c in curve], style, label=label, markersize=3)
+            ax2.plot([c["round"] for c in curve], [c["loss"] for c in curve], style, label=label, markersize=3)
     ax1.set_xlabel("round")
     ax1.set_ylabel("test accuracy")
     ax2.set_xlabel("round")
@@ -374,21 +384,31 @@ def federated_sections(fl: dict) -> list[tuple[str, str]]:
     ax2.grid(alpha=0.3)
     final = fl["final"]
     summary = [{"organisations": ", ".join(f"{o['sae']} ({o['examples']})" for o in fl["organisations"]),
-                "model": f"MLP {'-'.join(map(str, fl['model']['layers']))} ({fl['model']['parameters']:,} params)",
+                "model": f"{fl['model'].get('kind', 'MLP')} {'-'.join(map(str, fl['model']['layers']))} "
+                         f"({fl['model']['parameters']:,} params)",
+                "data": fl["training"].get("dataset", "breast-cancer"),
                 "rounds": f"{fl['rounds_completed']} of {fl['rounds_requested']}",
                 "policy": f"{fl['policy']['mode']} (fallback {fl['policy']['fallback']})",
-                "secure acc.": final["secure_accuracy"], "plain acc.": final["plain_accuracy"],
-                "centralised acc.": final["centralised_accuracy"],
                 "epsilon": fl["epsilon"] if fl.get("epsilon") is not None else "no DP"}]
-    sections.append(("Federated training", table(summary) + figure_to_img(fig)
-                     + "<p class='note'>secure: qfabric's protection (sealed, masked updates); plain: Flower's "
-                       "FedAvg without protection; centralised: the same model on the pooled data. Accuracy on "
-                       f"{fl['test_examples']} held-out patients.</p>"
-                     + "<p class='note'>What the gap costs, apart: encryption and masking cost no accuracy (without "
-                       "noise the protected federation matches FedAvg up to the masks' fixed-point rounding, "
-                       "tests/apps/test_federated_flower.py); any gap between secure and plain here is the "
-                       + (f"differential-privacy noise (epsilon {fl['epsilon']:.3g})." if fl.get("epsilon")
-                          is not None else "run-to-run spread (no differential privacy in this run).") + "</p>"))
+    runs = final.get("runs") or {}
+    window = final.get("window_rounds", 1)
+    accuracy = [{"run": label, f"mean accuracy, last {window} rounds": r["mean"], "spread (std)": r["std"],
+                 "min": r["min"], "max": r["max"], "last round": r["last"]}
+                for key, label in (("plain", "plain FedAvg"), ("secure_no_dp", "protected, no DP"),
+                                   ("secure_dp", "protected + DP"), ("centralised", "centralised"))
+                if (r := runs.get(key))]
+    warning = (fl.get("privacy") or {}).get("warning")
+    sections.append(("Federated training", table(summary) + (table(accuracy) if accuracy else "") + figure_to_img(fig)
+                     + (f"<p class='note'><b>Weak privacy.</b> {html.escape(warning)}</p>" if warning else "")
+                     + "<p class='note'>protected: qfabric's protection (sealed, masked updates), with and without "
+                       "differential privacy; plain: Flower's FedAvg without protection; centralised: the same "
+                       f"model on the pooled data. Accuracy on {fl['test_examples']} held-out examples; the final "
+                       f"accuracy is the mean over the last {window} rounds, with its spread.</p>"
+                     + "<p class='note'>Encryption and masking cost no accuracy: without noise the protected "
+                       "federation predicts exactly as FedAvg with the same seed (tests/apps/test_federated_flower.py)"
+                       "; the gap between the protected runs with and without DP is the differential-privacy "
+                       + (f"noise (epsilon {fl['epsilon']:.3g})." if fl.get("epsilon") is not None
+                          else "noise (none in this run).") + "</p>"))
 
     rounds = fl["per_round"]
     pairs = list(rounds[0]["pools_start"]) if rounds else []
@@ -437,8 +457,13 @@ def federated_sections(fl: dict) -> list[tuple[str, str]]:
         ax.set_xlabel("round")
         ax.set_ylabel(f"epsilon (delta = {p['delta']:g})")
         ax.grid(alpha=0.3)
+        budget = p.get("epsilon_budget")
         sections.append(("Differential privacy", figure_to_img(fig) + f"<p class='note'>{html.escape(p['model'])}; "
-                         f"noise multiplier {p['noise_multiplier']:g}, clip norm {p['clip_norm']:g}.</p>"))
+                         f"noise multiplier {p['noise_multiplier']:g}, clip norm {p['clip_norm']:g}"
+                         + (f", epsilon budget {budget:g}" if budget is not None else "") + ". See docs/federated.md "
+                         "for organisation-level vs client-side (local) and per-example DP.</p>"
+                         + (f"<p class='note'><b>Weak privacy.</b> {html.escape(p['warning'])}</p>"
+                            if p.get("warning") else "")))
 
     wall = fl["wall_time"]
     fig, ax = plt.subplots(figsize=(8, 3.2))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as sps
+from scipy.special import gammaincinv
 
 from qfabric.control import RequestRecord
 from qfabric.network import LinkStats, Network
@@ -87,8 +87,9 @@ def rate_with_ci(n: int, duration_s: float, waits_s: Sequence[float]) -> tuple[f
         mu, var = float(w.mean()), float(w.var(ddof=1))
         se = math.sqrt(var / mu**3 / duration_s) if mu > 0 else 0.0
         return rate, max(0.0, rate - Z95 * se), rate + Z95 * se
-    lo = 0.0 if n == 0 else sps.chi2.ppf(0.025, 2 * n) / 2
-    hi = sps.chi2.ppf(0.975, 2 * (n + 1)) / 2
+    # the exact (Garwood) interval: chi2.ppf(q, 2k) / 2 is the inverse regularised gamma function at (k, q)
+    lo = 0.0 if n == 0 else gammaincinv(n, 0.025)
+    hi = gammaincinv(n + 1, 0.975)
     return rate, float(lo) / duration_s, float(hi) / duration_s
 
 

@@ -37,18 +37,18 @@ SCHEMA_TITLE = "qfabric run report"
 MAX_LISTED_PROBLEMS = 10
 
 
-def _one_of(enum) -> Any:
+def _values_of(enum) -> Any:
     """The values of a string enum as a ``Literal`` (a plain ``enum`` in the JSON Schema)."""
     return Literal[tuple(member.value for member in enum)]
 
 
 # the engine's enumerations, as the report repeats them
-Metric = _one_of(routing.Metric)
-MultiplexingMode = _one_of(models.Multiplexing)
-QubitSelection = _one_of(models.QubitSelection)
-SwapScheme = _one_of(models.SwapScheme)
-LinkScheme = _one_of(heralded.Scheme)
-FaultKind = _one_of(faults.FaultKind)
+Metric = _values_of(routing.Metric)
+MultiplexingMode = _values_of(models.Multiplexing)
+QubitSelection = _values_of(models.QubitSelection)
+SwapScheme = _values_of(models.SwapScheme)
+LinkScheme = _values_of(heralded.Scheme)
+FaultKind = _values_of(faults.FaultKind)
 
 
 EventName = Literal[
@@ -576,6 +576,83 @@ QkdRow = _one_of({"qkd (decoy-bb84)": DecoyBb84QkdRow, "qkd (bbm92)": Bbm92QkdRo
                  'a QKD row with protocol "decoy-bb84" or "bbm92"')
 
 
+# ---- satellites -------------------------------------------------------------------------------------------------
+
+
+class SatellitePass(_Fixed):
+    """One link window of a satellite service (docs/free-space.md); loss in dB from the source to detection."""
+
+    start_s: float = _d("the window opens (elevation above the minimum; pairs: at both stations), s")
+    end_s: float = _d("it closes, s")
+    duration_s: float = _d("time the link is up in it, s")
+    max_elevation_deg: float = _d("highest elevation (pairs: of the lower station)")
+    loss_db_min: float = _d("least total loss (pairs: two-photon loss), dB")
+    loss_db_max: float = _d("largest total loss, dB")
+    culmination_s: float = _may_be_missing("decoy-bb84: when the elevation peaks, s")
+    range_km_min: float = _may_be_missing("decoy-bb84: shortest slant range, km")
+    range_km_max: float = _may_be_missing("decoy-bb84: longest slant range in the window, km")
+    link_loss_db_min: float = _may_be_missing("decoy-bb84: least link loss (to the receive aperture), dB")
+    link_loss_db_max: float = _may_be_missing("decoy-bb84: largest link loss, dB")
+    sifted_bits: float = _may_be_missing("decoy-bb84: expected detections in matching bases")
+    qber: float = _may_be_missing("decoy-bb84: expected key-basis error rate")
+    key_bits: float = _may_be_missing("decoy-bb84: finite-key secret bits of the pass")
+    asymptotic_key_bits: float = _may_be_missing("decoy-bb84: the same without finite-size terms")
+    summed_range_km_min: float = _may_be_missing("pairs: shortest sum of the two slant ranges, km")
+    summed_range_km_max: float = _may_be_missing("pairs: longest sum, km")
+    pairs: float = _may_be_missing("pairs: expected coincidences in the window")
+    pair_rate_hz: float = _may_be_missing("pairs: their mean rate over the window, per s")
+
+
+class DistributedAccuracy(_Fixed):
+    """Test accuracy of a support vector machine on each kernel."""
+
+    distributed: float = _d("the kernel over the two processors, remote CNOTs on delivered pairs", ge=0, le=1)
+    single_processor: float = _d("the exact kernel on one processor", ge=0, le=1)
+    classical_rbf: float = _d("a classical RBF kernel on the same features", ge=0, le=1)
+
+
+class Distributed(_Fixed):
+    """A quantum kernel whose circuit spans two processors (docs/qml.md, Distributed kernel)."""
+
+    request: str = _d("the request whose pairs the remote CNOTs used")
+    processors: Pair = _d("its two ends")
+    qubits: Count
+    assignment: list[int] = _d("processor (0 or 1) of each qubit")
+    feature_map: str
+    reps: Count
+    entanglement: str
+    samples_train: Count
+    samples_test: Count
+    remote_cnots_per_sample: float = _d("teleported CNOTs in one sample's circuit", ge=0)
+    pairs_delivered: Count
+    pairs_used: Count = _d("pairs the one simulated preparation of every state used")
+    pairs_reused: Count = _d("of them, pairs used a second time (the run delivered fewer)")
+    mean_pair_fidelity: float = _d("fidelity of the pairs used", ge=0, le=1)
+    remote_cnot_gate_fidelity: float = _d("the teleported CNOT's average gate fidelity (4F + 1)/5", ge=0, le=1)
+    kernel_error_mean: float = _d("mean |K - K_exact| over the entries the machines use", ge=0)
+    kernel_error_max: float = _d("largest such error", ge=0)
+    accuracy: DistributedAccuracy
+    classical_delay_s: float = _d("one-way classical delay between the processors, s", ge=0)
+    pair_rate_hz: float = _d("pairs per simulated second the request got", ge=0)
+    one_preparation_each_s: float | None = _d("when one preparation of every state was done, s")
+    shots_per_entry: Count
+    kernel_entries: Count
+    pairs_needed: float = _d("pairs to measure the kernel with shots_per_entry swap-test shots per entry", ge=0)
+    time_to_solution_s: float = _d("at the request's rate, with two classical delays per remote CNOT, s", ge=0)
+
+
+class SatelliteRow(_Fixed):
+    """A satellite service over the run: a decoy-BB84 downlink or an entangled-pair source."""
+
+    satellite: str = _d("the satellite's name")
+    kind: Literal["decoy-bb84", "pairs"]
+    stations: list[str] = _d("its ground station node(s)")
+    source_rate_hz: float = _d("pulses (pairs) per second at the satellite")
+    passes: list[SatellitePass] = _d("its link windows over the run")
+    key_bits: float = _may_be_missing("decoy-bb84: secret bits over the run")
+    pairs: float = _may_be_missing("pairs: coincidences over the run")
+
+
 # ---- federation -------------------------------------------------------------------------------------------------
 
 
@@ -623,6 +700,8 @@ class RunReport(_Fixed):
     warnings: list[str] = _d("stalled requests, requests without a memory share")
     qkd: list[QkdRow] = _d("one row per QKD service")
     federated: Federated = _may_be_missing("the federation's report, when the scenario has one")
+    satellite: list[SatelliteRow] = _may_be_missing("satellite passes, when the scenario has satellites")
+    distributed: Distributed = _may_be_missing("the kernel over two processors, when the scenario has one")
     performance: Performance
 
 

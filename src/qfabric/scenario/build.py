@@ -44,10 +44,11 @@ from qfabric.hardware import HardwareProfile, Memory
 from qfabric.link import ClassicalChannel, HeraldedLink
 from qfabric.network import ENGINE_BUILD, LinkModel, Network, NodeModel, Protocol
 from qfabric.observe import LinkRecord, network_report
-from qfabric.qkd.link import run_bbm92, run_decoy_bb84
+from qfabric.qkd.link import LinkRun, run_bbm92, run_decoy_bb84
 from qfabric.qkd.theory import Channel
 from qfabric.scenario.arrivals import arrival_requests
 from qfabric.scenario.graph import heralded_link, link_profile, resolve_profiles, routing_graph, side_capacities
+from qfabric.scenario.satellite import as_fibre, heralding_equivalent, satellite_section
 from qfabric.scenario.schema import LinkSpec, QkdSpec, RequestSpec, Scenario, SloSpec
 from qfabric.sim import Simulator
 from qfabric.sim.kernel import stream_seed
@@ -179,6 +180,7 @@ def supply_round_start_s(fed, server_round: int) -> float:
 def build_network(scenario: Scenario) -> BuiltNetwork:
     """Nodes and links with their hardware, the entanglement service with its tenants, every request submitted
     (explicit and arriving), and the faults scheduled with the controller that learns of them."""
+    scenario = heralding_equivalent(scenario)  # free-space links as fibres of the same loss per arm
     profiles = resolve_profiles(scenario)
     capacity = side_capacities(scenario, profiles)
     sim = Simulator(seed=scenario.seed)
@@ -267,16 +269,42 @@ def qkd_channel(scenario: Scenario, spec: QkdSpec, extra_loss_db: float = 0.0,
                 detector_factor: float = 1.0) -> Channel:
     """The decoy-BB84 channel of ``spec``'s fibre, with a fault's extra loss and weaker detector."""
     fibre = next(link for link in scenario.links if link.name == spec.link)
+    fibre = as_fibre(fibre, fibre.length_km)  # a free-space link: the fibre of the same loss
     return Channel(fibre.length_km, fibre.attenuation_db_per_km + extra_loss_db / fibre.length_km,
                    spec.detector_efficiency * detector_factor, spec.dark_count_yield, spec.misalignment,
                    afterpulse_probability=spec.afterpulse_probability)
 
 
-def _decoy_run(scenario: Scenario, spec: QkdSpec, channel: Channel, stream: str):
-    seed = int(stream_seed(scenario.seed, stream).generate_state(1)[0])
+_DISTILLED: dict[tuple, LinkRun] = {}  # (seed, stream, channel, settings) -> the run: each link once per process
+_DISTILLED_MAX = 64
+distillations = 0  # decoy-BB84 links simulated and distilled in this process (tests count them)
+
+
+def distil_decoy(scenario: Scenario, spec: QkdSpec, extra_loss_db: float = 0.0,
+                 detector_factor: float = 1.0) -> LinkRun:
+    """``spec``'s decoy-BB84 link in one state (nominal, or a fault's extra loss and weaker detector), simulated
+    and post-processed once per process: the report (:func:`run_qkd`) and the KMS's key supply
+    (:class:`~qfabric.scenario.keysupply.KeySupply`) share the run, as they share its seeded stream
+    ``qkd/<name>[/<dB>dB/x<factor>]``. Raises ``ParameterError`` when no block size gives a key.
+
+    >>> # distil_decoy(sc, sc.qkd[0]).secret_key_rate_bps  ->  e.g. 1.2e4; a second call returns the same run
+    """
+    global distillations
+    state = (extra_loss_db, detector_factor)
+    stream = f"qkd/{spec.name}" if state == (0.0, 1.0) else f"qkd/{spec.name}/{extra_loss_db:g}dB/x{detector_factor:g}"
+    channel = qkd_channel(scenario, spec, extra_loss_db, detector_factor)
     pulses = int(min(spec.source_rate_hz * scenario.duration_s, spec.max_simulated_pulses))
-    return run_decoy_bb84(channel, pulses, seed=seed, variant=spec.cascade, eps_sec=spec.eps_sec,
-                          eps_cor=spec.eps_cor, source_rate_hz=spec.source_rate_hz)
+    key = (scenario.seed, stream, channel, pulses, spec.cascade, spec.eps_sec, spec.eps_cor, spec.source_rate_hz)
+    run = _DISTILLED.get(key)
+    if run is None:
+        seed = int(stream_seed(scenario.seed, stream).generate_state(1)[0])
+        run = run_decoy_bb84(channel, pulses, seed=seed, variant=spec.cascade, eps_sec=spec.eps_sec,
+                             eps_cor=spec.eps_cor, source_rate_hz=spec.source_rate_hz)
+        distillations += 1
+        if len(_DISTILLED) >= _DISTILLED_MAX:
+            _DISTILLED.pop(next(iter(_DISTILLED)))
+        _DISTILLED[key] = run
+    return run
 
 
 def run_qkd(scenario: Scenario, spec: QkdSpec, delivered: dict[str, list], faults: list[Fault] | None = None) -> dict:
@@ -288,7 +316,7 @@ def run_qkd(scenario: Scenario, spec: QkdSpec, delivered: dict[str, list], fault
     if spec.protocol == "decoy-bb84":
         fibre = next(link for link in scenario.links if link.name == spec.link)
         try:
-            run = _decoy_run(scenario, spec, qkd_channel(scenario, spec), f"qkd/{spec.name}")
+            run = distil_decoy(scenario, spec)
         except ParameterError as err:  # e.g. blocks too small for a key: report it, do not fail the run
             return {"name": spec.name, "protocol": spec.protocol, "link": spec.link, "key_bits": 0,
                     "secret_key_rate_bps": 0.0, "aborted_blocks": None, "abort_reasons": [str(err)],
@@ -302,8 +330,7 @@ def run_qkd(scenario: Scenario, spec: QkdSpec, delivered: dict[str, list], fault
             state = (c.extra_loss_db, c.detector_factor)
             if c.up and state not in rates:
                 try:
-                    degraded = _decoy_run(scenario, spec, qkd_channel(scenario, spec, *state),
-                                          f"qkd/{spec.name}/{state[0]:g}dB/x{state[1]:g}").summary()
+                    degraded = distil_decoy(scenario, spec, *state).summary()
                     rates[state] = (degraded["secret_key_rate_bps"], degraded["qber"])
                 except ParameterError:
                     rates[state] = (0.0, None)
@@ -377,10 +404,13 @@ MAX_EVENTS = 5000
 def run_scenario(
     scenario: Scenario, *, progress: Callable[[float], None] | None = None, source_file: str | Path | None = None,
     ledger_csv: str | Path | None = None, pairs_out: dict | None = None,
+    on_step: Callable[[BuiltNetwork, float], None] | None = None,
 ) -> dict:
     """Simulate ``scenario.duration_s`` and return the JSON-ready report (``performance`` holds wall times);
     ``ledger_csv`` also writes the tenants' usage ledger there, and ``pairs_out`` gets what
-    :func:`delivered_pairs` would return (for the KMS's end-to-end keys, without simulating again)."""
+    :func:`delivered_pairs` would return (for the KMS's end-to-end keys, without simulating again).
+    ``on_step(built, t_s)`` is called after each of the ``PROGRESS_STEPS`` steps, with the simulation run up to
+    ``t_s`` seconds (the live dashboard reads its state there; it must not change it)."""
     t0 = time.perf_counter()
     built = build_network(scenario)
     sim, net, service = built.sim, built.network, built.service
@@ -390,6 +420,8 @@ def run_scenario(
     for step in range(1, PROGRESS_STEPS + 1):
         sim.run(until=end * step // PROGRESS_STEPS)
         service.watch()
+        if on_step is not None:
+            on_step(built, sim.now * net.seconds_per_tick)
         if progress is not None:
             progress(share * step / PROGRESS_STEPS)
     net.finish()
@@ -458,4 +490,10 @@ def run_scenario(
             "qkd_step_seconds": qkd_seconds,
         },
     }
+    if scenario.satellites:
+        report["satellite"] = satellite_section(scenario, net.nodes)
+    if scenario.distributed is not None:
+        from qfabric.scenario.distributed import distributed_section
+
+        report["distributed"] = distributed_section(scenario, built)
     return report

@@ -279,6 +279,9 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                                  f"are {request_names}"))
             elif q.request is not None and q.request not in request_names:
                 problems.append((f"qkd[{i}].request", f"unknown request {q.request!r}; requests are {request_names}"))
+    if scenario.distributed is not None and scenario.distributed.request not in request_names:
+        problems.append(("distributed.request", f"unknown request {scenario.distributed.request!r}; requests are "
+                         f"{request_names}"))
     if scenario.kms is not None:
         problems += _check_kms(scenario, node_names)
     if scenario.federated is not None:

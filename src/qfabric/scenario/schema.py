@@ -89,6 +89,34 @@ class NodeSpec(_Strict):
         return value
 
 
+class FreeSpaceSpec(_Strict):
+    """A terrestrial free-space optical link (qfabric.link.freespace): apertures are diameters. The detector is the
+    link profile's (entanglement) or the QKD service's."""
+
+    wavelength_nm: float = Field(default=850.0, gt=100, lt=20_000, description="wavelength, nm")
+    tx_aperture_m: float = Field(default=0.1, gt=0, le=20, description="transmit telescope diameter, m")
+    rx_aperture_m: float = Field(default=0.1, gt=0, le=20, description="receive telescope diameter, m")
+    beam_quality: float = Field(default=1.0, ge=1, description="M^2 of the beam (1: diffraction-limited)")
+    divergence_urad: float | None = Field(default=None, gt=0, description="measured full 1/e^2 divergence, urad "
+                                          "(default: from diffraction)")
+    pointing_jitter_urad: float = Field(default=0.0, ge=0, description="rms pointing error per axis, urad")
+    tx_efficiency: float = Field(default=1.0, gt=0, le=1, description="transmit optics, 0-1")
+    rx_efficiency: float = Field(default=1.0, gt=0, le=1, description="receive optics, 0-1")
+    visibility_km: float = Field(default=23.0, gt=0, description="horizontal extinction from the visibility (Kim)")
+    extinction_db_per_km: float | None = Field(default=None, ge=0, description="horizontal extinction, dB/km "
+                                               "(default: from visibility_km)")
+    cn2_ground: float = Field(default=1.7e-14, ge=0, le=1e-11, description="turbulence Cn^2 at the ground, m^-2/3")
+    end_heights_m: tuple[float, float] | None = Field(
+        default=None, description="links: heights of the two ends above the ground, m (checks the line of sight)")
+
+    @field_validator("end_heights_m")
+    @classmethod
+    def _non_negative_heights(cls, value):
+        if value is not None and min(value) < 0:
+            raise ValueError(f"heights must be >= 0 m, got {list(value)}")
+        return value
+
+
 class LinkSpec(_Strict):
     name: str | None = None
     between: tuple[str, str]
@@ -107,6 +135,24 @@ class LinkSpec(_Strict):
     herald_latency_s: float = Field(
         default=0.0, ge=0, description="extra time per attempt before the herald is known (protocol rounds), s"
     )
+    kind: Literal["fibre", "free-space"] = Field(
+        default="fibre", description="free-space: a line-of-sight optical link (optics); its transmissivity replaces "
+        "the fibre's in entanglement generation and QKD")
+    optics: FreeSpaceSpec | None = Field(default=None, description="free-space: telescopes, beam and air")
+
+    @model_validator(mode="after")
+    def _free_space(self) -> LinkSpec:
+        if self.optics is not None and self.kind != "free-space":
+            raise ValueError("optics go with kind: free-space")
+        heights = self.optics.end_heights_m if self.optics is not None else None
+        if heights is not None and self.length_km is not None:
+            from qfabric.link.freespace import horizon_range_km
+
+            horizon = horizon_range_km(*heights)
+            if self.length_km > horizon:
+                raise ValueError(f"no line of sight: {self.length_km:g} km is beyond the horizon ({horizon:.3g} km) "
+                                 f"for ends {heights[0]:g} m and {heights[1]:g} m high (optics.end_heights_m)")
+        return self
 
     @field_validator("between")
     @classmethod
@@ -427,6 +473,8 @@ class PrivacySpec(_Strict):
     clip_norm: float = Field(default=1.0, gt=0, description="L2 bound on each organisation's update")
     noise_multiplier: float = Field(default=0.0, ge=0, description="Gaussian noise on the sum / clip_norm (0: off)")
     delta: float = Field(default=1e-5, gt=0, lt=1, description="the delta of the reported (epsilon, delta)")
+    epsilon_budget: float | None = Field(default=None, gt=0, description="refuse to start when the rounds would "
+                                         "spend more epsilon than this (at delta)")
 
 
 class SupplyCutSpec(_Strict):
@@ -444,9 +492,12 @@ class FederatedSpec(_Strict):
 
     aggregator: str = Field(min_length=1, description="the aggregator's SAE")
     organisations: list[OrganisationSpec] = Field(min_length=2)
-    dataset: Literal["breast-cancer"] = "breast-cancer"
+    dataset: Literal["breast-cancer", "digits"] = Field(
+        default="breast-cancer", description="scikit-learn's breast-cancer (569 patients, 30 features, 2 classes) or "
+        "digits (1,797 images, 64 features, 10 classes)")
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="held out for evaluation, 0-1")
-    hidden_layers: list[int] = Field(default=[384, 256], min_length=1, description="MLP hidden layer sizes")
+    hidden_layers: list[int] = Field(default=[384, 256], description="MLP hidden layer sizes ([]: logistic "
+                                     "regression)")
     rounds: int = Field(default=20, ge=1, le=10_000)
     local_epochs: int = Field(default=2, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -459,10 +510,118 @@ class FederatedSpec(_Strict):
     max_wait_s: float = Field(default=600.0, ge=0, description="fallback wait: give up after this long, s")
     qber_threshold: float = Field(default=0.11, gt=0, lt=0.5)
     min_clients: int = Field(default=2, ge=2)
+    keys_per_request: int = Field(default=1, ge=1, le=1000, description="QKD keys an ETSI 014 request fetches: "
+                                  "more than 1 fetches keys for the next rounds at once (fewer requests)")
     privacy: PrivacySpec = Field(default_factory=PrivacySpec)
     supply_cuts: list[SupplyCutSpec] = Field(default_factory=list, description="chaos: QKD links that fail")
     dropouts: list[DropoutSpec] = Field(default_factory=list, description="chaos: organisations silent in a round")
     compare_plain: bool = Field(default=True, description="also run unprotected FedAvg and centralised training")
+
+
+class OrbitSpec(_Strict):
+    """A circular orbit: elements, or ``over`` a node (or the midpoint of two) at ``at_s`` (culmination)."""
+
+    altitude_km: float = Field(ge=160, le=50_000, description="orbit altitude, km")
+    inclination_deg: float = Field(default=97.4, ge=0, le=180, description="97.4: sun-synchronous at 500 km")
+    raan_deg: float = Field(default=0.0, description="right ascension of the ascending node, deg (elements)")
+    phase_deg: float = Field(default=0.0, description="argument of latitude at t = 0, deg (elements)")
+    over: list[str] | None = Field(default=None, min_length=1, max_length=2, description="ground station node(s) "
+                                   "the satellite culminates over (the midpoint of two) instead of the elements")
+    at_s: float = Field(default=0.0, description="over: when it culminates, s from the start of the run")
+    offset_deg: float = Field(default=0.0, ge=-30, le=30, description="over: orbit plane turned about the pole by "
+                              "this much (a lower pass)")
+    ascending: bool = Field(default=False, description="over: moving north (night passes of a dawn-dusk orbit "
+                            "descend)")
+    earth_rotation: bool = True
+
+
+class GroundStationSpec(_Strict):
+    node: str = Field(min_length=1, description="the scenario node at this telescope")
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=360)
+    rx_aperture_m: float = Field(default=1.0, gt=0, le=20, description="receive telescope diameter, m")
+    rx_efficiency: float = Field(default=0.25, gt=0, le=1, description="receive optics after the aperture, 0-1")
+    detector_efficiency: float = Field(default=0.5, gt=0, le=1)
+    zenith_transmittance: float = Field(default=0.8, gt=0, le=1, description="air straight up at the wavelength")
+    cn2_ground: float = Field(default=1.7e-14, ge=0, le=1e-11, description="turbulence Cn^2 at the ground, m^-2/3")
+
+
+class TransmitterSpec(_Strict):
+    wavelength_nm: float = Field(default=850.0, gt=100, lt=20_000)
+    aperture_m: float = Field(default=0.3, gt=0, le=5, description="transmit telescope diameter, m")
+    beam_quality: float = Field(default=1.0, ge=1, description="M^2")
+    divergence_urad: float | None = Field(default=None, gt=0, description="full 1/e^2 divergence, urad")
+    pointing_jitter_urad: float = Field(default=0.0, ge=0, description="rms per axis, urad")
+    efficiency: float = Field(default=1.0, gt=0, le=1, description="transmit optics, 0-1")
+
+
+class SatelliteQkdSpec(_Strict):
+    """Decoy BB84 from the satellite to one ground station (defaults: Liao et al. 2017)."""
+
+    station: str = Field(description="the ground station's node")
+    source_rate_hz: float = Field(default=1e8, gt=0, le=1e11)
+    intensities: tuple[float, float, float] = Field(default=(0.8, 0.1, 0.0), description="signal, decoy, vacuum")
+    probabilities: tuple[float, float] = Field(default=(0.5, 0.25), description="of signal and decoy (vacuum: rest)")
+    p_z: float = Field(default=0.5, gt=0, lt=1, description="key-basis probability (each side)")
+    dark_count_yield: float = Field(default=1e-6, ge=0, lt=0.5, description="background clicks per pulse")
+    misalignment: float = Field(default=0.01, ge=0, lt=0.5)
+    eps_sec: float = Field(default=1e-10, gt=0, lt=1)
+    eps_cor: float = Field(default=1e-15, gt=0, lt=1)
+
+
+class PairSourceSpec(_Strict):
+    """An entangled-pair source on the satellite sending one photon to each of two ground stations."""
+
+    stations: tuple[str, str] = Field(description="the two ground stations' nodes")
+    pair_rate_hz: float = Field(gt=0, le=1e10, description="pairs per second at the source")
+
+
+class SatelliteSpec(_Strict):
+    """A satellite: its orbit, transmitter, the ground stations it serves and what it sends them."""
+
+    name: str = Field(min_length=1)
+    orbit: OrbitSpec
+    transmitter: TransmitterSpec = Field(default_factory=TransmitterSpec)
+    ground_stations: list[GroundStationSpec] = Field(min_length=1)
+    min_elevation_deg: float = Field(default=10.0, gt=0, lt=90, description="link windows: above this elevation")
+    time_step_s: float = Field(default=1.0, gt=0, le=60, description="loss sampled every this many s")
+    qkd: list[SatelliteQkdSpec] = Field(default_factory=list, description="decoy-BB84 downlinks")
+    pairs: list[PairSourceSpec] = Field(default_factory=list, description="entangled-pair downlinks")
+
+    @model_validator(mode="after")
+    def _stations_known(self) -> SatelliteSpec:
+        nodes = [g.node for g in self.ground_stations]
+        used = [("qkd", i, q.station) for i, q in enumerate(self.qkd)]
+        used += [("pairs", i, s) for i, p in enumerate(self.pairs) for s in p.stations]
+        used += [("orbit.over", i, s) for i, s in enumerate(self.orbit.over or [])]
+        for where, i, station in used:
+            if station not in nodes:
+                raise ValueError(f"{where}[{i}]: {station!r} is not one of this satellite's ground_stations {nodes}")
+        if not self.qkd and not self.pairs:
+            raise ValueError("give at least one qkd downlink or pairs source")
+        return self
+
+
+class DistributedSpec(_Strict):
+    """A quantum kernel whose circuit spans two processors: the two ends of ``request`` (docs/qml.md). Its
+    qubits are split in half over them; each CNOT between the halves is teleported on a pair the request got."""
+
+    request: str = Field(min_length=1, description="the request delivering pairs between the two processors")
+    dataset: Literal["ad-hoc"] = Field(default="ad-hoc", description="Havlicek et al.'s ad hoc dataset")
+    qubits: int = Field(default=3, ge=2, le=10, description="feature-map qubits (and features)")
+    samples: int = Field(default=40, ge=4, le=400, description="samples, half for training, half for testing")
+    feature_map: Literal["zz", "iqp", "angle"] = "zz"
+    reps: int = Field(default=2, ge=1, le=4, description="feature-map layers")
+    entanglement: Literal["full", "linear", "circular"] = "full"
+    shots: int = Field(default=100, ge=1, le=10**6, description="swap-test shots per kernel entry (for the time "
+                       "to solution: each shot prepares both states)")
+
+    @field_validator("samples")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 4:
+            raise ValueError(f"a multiple of 4 (two classes, half training), got {value}")
+        return value
 
 
 class Scenario(_Strict):
@@ -488,11 +647,26 @@ class Scenario(_Strict):
     faults: list[FaultSpec] = Field(default_factory=list, description="chaos: faults at given times")
     random_faults: RandomFaultsSpec | None = Field(default=None, description="chaos: fibre cuts at random")
     control: ControlSpec = Field(default_factory=ControlSpec, description="the controller: heartbeats, SLO checks")
+    satellites: list[SatelliteSpec] = Field(default_factory=list, description="satellite passes over ground "
+                                            "stations (nodes): decoy-BB84 and entangled-pair downlinks")
+    distributed: DistributedSpec | None = Field(default=None, description="a quantum kernel over two processors "
+                                                "linked by a request's pairs")
 
     @model_validator(mode="after")
     def _one_kind_of_request(self) -> Scenario:
         if self.chain is not None and self.requests:
             raise ValueError("give either chain (one request) or requests, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _ground_stations_are_nodes(self) -> Scenario:
+        names = {node.name for node in self.nodes}
+        if self.topology is None:
+            for i, sat in enumerate(self.satellites):
+                for j, station in enumerate(sat.ground_stations):
+                    if station.node not in names:
+                        raise ValueError(f"satellites[{i}].ground_stations[{j}].node: {station.node!r} is not a node "
+                                         f"of the scenario (nodes: {sorted(names)})")
         return self
 
     def all_requests(self) -> list[RequestSpec]:
