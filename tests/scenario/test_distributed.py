@@ -54,3 +54,13 @@ def test_the_section_names_a_request_that_exists():
     data["distributed"] |= {"request": "qpu-link", "samples": 10}
     with pytest.raises(ScenarioError, match="a multiple of 4"):
         parse_scenario(data, "bad")
+
+
+def test_a_sweep_row_carries_the_kernel_against_the_pairs(noisy):
+    from qfabric.plan.engines import flatten_report
+
+    row = flatten_report(noisy)
+    d = noisy["distributed"]
+    assert row["distributed.mean_pair_fidelity"] == d["mean_pair_fidelity"]
+    assert row["distributed.accuracy_single_processor"] == d["accuracy"]["single_processor"]
+    assert row["distributed.kernel_error_mean"] == d["kernel_error_mean"] and "distributed.pair_rate_hz" in row

@@ -29,11 +29,14 @@ from typing import Any
 REQUEST_FIELDS = ("pairs_delivered", "rate_hz", "time_to_first_pair_s", "qber_z_mean", "qber_x_mean", "swaps",
                   "swaps_failed", "cutoff_discards", "below_fidelity_discards", "share_of_target")
 QKD_FIELDS = ("secret_key_rate_bps", "qber", "key_bits", "key_bits_over_run", "aborted_blocks")
+DISTRIBUTED_FIELDS = ("mean_pair_fidelity", "remote_cnot_gate_fidelity", "pair_rate_hz", "kernel_error_mean",
+                      "kernel_error_max", "time_to_solution_s")
 
 
 def flatten_report(report: dict) -> dict[str, Any]:
     """Every SLI of a run report as ``{column: number}``: per request ``<request>.<sli>`` (rate, fidelity,
-    waiting time, SLO state...), per QKD service ``qkd.<service>.<sli>`` (key rate, QBER)."""
+    waiting time, SLO state...), per QKD service ``qkd.<service>.<sli>`` (key rate, QBER), and a kernel over two
+    processors' ``distributed.<sli>`` (pair and gate fidelity, kernel error, accuracies, time to solution)."""
     row: dict[str, Any] = {}
     for req in report.get("requests", []):
         name = req["name"]
@@ -58,6 +61,12 @@ def flatten_report(report: dict) -> dict[str, Any]:
         for field in QKD_FIELDS:
             if field in q:
                 row[f"qkd.{q['name']}.{field}"] = q[field]
+    distributed = report.get("distributed")
+    if distributed:  # the kernel over two processors: its quality against the pairs' rate and fidelity
+        for field in DISTRIBUTED_FIELDS:
+            row[f"distributed.{field}"] = distributed[field]
+        for kernel, accuracy in distributed["accuracy"].items():
+            row[f"distributed.accuracy_{kernel}"] = accuracy
     return row
 
 
