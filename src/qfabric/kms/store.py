@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,6 +222,7 @@ class KeyStore:
             raise QfabricError(f"key_lifetime_s = {key_lifetime_s}: expected a positive number of seconds or None")
         self.url = url
         self.key_lifetime_s = key_lifetime_s
+        self.random_bytes: Callable[[int], bytes] = os.urandom  # fresh relayed keys (a QRNG's, if the caller sets it)
         self._next_expiry = 0.0
         self._aead = AESGCM(secret)
         self._unit_bits: dict[str, int] = {}
@@ -679,7 +680,7 @@ class KeyStore:
 
             keys = []
             for j in range(count):
-                source_key = os.urandom(unit_bits // 8)
+                source_key = self.random_bytes(unit_bits // 8)
                 carried = int.from_bytes(source_key)
                 for (left_pool, right_pool), (left_rows, right_rows) in zip(hops, copies, strict=True):
                     ciphertext = carried ^ plain(left_pool, left_rows[j])  # sent over hop i

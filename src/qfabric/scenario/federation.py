@@ -32,7 +32,7 @@ from qfabric.apps.federated.hospital import Study, plain_app, protected_app, ser
 from qfabric.apps.federated.mod import close_kme_clients
 from qfabric.apps.federated.privacy import PrivacyAccountant
 from qfabric.apps.federated.strategy import Protection, SecureFedAvg
-from qfabric.apps.federated.wire import CA, CERT, KEY, KME_URL, NOISE_SEED, SAE_ID, TimedKme
+from qfabric.apps.federated.wire import CA, CERT, KEY, KME_URL, NOISE_SEED, NOISE_SOURCE, SAE_ID, TimedKme
 from qfabric.errors import QfabricError
 from qfabric.kms.certs import make_dev_pki
 from qfabric.kms.client import SaeClient
@@ -43,6 +43,7 @@ from qfabric.kms.store import KeyStore
 from qfabric.scenario.build import scenario_faults
 from qfabric.scenario.keysupply import KeySupply
 from qfabric.scenario.schema import FederatedSpec, Scenario
+from qfabric.sim.kernel import stream_seed
 
 Progress = Callable[[float, str], None]
 TOP_UP_AT = 0.05  # the KMS moves keys into a pool in batches, once 5 % of it is used (not one commit per key)
@@ -270,6 +271,12 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                           cafile=str(pki["ca"]), port=free_port(),
                           limits={"key_size": kms.key_size_bits, "max_key_count": kms.max_key_count})
     store = KeyStore(config.db_url, load_or_create_secret(config.secret_file))
+    qrng = None
+    if scenario.randomness.relay_keys == "qrng":  # relayed keys from the simulated QRNG, seeded from the scenario
+        from qfabric.apps.qrng import Qrng
+
+        qrng = Qrng(seed=int(stream_seed(scenario.seed, "qrng/relay-keys").generate_state(1)[0]))
+        store.random_bytes = qrng.random_bytes
     kme_config = config.kme()
     supply = KeySupply(scenario, store, kme_spec.id, kme_config.pool, rate_scale=rate_scale,
                        faults=scenario_faults(scenario), entanglement=entanglement, top_up_at=TOP_UP_AT)
@@ -295,7 +302,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     clients = {sae: SaeClient(kme.url, str(pki[sae]), str(pki[f"{sae}.key"]), str(pki["ca"])) for sae in saes}
     try:
         node_configs = [{"partition-id": i, SAE_ID: sae, KME_URL: kme.url, CERT: str(pki[sae]),
-                         KEY: str(pki[f"{sae}.key"]), CA: str(pki["ca"]), NOISE_SEED: scenario.seed * 1000 + i}
+                         KEY: str(pki[f"{sae}.key"]), CA: str(pki["ca"]), NOISE_SEED: scenario.seed * 1000 + i,
+                         NOISE_SOURCE: scenario.randomness.dp_noise}
                         | node_overrides.get(sae, {}) for i, sae in enumerate(orgs)]
         grid = LocalGrid(client_app or protected_app, node_configs, s.run_config)
         node_of = {sae: FIRST_NODE_ID + i for i, sae in enumerate(orgs)}
@@ -369,11 +377,11 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     progress(1.0, "done")
     return _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised,
                    grid, fl_wall, qkd_supply_s, time.perf_counter() - t_start, accounting, pair_pools,
-                   no_dp.study.history if no_dp else None)
+                   no_dp.study.history if no_dp else None, qrng.blocks if qrng is not None else None)
 
 
 def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised, grid,
-            fl_wall, qkd_supply_s, total_wall, accounting, pair_pools, no_dp_curve) -> dict:
+            fl_wall, qkd_supply_s, total_wall, accounting, pair_pools, no_dp_curve, qrng_blocks) -> dict:
     per_round = []
     for log, tl in zip(strategy.rounds, timeline, strict=False):
         fallbacks = [e for e in log.audit if e.get("event") == "fallback"]
@@ -393,6 +401,7 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
         accountant = PrivacyAccountant(spec.privacy.noise_multiplier, 1.0, spec.privacy.delta)
         epsilon_by_round = [{"round": r, "epsilon": accountant.epsilon(r)} for r in range(1, rounds + 1)]
         privacy = {"noise_multiplier": spec.privacy.noise_multiplier, "clip_norm": spec.privacy.clip_norm,
+                   "noise_source": scenario.randomness.dp_noise,
                    "delta": spec.privacy.delta, "epsilon_budget": spec.privacy.epsilon_budget,
                    "epsilon_by_round": epsilon_by_round, "level": "organisation",
                    "warning": privacy_warning(epsilon_by_round[-1]["epsilon"]),
@@ -423,6 +432,8 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
         "round_period_s": spec.round_period_s, "warmup_s": spec.warmup_s,
         "key_supply": {
             "link_rates_bps": link_rates, "rate_scale": supply.rate_scale, "unit_bits": supply.unit_bits,
+            "relay_key_source": scenario.randomness.relay_keys,
+            "qrng_relay_blocks": qrng_blocks,  # extracted QRNG blocks the relayed keys drew, or None
             "pairs": [{"pair": f"{d.a}|{d.b}", "path": d.path, "links": d.links, "keys_per_round": d.keys_per_round,
                        "supply_keys_per_round": d.supply_keys_per_round,
                        "hops": len(d.path) - 1} for d in demand],

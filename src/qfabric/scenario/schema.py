@@ -487,6 +487,17 @@ class DropoutSpec(_Strict):
     round: int = Field(ge=1)
 
 
+class RandomnessSpec(_Strict):
+    """Where the federation's differential-privacy noise and the KMS's relayed keys get their randomness: the
+    default generators, or the simulated quantum random number generator (qfabric.apps.qrng: vacuum homodyne,
+    SP 800-90B health tests that stop output, Toeplitz extraction), seeded from the scenario."""
+
+    dp_noise: Literal["seeded", "qrng"] = Field(
+        default="seeded", description="seeded: numpy's PCG64 from the scenario seed; qrng: the QRNG's generator")
+    relay_keys: Literal["os", "qrng"] = Field(
+        default="os", description="os: the operating system's generator; qrng: the QRNG's extracted bytes")
+
+
 class FederatedSpec(_Strict):
     """Federated training between organisations (SAEs of the kms section) on Flower, keyed by the network."""
 
@@ -651,6 +662,8 @@ class Scenario(_Strict):
                                             "stations (nodes): decoy-BB84 and entangled-pair downlinks")
     distributed: DistributedSpec | None = Field(default=None, description="a quantum kernel over two processors "
                                                 "linked by a request's pairs")
+    randomness: RandomnessSpec = Field(default_factory=RandomnessSpec, description="randomness of DP noise and "
+                                       "relayed keys: default generators or the QRNG")
 
     @model_validator(mode="after")
     def _one_kind_of_request(self) -> Scenario:

@@ -38,6 +38,7 @@ from qfabric.apps.federated.wire import (
     KEY,
     KME_URL,
     NOISE_SEED,
+    NOISE_SOURCE,
     PAIRS,
     RECORD,
     RECOVER,
@@ -103,6 +104,16 @@ def close_kme_clients() -> None:
     while _KME_CLIENTS:
         _KME_CLIENTS.popitem()[1].client.close()
     _IDENTITIES.clear()
+
+
+def _noise_rng(context: Context, seed: np.random.SeedSequence) -> np.random.Generator:
+    """The generator of this node's DP noise: numpy's PCG64, or the simulated QRNG's health-tested, extracted
+    output (``NOISE_SOURCE = "qrng"``; a failed health test stops the noise, and with it the round)."""
+    if context.node_config.get(NOISE_SOURCE) == "qrng":
+        from qfabric.apps.qrng import generator
+
+        return generator(seed=int(seed.generate_state(1)[0]))
+    return np.random.default_rng(seed)
 
 
 def _broker(node: _Node, record: ConfigRecord, audit: list[str]) -> SessionBroker:
@@ -215,7 +226,7 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
         delta, norm = clip(delta, float(record["clip-norm"]))
         node_seed = context.node_config.get(NOISE_SEED)  # reproducible runs; OS entropy otherwise
         seed = np.random.SeedSequence([int(node_seed), round_number] if node_seed is not None else None)
-        delta = add_noise(delta, float(record["noise-std"]), np.random.default_rng(seed))
+        delta = add_noise(delta, float(record["noise-std"]), _noise_rng(context, seed))
     else:  # no clipping: the sum is FedAvg's, up to the fixed point's resolution
         norm = float(np.sqrt(sum(float(np.sum(np.square(d))) for d in delta)))
         largest = max(float(np.max(np.abs(d), initial=0.0)) for d in delta)

@@ -33,6 +33,7 @@ RECOVER = "recover"  # survivors reveal their masks with clients that dropped ou
 # node_config keys a protected SuperNode is started with (flower-supernode --node-config "...")
 SAE_ID, KME_URL, CERT, KEY, CA = "qfabric-sae-id", "qfabric-kme-url", "qfabric-cert", "qfabric-key", "qfabric-ca"
 NOISE_SEED = "qfabric-noise-seed"  # optional: seeds this node's differential-privacy noise
+NOISE_SOURCE = "qfabric-noise-source"  # optional: "qrng" draws the noise from the simulated QRNG (apps.qrng)
 
 
 def qfabric_record(fields: dict) -> ConfigRecord:
