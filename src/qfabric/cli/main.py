@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from qfabric import __version__
-from qfabric.cli.common import choice, err, fail, out
+from qfabric.cli.common import choice, fail, out, progress_bar
 from qfabric.cli.dashboard import dashboard
 from qfabric.cli.kms import app as kms_app
 from qfabric.cli.plan import app as plan_app
@@ -75,7 +74,7 @@ def run(
     path = scenario or DEFAULT_SCENARIO
     try:
         sc = load_scenario(path)
-        with _progress(quiet) as bar:
+        with progress_bar(quiet) as bar:
             task = bar.add_task(f"simulating {sc.name} ({sc.duration_s:g} s)", total=1.0)
             pairs: dict = {}
             report = run_scenario(sc, source_file=path, progress=lambda f: bar.update(task, completed=f),
@@ -87,27 +86,6 @@ def run(
     except QfabricError as error:
         fail(error)
     _write(report, json_out, html_out)
-
-
-class _NoBar:
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def update(self, *args, **kwargs) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-
-def _progress(quiet: bool):
-    if quiet or not sys.stderr.isatty():
-        return _NoBar()
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
 
 
 @app.command()
@@ -133,7 +111,7 @@ def fl(
         sc = load_scenario(path)
         if sc.federated is None:
             raise QfabricError(f"{path}: no federated section (organisations, aggregator, rounds)")
-        with _progress(quiet) as bar:
+        with progress_bar(quiet) as bar:
             task = bar.add_task("federated training", total=1.0)
             fed = run_federation(sc, rounds=rounds, policy=policy, fallback=fallback, workdir=workdir,
                                  progress=lambda f, label: bar.update(task, completed=f,
@@ -327,14 +305,10 @@ def chain_simulate(
         cutoffs = cutoffs[0]
     options = {"swap_timing": swap_timing, "link_age": link_age}
     try:
-        if as_json or not sys.stderr.isatty():
-            result = simulate_chain(segments, p_gen, p_swap, w0, t_coh, cutoffs, scheme, samples, seed, **options)
-        else:
-            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TimeElapsedColumn(), console=err, transient=True) as bar:
-                task = bar.add_task("delivering pairs", total=samples)
-                result = simulate_chain(segments, p_gen, p_swap, w0, t_coh, cutoffs, scheme, samples, seed,
-                                        progress=lambda n: bar.update(task, completed=n), **options)
+        with progress_bar(as_json, counts=True) as bar:
+            task = bar.add_task("delivering pairs", total=samples)
+            result = simulate_chain(segments, p_gen, p_swap, w0, t_coh, cutoffs, scheme, samples, seed,
+                                    progress=lambda n: bar.update(task, completed=n), **options)
     except QfabricError as error:
         fail(error)
     _print_chain(result.to_dict(), as_json)

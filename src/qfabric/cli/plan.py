@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from qfabric.cli.common import choice, err, fail, out
+from qfabric.cli.common import choice, err, fail, out, progress_bar
 from qfabric.errors import QfabricError
 
 app = typer.Typer(no_args_is_help=True, help="Optimise a repeater chain's protocol (cut-offs) with the exact analysis.")
@@ -92,7 +91,7 @@ def sweep(
                 write_table(rows, out_path, previous, axes)
                 state["written"] = time.monotonic()
 
-        with _bar(quiet) as bar:
+        with progress_bar(quiet, counts=True) as bar:
             task_id = bar.add_task(f"sweeping {scenario.name}", total=len(tasks), completed=len(done))
             try:
                 result = run_sweep(tasks, workers=workers, scheduler=client, retries=retries, done=done, on_row=keep,
@@ -124,36 +123,6 @@ def sweep(
         html_out.write_text(sweep_html(frame, [a.path for a in axes], title=f"sweep of {scenario.name}",
                                        note=" ".join(f"--set {a.text}" for a in axes)))
         out.print(f"plots written to {html_out}")
-
-
-class _NoBar:
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def update(self, *args, **kwargs) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-
-def _bar(quiet: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    if quiet or not sys.stderr.isatty():
-        return _NoBar()
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=err, transient=True)
 
 
 def _grid(text: str) -> list[int]:

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qfabric.cli.common import err, fail, out
+from qfabric.cli.common import fail, out, progress_bar
 from qfabric.errors import ParameterError, QfabricError
 
 app = typer.Typer(no_args_is_help=True, help="Simulate QKD links with full post-processing.")
@@ -50,8 +49,7 @@ def _with_progress(description: str, quiet: bool, work):
     """``work(progress)`` with a progress callback on a terminal (``None`` when quiet or piped)."""
     if quiet or not sys.stderr.isatty():
         return work(None)
-    with Progress(TextColumn(description), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
+    with progress_bar(quiet) as bar:
         task = bar.add_task(description, total=1.0)
         return work(lambda fraction: bar.update(task, completed=fraction))
 
