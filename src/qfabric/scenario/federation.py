@@ -31,6 +31,7 @@ from qfabric.apps.federated.grid import FIRST_NODE_ID, LocalGrid
 from qfabric.apps.federated.hospital import Study, plain_app, protected_app, server_app
 from qfabric.apps.federated.mod import close_kme_clients
 from qfabric.apps.federated.privacy import PrivacyAccountant
+from qfabric.apps.federated.quantum import learner_for
 from qfabric.apps.federated.strategy import Protection, SecureFedAvg
 from qfabric.apps.federated.wire import CA, CERT, KEY, KME_URL, NOISE_SEED, NOISE_SOURCE, SAE_ID, TimedKme
 from qfabric.errors import QfabricError
@@ -132,15 +133,15 @@ def check_budget(spec: FederatedSpec, supply: KeySupply, demand: list[PairDemand
 
 
 def centralised_baseline(split, params: list[np.ndarray], rounds: int, epochs: int, batch_size: int,
-                         learning_rate: float, seed: int) -> list[dict]:
+                         learning_rate: float, seed: int, learner=model) -> list[dict]:
     """The same model, from the same initial ``params``, trained on the pooled data, ``epochs`` per round,
     evaluated after each round."""
     rng = np.random.default_rng([seed, 7])
     pooled = split.pooled
-    curve = [{"round": 0, **model.evaluate(params, split.test.X, split.test.y)}]
+    curve = [{"round": 0, **learner.evaluate(params, split.test.X, split.test.y)}]
     for r in range(1, rounds + 1):
-        params, _ = model.train(params, pooled.X, pooled.y, epochs, batch_size, learning_rate, rng)
-        curve.append({"round": r, **model.evaluate(params, split.test.X, split.test.y)})
+        params, _ = learner.train(params, pooled.X, pooled.y, epochs, batch_size, learning_rate, rng)
+        curve.append({"round": r, **learner.evaluate(params, split.test.X, split.test.y)})
     return curve
 
 
@@ -153,11 +154,12 @@ class _Setup:
 
 def _setup(scenario: Scenario, spec: FederatedSpec) -> _Setup:
     shares = [o.data_share for o in spec.organisations]
-    return _Setup(Study.create(shares, scenario.seed, spec.hidden_layers, spec.test_fraction, spec.dataset),
+    kind = "classical" if spec.model == "classical" else f"vqc:{spec.vqc.qubits}:{spec.vqc.layers}"
+    return _Setup(Study.create(shares, scenario.seed, spec.hidden_layers, spec.test_fraction, spec.dataset, kind),
                   {"local-epochs": spec.local_epochs, "batch-size": spec.batch_size,
                    "learning-rate": spec.learning_rate},
                   {"dataset": spec.dataset, "data-shares": ",".join(repr(s) for s in shares),
-                   "data-seed": scenario.seed, "test-fraction": spec.test_fraction})
+                   "data-seed": scenario.seed, "test-fraction": spec.test_fraction, "model": kind})
 
 
 FINAL_WINDOW = 5  # the final accuracy is the mean (and spread) over the last rounds, not one round
@@ -293,7 +295,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     s = _setup(scenario, spec)
     progress(0.1, "centralised baseline")
     centralised = centralised_baseline(s.study.split, s.study.initial, rounds, spec.local_epochs, spec.batch_size,
-                                       spec.learning_rate, scenario.seed) if spec.compare_plain else None
+                                       spec.learning_rate, scenario.seed, learner_for(s.study.kind)) \
+        if spec.compare_plain else None
     plain = run_plain(scenario, spec, rounds) if spec.compare_plain else None
     progress(0.12, "protected federation")
 
@@ -424,8 +427,9 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
         "organisations": [{"sae": o.sae, "data_share": o.data_share, "examples": len(p.y)}
                           for o, p in zip(spec.organisations, s.study.split.partitions, strict=True)],
         "aggregator": spec.aggregator, "test_examples": len(s.study.split.test.y),
-        "model": {"kind": "MLP" if len(s.study.layers) > 2 else "logistic regression", "layers": s.study.layers,
-                  "parameters": model.n_params(s.study.initial)},
+        "model": {"kind": (f"variational classifier ({spec.vqc.qubits} qubits, {spec.vqc.layers} layers)"
+                           if spec.model == "vqc" else "MLP" if len(s.study.layers) > 2 else "logistic regression"),
+                  "layers": s.study.layers, "parameters": learner_for(s.study.kind).n_params(s.study.initial)},
         "training": {"dataset": spec.dataset, "local_epochs": spec.local_epochs, "batch_size": spec.batch_size,
                      "learning_rate": spec.learning_rate},
         "policy": {"mode": spec.policy, "fallback": spec.fallback, "qber_threshold": spec.qber_threshold},

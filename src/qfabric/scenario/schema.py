@@ -498,6 +498,14 @@ class RandomnessSpec(_Strict):
         default="os", description="os: the operating system's generator; qrng: the QRNG's extracted bytes")
 
 
+class VqcSpec(_Strict):
+    """The federation's variational classifier (model: vqc): the features projected onto ``qubits`` fixed
+    directions, ``layers`` entangling layers (qfabric.apps.qml.VariationalClassifier)."""
+
+    qubits: int = Field(default=4, ge=1, le=12, description="qubits (projected features)")
+    layers: int = Field(default=2, ge=1, le=8, description="entangling layers")
+
+
 class FederatedSpec(_Strict):
     """Federated training between organisations (SAEs of the kms section) on Flower, keyed by the network."""
 
@@ -509,6 +517,9 @@ class FederatedSpec(_Strict):
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="held out for evaluation, 0-1")
     hidden_layers: list[int] = Field(default=[384, 256], description="MLP hidden layer sizes ([]: logistic "
                                      "regression)")
+    model: Literal["classical", "vqc"] = Field(default="classical", description="classical: the MLP (or logistic "
+                                               "regression); vqc: a variational quantum classifier (vqc section)")
+    vqc: VqcSpec = Field(default_factory=VqcSpec, description="the variational classifier, when model is vqc")
     rounds: int = Field(default=20, ge=1, le=10_000)
     local_epochs: int = Field(default=2, ge=1)
     batch_size: int = Field(default=32, ge=1)

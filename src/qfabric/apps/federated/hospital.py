@@ -22,9 +22,9 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 
-from qfabric.apps.federated import model
 from qfabric.apps.federated.data import Split, split_dataset
 from qfabric.apps.federated.mod import qfabric_protection_mod
+from qfabric.apps.federated.quantum import learner_for
 
 
 @lru_cache(maxsize=8)
@@ -49,17 +49,22 @@ class Study:
     initial: list[np.ndarray]
     history: list[dict] = field(default_factory=list)
     _last: float | None = None
+    kind: str = "classical"  # the run config's model: classical, or vqc:<qubits>:<layers>
 
     @classmethod
     def create(cls, shares: list[float], seed: int, hidden_layers: list[int], test_fraction: float = 0.2,
-               dataset: str = "breast-cancer") -> Study:
+               dataset: str = "breast-cancer", kind: str = "classical") -> Study:
         split = _split(dataset, ",".join(repr(float(s)) for s in shares), seed, test_fraction)
-        layers = [split.test.X.shape[1], *hidden_layers, split.outputs]
-        return cls(split, layers, model.init_params(layers, np.random.default_rng([seed, 1])))
+        learner = learner_for(kind)
+        # the variational classifier: features, the qubits they are projected onto, the class score
+        inner = [learner.qubits] if kind.startswith("vqc") else list(hidden_layers)
+        layers = [split.test.X.shape[1], *inner, split.outputs]
+        initial = learner.init_params(layers, np.random.default_rng([seed, 1]))
+        return cls(split, layers, initial, kind=kind)
 
     def evaluate(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
         """Flower calls it before round 1 and after every round."""
-        result = model.evaluate(arrays.to_numpy_ndarrays(), self.split.test.X, self.split.test.y)
+        result = learner_for(self.kind).evaluate(arrays.to_numpy_ndarrays(), self.split.test.X, self.split.test.y)
         now = time.perf_counter()
         self.history.append({"round": server_round, **result,
                              "wall_s": now - self._last if self._last is not None else 0.0})
@@ -81,7 +86,8 @@ def train(msg: Message, context: Context) -> Message:
     cfg = msg.content["config"]
     rng = np.random.default_rng([int(context.run_config["data-seed"]), int(context.node_config["partition-id"]),
                                  int(cfg["server-round"])])
-    params, loss = model.train(msg.content["arrays"].to_numpy_ndarrays(), data.X, data.y,
+    learner = learner_for(str(context.run_config.get("model", "classical")))
+    params, loss = learner.train(msg.content["arrays"].to_numpy_ndarrays(), data.X, data.y,
                                epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]),
                                learning_rate=float(cfg["learning-rate"]), rng=rng)
     return Message(RecordDict({"arrays": ArrayRecord(params),
