@@ -35,6 +35,22 @@ from scipy.sparse.linalg import spsolve
 from qfabric.errors import ParameterError
 
 
+class SampledWerner:
+    """Fidelity of Monte Carlo results that carry a mean Werner parameter ``w`` and its standard error:
+    ``F = (1 + 3 w) / 4`` (mixed into the event engine's and the batch engine's result classes)."""
+
+    mean_werner: float
+    werner_stderr: float
+
+    @property
+    def mean_fidelity(self) -> float:
+        return (1.0 + 3.0 * self.mean_werner) / 4.0
+
+    @property
+    def fidelity_stderr(self) -> float:
+        return 0.75 * self.werner_stderr
+
+
 @dataclass(frozen=True)
 class ChainResult:
     """Mean waiting time (attempts) and mean Werner parameter / fidelity of delivered pairs."""

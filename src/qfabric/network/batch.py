@@ -30,13 +30,13 @@ import numpy as np
 from numba import njit
 
 from qfabric.errors import ParameterError
-from qfabric.network.analysis import check_chain_parameters
+from qfabric.network.analysis import SampledWerner, check_chain_parameters
 
 CHUNK = 1 << 18  # trials per compiled call (progress and memory granularity)
 
 
 @dataclass(frozen=True)
-class BatchChain:
+class BatchChain(SampledWerner):
     """Sample means with standard errors over ``trials`` independent deliveries (95 %: mean +- 1.96 stderr);
     times in attempts (one step each)."""
 
@@ -49,14 +49,6 @@ class BatchChain:
     mean_werner: float
     werner_stderr: float
     seconds: float  # wall time of the Monte Carlo
-
-    @property
-    def mean_fidelity(self) -> float:
-        return (1.0 + 3.0 * self.mean_werner) / 4.0
-
-    @property
-    def fidelity_stderr(self) -> float:
-        return 0.75 * self.werner_stderr
 
     @property
     def trials_per_second(self) -> float:

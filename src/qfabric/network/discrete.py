@@ -18,7 +18,7 @@ import numpy as np
 
 from qfabric.errors import ParameterError
 from qfabric.hardware import Memory
-from qfabric.network.analysis import check_chain_parameters
+from qfabric.network.analysis import SampledWerner, check_chain_parameters
 from qfabric.network.chain import repeater_chain
 from qfabric.network.models import LinkModel, NodeModel, SwapScheme
 from qfabric.sim import Simulator
@@ -26,7 +26,7 @@ from qfabric.states import BellDiagonal
 
 
 @dataclass(frozen=True)
-class SimulatedChain:
+class SimulatedChain(SampledWerner):
     """Sample means with standard errors (95 % interval: mean +- 1.96 stderr)."""
 
     scheme: str
@@ -38,14 +38,6 @@ class SimulatedChain:
     werner_stderr: float
     events: int
     attempts: int = 0  # generation attempts made by all segments during the simulation
-
-    @property
-    def mean_fidelity(self) -> float:
-        return (1.0 + 3.0 * self.mean_werner) / 4.0
-
-    @property
-    def fidelity_stderr(self) -> float:
-        return 0.75 * self.werner_stderr
 
     def to_dict(self) -> dict:
         return asdict(self) | {"mean_fidelity": self.mean_fidelity, "fidelity_stderr": self.fidelity_stderr,
