@@ -37,3 +37,19 @@ def kme(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def kms_scenario() -> dict:
+    """A three-node scenario whose one KME serves alice (a) and bob (b), keyed by two QKD links through t."""
+    return {
+        "name": "kms-serve", "seed": 1, "duration_s": 1.0,
+        "nodes": [{"name": "a"}, {"name": "t"}, {"name": "b"}],
+        "links": [{"name": "a-t", "between": ["a", "t"], "length_km": 15, "profile": "near-term"},
+                  {"name": "t-b", "between": ["t", "b"], "length_km": 20, "profile": "near-term"}],
+        "chain": {"from": "a", "to": "b"},
+        "qkd": [{"name": "q-a-t", "link": "a-t", "max_simulated_pulses": 5e7},
+                {"name": "q-t-b", "link": "t-b", "max_simulated_pulses": 5e7}],
+        "kms": {"kmes": [{"id": "kme-x", "nodes": ["a", "t", "b"]}],
+                "saes": [{"id": "alice", "node": "a"}, {"id": "bob", "node": "b"}], "key_size_bits": 256},
+    }

@@ -10,22 +10,10 @@ import yaml
 from qfabric.kms.certs import make_dev_pki
 from qfabric.kms.client import SaeClient
 
-SCENARIO = {
-    "name": "kms-test", "seed": 1, "duration_s": 1.0,
-    "nodes": [{"name": "a"}, {"name": "t"}, {"name": "b"}],
-    "links": [{"name": "a-t", "between": ["a", "t"], "length_km": 15, "profile": "near-term"},
-              {"name": "t-b", "between": ["t", "b"], "length_km": 20, "profile": "near-term"}],
-    "chain": {"from": "a", "to": "b"},
-    "qkd": [{"name": "q-a-t", "link": "a-t", "max_simulated_pulses": 5e7},
-            {"name": "q-t-b", "link": "t-b", "max_simulated_pulses": 5e7}],
-    "kms": {"kmes": [{"id": "kme-x", "nodes": ["a", "t", "b"]}],
-            "saes": [{"id": "alice", "node": "a"}, {"id": "bob", "node": "b"}], "key_size_bits": 256},
-}
-
 
 @pytest.fixture
-def served(tmp_path, free_port):
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SCENARIO))
+def served(tmp_path, free_port, kms_scenario):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(kms_scenario))
     pki = make_dev_pki(tmp_path / "pki", kmes=["kme-x"], saes=["alice", "bob"])
     port = free_port
     with open(tmp_path / "serve.log", "wb") as log:
@@ -63,8 +51,8 @@ def test_keys_flow_in_from_the_links_and_reach_both_saes(served):
         assert bob.status("alice")["master_SAE_ID"] == "bob"
 
 
-def test_serve_without_certificates_says_what_to_run(tmp_path):
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SCENARIO))
+def test_serve_without_certificates_says_what_to_run(tmp_path, kms_scenario):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(kms_scenario))
     result = subprocess.run([sys.executable, "-m", "qfabric.cli.main", "kms", "serve",
                              str(tmp_path / "s.yaml"), "--kme", "kme-x", "--pki", str(tmp_path / "nopki")],
                             capture_output=True, text=True, timeout=60)

@@ -2,7 +2,6 @@
 once and says how far its supply is, that its keys are simulated, and refuses a store without its KEK."""
 
 import contextlib
-import copy
 import os
 import resource
 import select
@@ -20,18 +19,6 @@ from qfabric.kms.client import SaeClient
 from qfabric.kms.local import LocalKme, ThreadedKme, free_port
 from qfabric.kms.server import connection_counts
 from qfabric.kms.store import KeyStore
-
-SCENARIO = {
-    "name": "kms-serve", "seed": 1, "duration_s": 1.0,
-    "nodes": [{"name": "a"}, {"name": "t"}, {"name": "b"}],
-    "links": [{"name": "a-t", "between": ["a", "t"], "length_km": 15, "profile": "near-term"},
-              {"name": "t-b", "between": ["t", "b"], "length_km": 20, "profile": "near-term"}],
-    "chain": {"from": "a", "to": "b"},
-    "qkd": [{"name": "q-a-t", "link": "a-t", "max_simulated_pulses": 5e7},
-            {"name": "q-t-b", "link": "t-b", "max_simulated_pulses": 5e7}],
-    "kms": {"kmes": [{"id": "kme-x", "nodes": ["a", "t", "b"]}],
-            "saes": [{"id": "alice", "node": "a"}, {"id": "bob", "node": "b"}], "key_size_bits": 256},
-}
 
 FAST = {"handshake_timeout_s": 1.0, "request_timeout_s": 1.0, "keep_alive_s": 1.0, "shutdown_timeout_s": 0.5}
 MARGIN_S = 1.5  # scheduling slack on a busy machine
@@ -215,8 +202,8 @@ def serve(tmp_path, scenario: dict, port: int, *extra: str) -> subprocess.Popen:
                              str(port), *extra], stdout=log, stderr=log, env=dict(os.environ, COLUMNS="400"))
 
 
-def test_serve_listens_at_once_and_reports_the_supply_filling(tmp_path):
-    slow = copy.deepcopy(SCENARIO)
+def test_serve_listens_at_once_and_reports_the_supply_filling(tmp_path, kms_scenario):
+    slow = kms_scenario
     for q in slow["qkd"]:
         q["max_simulated_pulses"] = 4e8  # several seconds of distillation per link before the first key
     pki = make_dev_pki(tmp_path / "pki", kmes=["kme-x"], saes=["alice", "bob", "ops"])
@@ -249,10 +236,10 @@ def test_serve_listens_at_once_and_reports_the_supply_filling(tmp_path):
         proc.wait(30)
 
 
-def test_serve_refuses_a_store_whose_kek_is_missing(tmp_path):
+def test_serve_refuses_a_store_whose_kek_is_missing(tmp_path, kms_scenario):
     make_dev_pki(tmp_path / "pki", kmes=["kme-x"], saes=["alice", "bob"])
     KeyStore(f"sqlite:///{tmp_path / 'pki' / 'kme-x.db'}", os.urandom(32)).add_units("p", [os.urandom(32)])
-    proc = serve(tmp_path, SCENARIO, free_port())
+    proc = serve(tmp_path, kms_scenario, free_port())
     assert proc.wait(60) == 2
     log = " ".join((tmp_path / "serve.log").read_text().split())
     assert f"{tmp_path / 'pki' / 'kme-x.kek'}: the key-encryption key is missing" in log

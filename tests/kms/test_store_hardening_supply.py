@@ -1,7 +1,6 @@
 """Simulated link keys never repeat, across restarts of the KME on one database included: a replayed seeded
 stream would hand the relay the same one-time pads again."""
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +11,6 @@ from qfabric.kms.store import KeyStore
 from qfabric.scenario import parse_scenario
 from qfabric.scenario.keysupply import NOMINAL, KeySupply
 
-SCENARIO = {
-    "name": "kms-restarts", "seed": 1, "duration_s": 1.0,
-    "nodes": [{"name": "a"}, {"name": "t"}, {"name": "b"}],
-    "links": [{"name": "a-t", "between": ["a", "t"], "length_km": 15, "profile": "near-term"},
-              {"name": "t-b", "between": ["t", "b"], "length_km": 20, "profile": "near-term"}],
-    "chain": {"from": "a", "to": "b"},
-    "qkd": [{"name": "q-a-t", "link": "a-t", "max_simulated_pulses": 2e7},
-            {"name": "q-t-b", "link": "t-b", "max_simulated_pulses": 2e7}],
-    "kms": {"kmes": [{"id": "kme-x", "nodes": ["a", "t", "b"]}],
-            "saes": [{"id": "alice", "node": "a"}, {"id": "bob", "node": "b"}], "key_size_bits": 256},
-}
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
@@ -43,8 +31,15 @@ def pool_of(a, b):
     return "sae:" + "|".join(sorted((a, b)))
 
 
-def test_link_keys_never_repeat_across_restarts_on_one_database(tmp_path):
-    sc = parse_scenario(copy.deepcopy(SCENARIO), "restarts")
+def short(scenario: dict) -> dict:
+    """The KMS scenario with shorter QKD runs (2e7 pulses per link)."""
+    for q in scenario["qkd"]:
+        q["max_simulated_pulses"] = 2e7
+    return scenario
+
+
+def test_link_keys_never_repeat_across_restarts_on_one_database(tmp_path, kms_scenario):
+    sc = parse_scenario(short(kms_scenario), "restarts")
     url = f"sqlite:///{tmp_path / 'kme.db'}"
     seen: dict[str, list[bytes]] = {}
     blocks = []
@@ -66,9 +61,9 @@ def test_link_keys_never_repeat_across_restarts_on_one_database(tmp_path):
     assert blocks[-1]["q-a-t"] > blocks[0]["q-a-t"] + 2
 
 
-def test_a_fresh_database_starts_every_stream_at_block_zero(tmp_path):
+def test_a_fresh_database_starts_every_stream_at_block_zero(tmp_path, kms_scenario):
     """Reproducible runs stay reproducible: two fresh stores get the same key (and the same as before the fix)."""
-    sc = parse_scenario(copy.deepcopy(SCENARIO), "fresh")
+    sc = parse_scenario(short(kms_scenario), "fresh")
     firsts = []
     for run in range(2):
         seen: dict[str, list[bytes]] = {}
