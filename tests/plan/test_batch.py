@@ -7,12 +7,13 @@ the difference of the two means within 4 standard errors of the difference.
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
 from qfabric.errors import ParameterError
 from qfabric.network.analysis import nested_exact, swap_asap_exact
-from qfabric.network.batch import batch_chain, chain_trials
+from qfabric.network.batch import CHUNK, batch_chain, chain_trials
 from qfabric.network.discrete import simulate_chain
 
 Z_MAX = 4.0
@@ -75,6 +76,48 @@ def test_same_seed_same_trials_and_a_new_seed_new_ones():
     assert not np.array_equal(a.waits, c.waits)
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba was started with one thread")
+@pytest.mark.parametrize("scheme,cutoffs,timing", [("swap-asap", 3, "simultaneous"), ("nested", [4, 8], "sequential")])
+def test_a_seed_gives_the_same_trials_on_one_thread_and_on_two(scheme, cutoffs, timing):
+    # more than two chunks, so that two threads really share the work; numba's thread count is the default
+    trials = 2 * CHUNK + 1000
+    before = numba.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            runs.append(chain_trials(4, 0.3, 0.5, cutoffs, scheme, trials, seed=17, swap_timing=timing))
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(runs[0].waits, runs[1].waits) and np.array_equal(runs[0].stored, runs[1].stored)
+    three = chain_trials(4, 0.3, 0.5, cutoffs, scheme, trials, seed=17, swap_timing=timing, threads=3)
+    assert np.array_equal(runs[0].waits, three.waits)
+    # the chunks are not copies of each other: each has its own generator
+    assert not np.array_equal(runs[0].waits[:1000], runs[0].waits[CHUNK:CHUNK + 1000])
+
+
+def test_a_seed_sequence_is_not_advanced_and_progress_counts_up_to_the_trials():
+    seed = np.random.SeedSequence(5, spawn_key=(3,))
+    done = []
+    a = chain_trials(2, 0.5, trials=CHUNK + 10, seed=seed, threads=2, progress=done.append)
+    b = chain_trials(2, 0.5, trials=CHUNK + 10, seed=seed, threads=1)
+    assert np.array_equal(a.waits, b.waits)
+    assert done == [CHUNK, CHUNK + 10]
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9])
+def test_a_single_link_waits_a_geometric_number_of_attempts(p):
+    # P(wait = k) = (1 - p)^(k - 1) p for the first few k, each within 4 standard errors of its binomial count;
+    # p = 1 succeeds at the first attempt, always
+    waits = chain_trials(1, p, trials=TRIALS, seed=8).waits
+    assert waits.min() >= 1
+    for k in range(1, 6):
+        expected = (1 - p) ** (k - 1) * p
+        observed = np.mean(waits == k)
+        assert abs(observed - expected) < Z_MAX * math.sqrt(expected * (1 - expected) / TRIALS) + 1e-12
+    assert set(chain_trials(1, 1.0, trials=100, seed=8).waits) == {1}
+
+
 def test_storage_time_gives_the_werner_parameter():
     # one trial's Werner parameter is w0^n exp(-stored / t_coh): the two-link case by hand
     run = chain_trials(2, 0.4, trials=50_000, seed=3)
@@ -99,3 +142,7 @@ def test_bad_parameters_are_refused():
         batch_chain(4, 0.5, cutoffs=-2, trials=10)
     with pytest.raises(ParameterError, match="swap_timing"):
         batch_chain(4, 0.5, trials=10, swap_timing="parallel")
+    with pytest.raises(ParameterError, match="threads"):
+        batch_chain(4, 0.5, trials=10, threads=0)
+    with pytest.raises(ParameterError, match="seed"):
+        batch_chain(4, 0.5, trials=10, seed=-1)
