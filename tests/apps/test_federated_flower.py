@@ -7,6 +7,7 @@ the scenario's simulated links. Runs use the shipped scenario with fewer rounds 
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def test_default_scenario_runs_end_to_end_from_the_cli(tmp_path, monkeypatch):
     # 12 sessions a round (both ends count); each round's training also starts the next round's 3 pairwise
     # sessions (one message a round), so round 1 counts 15 and the last round 9
     assert [r["sessions_by_mode"] for r in fl["per_round"]] == [{"hybrid": n} for n in (15, 12, 12, 9)]
+    # sessions are kept for session_rounds (10): the ML-KEM + X25519 key agreements all happen in round 1 (6
+    # sessions, both ends count); later rounds derive their keys from them and a fresh QKD key each
+    assert [r["key_agreements"] for r in fl["per_round"]] == [12, 0, 0, 0]
     assert fl["wire"]["by_type"] == {"train (hello)": 3, "train (pairs)": 3, "train (train)": 12}
     for pair, acc in fl["key_supply"]["accounting"].items():
         assert acc["keys_delivered"] == 10 and acc["claims_done"] == 10, pair  # one request, claimed at once
@@ -184,7 +188,8 @@ def _aggregator_swaps_c_public_key_for_the_next_round(msg: Message, context, cal
 
 
 def test_the_next_rounds_pairs_carried_by_the_train_message_are_checked_too():
-    fl = run_federation(scenario(rounds=3, policy="pq-only"),
+    # a key agreement every round (session_rounds 1): the next round's public keys are used, so checked
+    fl = run_federation(scenario(rounds=3, policy="pq-only", session_rounds=1),
                         client_app=protected(outer=[_aggregator_swaps_c_public_key_for_the_next_round]))
     r1, r2, r3 = fl["per_round"]
     assert r1["participants"] == ["hospital-a", "hospital-b", "hospital-c"] and not r1["dropped"]
@@ -213,11 +218,18 @@ def test_tampered_update_fails_authentication_and_the_round_completes_without_it
 
 
 def _unknown_key_id(msg, context, call_next):
+    """The aggregator's round hello to C names a QKD key ID nobody has: in a key agreement or a kept session."""
     if _step(msg) == TRAIN and context.node_config["qfabric-sae-id"] == "hospital-c":
         record = msg.content[RECORD]
-        hello = hello_from_bytes(record["hello"])
-        record["hello"] = hello_to_bytes(Hello(hello.mode, "00000000-0000-0000-0000-000000000000",
-                                               hello.kem_ciphertext, hello.x25519_share))
+        round_hello = json.loads(record["hello"])
+        unknown = "00000000-0000-0000-0000-000000000000"
+        if "hello" in round_hello:
+            hello = hello_from_bytes(base64.b64decode(round_hello["hello"]))
+            round_hello["hello"] = base64.b64encode(hello_to_bytes(Hello(hello.mode, unknown, hello.kem_ciphertext,
+                                                                         hello.x25519_share))).decode()
+        else:
+            round_hello["key_ID"] = unknown
+        record["hello"] = json.dumps(round_hello).encode()
     return call_next(msg, context)
 
 
@@ -290,13 +302,54 @@ def _aggregator_swaps_hellos_to_c(msg: Message, context, call_next) -> Message:
 ])
 def test_public_keys_and_hellos_relayed_by_the_aggregator_are_checked_against_certificates(tamper, reason):
     """Under post-quantum-only keys (no QKD key the aggregator cannot know), a relay that swaps keys would
-    learn pairwise masks; the organisations' signatures (by their KME client certificates) stop it."""
-    fl = run_federation(scenario(rounds=2, policy="pq-only"), client_app=protected(outer=[tamper]))
+    learn pairwise masks; the organisations' signatures (by their KME client certificates) stop it. Here every
+    round makes a key agreement (session_rounds 1); a kept session's rounds: the next test."""
+    fl = run_federation(scenario(rounds=2, policy="pq-only", session_rounds=1), client_app=protected(outer=[tamper]))
     for r in fl["per_round"]:
         assert list(r["dropped"]) == ["hospital-c"] and r["failed"] is None, r
         assert reason in r["dropped"]["hospital-c"], r
         assert r["participants"] in (["hospital-a", "hospital-b"], ["hospital-a", "hospital-b", "hospital-c"])
     assert fl["rounds_completed"] == 2
+
+
+def _aggregator_alters_a_kept_sessions_hello_to_c(msg: Message, context, call_next) -> Message:
+    """In round 2 (a kept session's round: no key agreement, no signature), the relay alters the key
+    confirmation of A's pair hello to C."""
+    record = msg.content.get(RECORD, {})
+    if _step(msg) == TRAIN and record.get("round") == 2 and context.node_config["qfabric-sae-id"] == "hospital-c":
+        hellos = [json.loads(h) for h in record["peer-hellos"]]
+        assert all("hello" not in h for h in hellos)  # kept sessions: no key agreement in round 2
+        hellos[0]["tag"] = base64.b64encode(bytes(16)).decode()
+        record["peer-hellos"] = [json.dumps(h).encode() for h in hellos]
+    return call_next(msg, context)
+
+
+def test_a_kept_sessions_round_hello_altered_in_transit_is_refused_and_the_session_restarts():
+    fl = run_federation(scenario(rounds=3), client_app=protected(outer=[_aggregator_alters_a_kept_sessions_hello_to_c]))
+    r1, r2, r3 = fl["per_round"]
+    assert not r1["dropped"] and list(r2["dropped"]) == ["hospital-c"] and r2["failed"] is None
+    assert "'hospital-a''s round-2 hello does not match its session" in r2["dropped"]["hospital-c"], r2
+    # round 3: C's sessions start over (with the aggregator and both peers: 3 key agreements, both ends)
+    assert r3["participants"] == ["hospital-a", "hospital-b", "hospital-c"] and not r3["dropped"]
+    assert r3["key_agreements"] == 6 and fl["rounds_completed"] == 3
+
+
+def test_sessions_expire_after_session_rounds_and_public_keys_travel_only_when_a_pair_needs_an_agreement():
+    seen = []
+
+    def record_publics(msg: Message, context, call_next) -> Message:
+        if _step(msg) == TRAIN and context.node_config["qfabric-sae-id"] == "hospital-a":
+            record = msg.content[RECORD]
+            seen.append((record["round"], "next-publics" in record))
+        return call_next(msg, context)
+
+    fl = run_federation(scenario(rounds=5, session_rounds=2), client_app=protected(outer=[record_publics]))
+    assert fl["rounds_completed"] == 5 and not any(r["dropped"] for r in fl["per_round"])
+    # agreements in rounds 1, 3, 5 (sessions of 2 rounds); each round's message starts the next round's pairs,
+    # so a pairs agreement for round 3 is counted at its initiator in round 2 (3) and its responder in round 3
+    assert [r["key_agreements"] for r in fl["per_round"]] == [12, 3, 9, 3, 9]
+    # the next round's public keys ride in the train message only when the pairs' sessions end
+    assert seen == [(1, False), (2, True), (3, False), (4, True), (5, False)]
 
 
 def test_an_organisation_that_drops_out_is_recovered_without_revealing_its_update():

@@ -40,7 +40,8 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout_s: floa
 def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-               FLWR_HOME=str(tmp_path / "flwr"), PYTHONUNBUFFERED="1")
+               FLWR_HOME=str(tmp_path / "flwr"), PYTHONUNBUFFERED="1",
+               FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1")  # a SuperNode starts its ClientApps within 0.1 s, not 1 s
     link_port = free_port()
     (tmp_path / "flwr").mkdir()
     (tmp_path / "flwr" / "config.toml").write_text(  # flwr's SuperLink connection: this test's, on loopback

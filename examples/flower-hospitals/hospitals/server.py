@@ -9,7 +9,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from hospitals import task
-from qfabric.apps.federated.deploy import secure_fedavg
+from qfabric.apps.federated.deploy import PollingGrid, secure_fedavg
 
 app = ServerApp()
 
@@ -28,8 +28,9 @@ def main(grid: Grid, context: Context) -> None:
         clock[0] = now
         return MetricRecord(result)
 
-    with secure_fedavg(cfg) as strategy:
-        strategy.start(grid, ArrayRecord(task.init_params(X_test.shape[1])), num_rounds=int(cfg["rounds"]),
+    with secure_fedavg(cfg) as strategy:  # PollingGrid: replies asked for every 0.1 s, not Flower's 3 s
+        strategy.start(PollingGrid(grid), ArrayRecord(task.init_params(X_test.shape[1])),
+                       num_rounds=int(cfg["rounds"]),
                        train_config=ConfigRecord({"local-epochs": int(cfg["local-epochs"]),
                                                   "batch-size": int(cfg["batch-size"]),
                                                   "learning-rate": float(cfg["learning-rate"])}),

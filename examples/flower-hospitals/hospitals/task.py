@@ -19,7 +19,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import expit
 
 
 @lru_cache(maxsize=4)
@@ -43,6 +42,15 @@ def load_data(partition_id: int, shares: list[float], seed: int):
     return partitions[partition_id], test
 
 
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-z) without overflow (NumPy only: scipy.special would add 0.5 s to every ClientApp start).
+
+    >>> sigmoid(np.array([-800.0, 0.0, 800.0])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
 def init_params(features: int) -> list[np.ndarray]:
     """Zero weights and bias (float32, the form Flower's ArrayRecord carries)."""
     return [np.zeros((features, 1), np.float32), np.zeros(1, np.float32)]
@@ -62,7 +70,7 @@ def train(params, X, y, epochs: int, batch_size: int, learning_rate: float, seed
         order = rng.permutation(len(y))
         for start in range(0, len(y), batch_size):
             batch = order[start : start + batch_size]
-            error = (expit((X[batch] @ w + b).ravel()) - y[batch])[:, None] / len(batch)
+            error = (sigmoid((X[batch] @ w + b).ravel()) - y[batch])[:, None] / len(batch)
             grads = [X[batch].T @ error, error.sum(axis=0)]
             step += 1
             for i, (param, g) in enumerate(zip((w, b), grads, strict=True)):

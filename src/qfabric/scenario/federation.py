@@ -317,7 +317,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                                                           keys_per_request=spec.keys_per_request), policy,
                                 clip_norm=spec.privacy.clip_norm, noise_multiplier=spec.privacy.noise_multiplier,
                                 weight_cap_examples=float(max(len(p.y) for p in s.study.split.partitions)),
-                                min_clients=spec.min_clients)
+                                min_clients=spec.min_clients, session_rounds=spec.session_rounds)
         timeline: list[dict] = []
         clock = {"simulated_s": spec.warmup_s, "last": None}
 
@@ -388,13 +388,15 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
     per_round = []
     for log, tl in zip(strategy.rounds, timeline, strict=False):
         fallbacks = [e for e in log.audit if e.get("event") == "fallback"]
-        modes = {}
+        modes, handshakes = {}, 0
         for e in log.audit:
             if e.get("event") == "session":
                 modes[e["mode"]] = modes.get(e["mode"], 0) + 1
+                handshakes += e.get("handshake", True)  # a key agreement, not a kept session's next round
         per_round.append({
             "round": log.round, "participants": log.participants, "dropped": log.dropped, "failed": log.failed,
-            "sessions_by_mode": modes, "fallbacks": fallbacks, "qkd_keys_fetched": log.qkd_keys,
+            "sessions_by_mode": modes, "key_agreements": handshakes, "fallbacks": fallbacks,
+            "qkd_keys_fetched": log.qkd_keys,
             "kme_seconds": log.kme_seconds, "kme_requests": log.kme_requests, "crypto_seconds": log.crypto_seconds,
             "train_seconds": log.train_seconds, "noise_std": log.noise_std, **tl,
         })

@@ -16,7 +16,9 @@ the shared network (``routing`` chooses their paths, ``multiplexing`` how they s
 ``topology`` generates or imports the graph instead of listing every node and link.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would compile and evaluate every field's annotation from
+# its text, about a fifth of the time this module takes to import (``qfabric validate``, benchmarks/bench_cli.py).
+# A field whose type is a model defined further down needs its type in quotes, as do validators' ``-> "Model"``.
 
 from typing import Any, Literal
 
@@ -141,7 +143,7 @@ class LinkSpec(_Strict):
     optics: FreeSpaceSpec | None = Field(default=None, description="free-space: telescopes, beam and air")
 
     @model_validator(mode="after")
-    def _free_space(self) -> LinkSpec:
+    def _free_space(self) -> "LinkSpec":
         if self.optics is not None and self.kind != "free-space":
             raise ValueError("optics go with kind: free-space")
         heights = self.optics.end_heights_m if self.optics is not None else None
@@ -221,7 +223,7 @@ class SloSpec(_Strict):
     grace_s: float = Field(default=0.0, ge=0, description="extra time after the first window before judging, s")
 
     @model_validator(mode="after")
-    def _some_objective(self) -> SloSpec:
+    def _some_objective(self) -> "SloSpec":
         if all(v is None for v in (self.rate_hz_min, self.fidelity_min, self.first_pair_s_max, self.wait_p99_s_max,
                                    self.availability_min)):
             raise ValueError("name at least one objective: rate_hz_min, fidelity_min, first_pair_s_max, "
@@ -259,7 +261,7 @@ class RequestSpec(ProtocolSpec):
         "expired, forged (signed with a wrong key) or none")
 
     @model_validator(mode="after")
-    def _one_target(self) -> RequestSpec:
+    def _one_target(self) -> "RequestSpec":
         if self.pairs is not None and self.rate_hz is not None:
             raise ValueError("give either pairs (a count) or rate_hz (a target rate), not both")
         if self.end_s is not None and self.end_s <= self.start_s:
@@ -303,7 +305,7 @@ class FaultSpec(_Strict):
                                  "coherence times multiplied by this")
 
     @model_validator(mode="after")
-    def _consistent(self) -> FaultSpec:
+    def _consistent(self) -> "FaultSpec":
         on_link = self.kind in ("cut", "loss", "detector")
         if on_link and (self.link is None or self.node is not None):
             raise ValueError(f"a {self.kind} fault names a link (and no node)")
@@ -408,10 +410,29 @@ class TopologySpec(_Strict):
     link: TopologyLinkSpec = Field(default_factory=TopologyLinkSpec)
 
     @model_validator(mode="after")
-    def _one_source(self) -> TopologySpec:
+    def _one_source(self) -> "TopologySpec":
         if (self.generator is None) == (self.file is None):
             raise ValueError("give either generator or file")
         return self
+
+
+class Etsi014End(_Strict):
+    url: str = Field(pattern=r"^https://", description="the QKD device's ETSI GS QKD 014 base URL at this end")
+    cert: str = Field(min_length=1, description="the KME's client certificate at this device (PEM file; its "
+                      "common name is the SAE ID the device knows it by), relative to the scenario file")
+    key: str = Field(min_length=1, description="its private key (PEM file)")
+
+
+class Etsi014Supply(_Strict):
+    """A QKD link whose keys come from real devices: each end's device serves ETSI GS QKD 014, the KME takes
+    keys from the first end (enc_keys) and the same keys from the second (dec_keys, by key ID)."""
+
+    kind: Literal["etsi014"]
+    ca: str = Field(min_length=1, description="the CA that signed the devices' certificates (PEM file)")
+    ends: list[Etsi014End] = Field(min_length=2, max_length=2,
+                                   description="the devices at the link's two ends, in the order of its between")
+    keys_per_request: int = Field(default=32, ge=1, le=1024, description="keys fetched per ETSI 014 request")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
 class QkdSpec(_Strict):
@@ -436,6 +457,9 @@ class QkdSpec(_Strict):
     eps_sec: float = Field(default=1e-10, gt=0, lt=1)
     eps_cor: float = Field(default=1e-15, gt=0, lt=1)
     cascade: Literal["original", "option7", "option8"] = "option8"
+    supply: Etsi014Supply | None = Field(
+        default=None, description="decoy-bb84, for the KMS: where the link's keys come from (default: this "
+        "simulated service; etsi014: the QKD devices at its ends)")
     block_pairs: int | None = Field(
         default=None, ge=1000, description="bbm92: pairs per post-processing block (default: all of the run's in "
         "one); a KMS gets a block's key once its last pair has been delivered")
@@ -534,6 +558,8 @@ class FederatedSpec(_Strict):
     min_clients: int = Field(default=2, ge=2)
     keys_per_request: int = Field(default=1, ge=1, le=1000, description="QKD keys an ETSI 014 request fetches: "
                                   "more than 1 fetches keys for the next rounds at once (fewer requests)")
+    session_rounds: int = Field(default=10, ge=1, le=1000, description="rounds one ML-KEM + X25519 key agreement "
+                                "keys (a fresh QKD key still enters every round's key); 1: a new one every round")
     privacy: PrivacySpec = Field(default_factory=PrivacySpec)
     supply_cuts: list[SupplyCutSpec] = Field(default_factory=list, description="chaos: QKD links that fail")
     dropouts: list[DropoutSpec] = Field(default_factory=list, description="chaos: organisations silent in a round")
@@ -611,7 +637,7 @@ class SatelliteSpec(_Strict):
     pairs: list[PairSourceSpec] = Field(default_factory=list, description="entangled-pair downlinks")
 
     @model_validator(mode="after")
-    def _stations_known(self) -> SatelliteSpec:
+    def _stations_known(self) -> "SatelliteSpec":
         nodes = [g.node for g in self.ground_stations]
         used = [("qkd", i, q.station) for i, q in enumerate(self.qkd)]
         used += [("pairs", i, s) for i, p in enumerate(self.pairs) for s in p.stations]
@@ -677,13 +703,13 @@ class Scenario(_Strict):
                                        "relayed keys: default generators or the QRNG")
 
     @model_validator(mode="after")
-    def _one_kind_of_request(self) -> Scenario:
+    def _one_kind_of_request(self) -> "Scenario":
         if self.chain is not None and self.requests:
             raise ValueError("give either chain (one request) or requests, not both")
         return self
 
     @model_validator(mode="after")
-    def _ground_stations_are_nodes(self) -> Scenario:
+    def _ground_stations_are_nodes(self) -> "Scenario":
         names = {node.name for node in self.nodes}
         if self.topology is None:
             for i, sat in enumerate(self.satellites):

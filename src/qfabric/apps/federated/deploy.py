@@ -3,19 +3,26 @@
 ServerApp the user writes (``examples/flower-hospitals/hospitals/server.py``)::
 
     with secure_fedavg(context.run_config) as strategy:
-        strategy.start(grid, ArrayRecord(initial), num_rounds=..., evaluate_fn=...)
+        strategy.start(PollingGrid(grid), ArrayRecord(initial), num_rounds=..., evaluate_fn=...)
 
 Run config (``[tool.flwr.app.config]``, or ``flwr run --run-config``): ``qfabric-aggregator``,
 ``qfabric-kme-url``, ``qfabric-cert``, ``qfabric-key``, ``qfabric-ca`` (the aggregator's SAE and its KME);
 optional ``policy`` (hybrid), ``fallback`` (pq-only), ``clip-norm`` (1.0), ``noise-multiplier`` (0: no
-differential privacy), ``min-clients`` (2), ``keys-per-request`` (1), ``weight-cap-examples`` (1000: FedAvg
-weights min(examples / cap, 1) without DP).
+differential privacy), ``min-clients`` (2), ``keys-per-request`` (1), ``session-rounds`` (10: rounds one
+ML-KEM + X25519 key agreement keys, see :mod:`~qfabric.apps.federated.sessions`), ``weight-cap-examples`` (1000:
+FedAvg weights min(examples / cap, 1) without DP).
+
+:class:`PollingGrid` asks the SuperLink for replies every 0.1 s instead of Flower 1.41's fixed 3 s.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
+
+from flwr.app import Message, RecordDict
+from flwr.serverapp import Grid
 
 from qfabric.apps.federated.strategy import Protection, SecureFedAvg
 from qfabric.apps.federated.wire import TimedKme
@@ -49,7 +56,61 @@ def secure_fedavg(run_config: Mapping, **fedavg) -> Iterator[SecureFedAvg]:
                                 clip_norm=float(cfg.get("clip-norm", 1.0)),
                                 noise_multiplier=float(cfg.get("noise-multiplier", 0.0)),
                                 weight_cap_examples=float(cfg.get("weight-cap-examples", 1000.0)),
-                                min_clients=int(cfg.get("min-clients", 2)))
+                                min_clients=int(cfg.get("min-clients", 2)),
+                                session_rounds=int(cfg.get("session-rounds", 10)))
         yield SecureFedAvg(protection, **fedavg)
     finally:
         kme.close()
+
+
+class PollingGrid(Grid):
+    """A ServerApp's grid whose ``send_and_receive`` asks for replies every ``interval_s`` (Flower 1.41's
+    deployment grid waits 3 s between asks, so every round waited up to 3 s after the last reply); everything
+    else is the wrapped grid's.
+
+    >>> PollingGrid(None, interval_s=0)
+    Traceback (most recent call last):
+    qfabric.errors.QfabricError: interval_s must be positive, got 0
+    """
+
+    def __init__(self, grid: Grid, interval_s: float = 0.1):
+        if not interval_s > 0:
+            raise QfabricError(f"interval_s must be positive, got {interval_s}")
+        self.grid, self.interval_s = grid, interval_s
+
+    def set_run(self, run) -> None:
+        self.grid.set_run(run)
+
+    @property
+    def run(self):
+        return self.grid.run
+
+    def create_message(self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str,
+                       ttl: float | None = None) -> Message:
+        return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.grid.get_node_ids()
+
+    def get_nodes(self):
+        return self.grid.get_nodes()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.grid.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        """Push ``messages``, then pull their replies until all have come or ``timeout`` seconds have passed."""
+        waiting = set(self.push_messages(messages))
+        end = time.monotonic() + timeout if timeout is not None else None
+        replies: list[Message] = []
+        while waiting:
+            got = list(self.pull_messages(waiting))
+            replies.extend(got)
+            waiting -= {m.metadata.reply_to_message_id for m in got}
+            if not waiting or (end is not None and time.monotonic() >= end):
+                break
+            time.sleep(self.interval_s if end is None else max(0.0, min(self.interval_s, end - time.monotonic())))
+        return replies

@@ -4,8 +4,9 @@
 
 The node is started with its SAE identity and KME (``node_config``: ``qfabric-sae-id``,
 ``qfabric-kme-url``, ``qfabric-cert``, ``qfabric-key``, ``qfabric-ca``). For a ``train`` message the mod
-derives the round's session key with the aggregator (the policy's mode: a QKD key fetched by ID over ETSI
-014 from the node's KME, combined with ML-KEM-768 and X25519), decrypts the global model into the
+derives the round's key with the aggregator (the policy's mode: a QKD key fetched by ID over ETSI 014 from
+the node's KME, combined with ML-KEM-768 and X25519; the key agreement is kept for ``session-rounds``
+rounds, each round with a fresh QKD key: :mod:`~qfabric.apps.federated.sessions`), decrypts the global model into the
 ``arrays`` record, calls the user's train function, and turns its reply into an update the aggregator
 cannot read alone: the change to the model (under differential privacy: clipped and noised), weighted,
 masked with pairwise keys shared with the other organisations (secure aggregation), and sealed with
@@ -31,6 +32,7 @@ from flwr.clientapp.typing import Mod
 from qfabric.apps.federated import secagg
 from qfabric.apps.federated.privacy import add_noise, clip
 from qfabric.apps.federated.protect import UpdateRejected, decrypt_update, encrypt_update, pack
+from qfabric.apps.federated.sessions import Sessions, continues_session
 from qfabric.apps.federated.wire import (
     CA,
     CERT,
@@ -46,8 +48,6 @@ from qfabric.apps.federated.wire import (
     STEP,
     TRAIN,
     TimedKme,
-    hello_from_bytes,
-    hello_to_bytes,
     model_aad,
     public_from_bytes,
     public_to_bytes,
@@ -62,6 +62,7 @@ from qfabric.kms.policy import Policy
 
 _KME_CLIENTS: dict[tuple, TimedKme] = {}  # one HTTPS connection pool per node and process
 _IDENTITIES: dict[tuple, SaeIdentity] = {}
+_KEY_PAIRS: dict[tuple, ResponderKeys] = {}  # the node's key pairs, expanded from its state's seeds once per process
 
 
 @dataclass
@@ -70,6 +71,7 @@ class _Node:
     kme: TimedKme
     keys: ResponderKeys
     identity: SaeIdentity  # signs the public keys and pairwise hellos the aggregator relays
+    sessions: Sessions  # key agreements kept over rounds, with the aggregator and the peers
 
 
 def _node(context: Context) -> _Node:
@@ -92,11 +94,15 @@ def _node(context: Context) -> _Node:
         fresh = ResponderKeys.generate()
         state = ConfigRecord({"mlkem": fresh.mlkem.private_bytes_raw(), "x25519": fresh.x25519.private_bytes_raw()})
         context.state["qfabric-node"] = state
-    keys = ResponderKeys(MLKEM768PrivateKey.from_seed_bytes(state["mlkem"]),
-                         X25519PrivateKey.from_private_bytes(state["x25519"]))
+    seeds = (*ident, state["mlkem"], state["x25519"])
+    if seeds not in _KEY_PAIRS:  # expanding an ML-KEM key from its seed takes ~0.2 ms: once per process
+        _KEY_PAIRS[seeds] = ResponderKeys(MLKEM768PrivateKey.from_seed_bytes(state["mlkem"]),
+                                          X25519PrivateKey.from_private_bytes(state["x25519"]))
     kme = _KME_CLIENTS[ident]
     kme.import_keys(state.get("kme-keys"))  # QKD keys fetched ahead in an earlier message of this run
-    return _Node(str(cfg[SAE_ID]), kme, keys, _IDENTITIES[ident])
+    sessions = Sessions(str(cfg[SAE_ID]))
+    sessions.load_json(state.get("sessions"))  # key agreements made in earlier messages of this run
+    return _Node(str(cfg[SAE_ID]), kme, _KEY_PAIRS[seeds], _IDENTITIES[ident], sessions)
 
 
 def close_kme_clients() -> None:
@@ -104,6 +110,7 @@ def close_kme_clients() -> None:
     while _KME_CLIENTS:
         _KME_CLIENTS.popitem()[1].client.close()
     _IDENTITIES.clear()
+    _KEY_PAIRS.clear()
 
 
 def _noise_rng(context: Context, seed: np.random.SeedSequence) -> np.random.Generator:
@@ -140,26 +147,44 @@ def _hello(msg: Message, node: _Node) -> Message:
 def _start_pairs(record: ConfigRecord, context: Context, node: _Node, broker: SessionBroker, round_number: int,
                  prefix: str = "") -> dict:
     """Start a session with every participant that sorts after this node for ``round_number`` and keep the
-    keys; returns the reply's fields (``prefix`` + ``to``, ``hellos``, ...). The participants' public values
-    come in ``record`` under ``prefix`` + ``participants``, ``publics``, ``certs``, ``public-sigs``.
+    keys; returns the reply's fields (``prefix`` + ``to``, ``hellos``, ...). The participants come in
+    ``record`` under ``prefix`` + ``participants``, with their signed public values (``publics``, ``certs``,
+    ``public-sigs``) when some pair needs a key agreement.
 
     A peer the policy gives no key for (its pool is dry and no fallback is allowed, or the KME refuses) is
-    reported in ``unpaired`` with the reason: the aggregator then leaves one of the two out of the round."""
-    node.kme.keys_per_request = int(record.get("keys-per-request", 1))  # the federation's setting
+    reported in ``unpaired`` with the reason: the aggregator then leaves one of the two out of the round.
+
+    A pair's session continues (a fresh QKD key, no key agreement) while it covers ``round_number``; a new key
+    agreement is signed with this node's certificate, a continued round's hello carries a key confirmation."""
+    node.kme.keys_per_request = int(record.get("keys-per-request", 1))  # the federation's settings
+    restart = set(record.get(prefix + "restart-sessions", []))  # organisations that failed or joined: start over
+    if node.sae in restart:  # this node starts over with every peer (its session with the aggregator: that one's call)
+        restart = (set(node.sessions.initiated) | set(node.sessions.responded)) - {record["aggregator"]}
+    node.sessions.forget(restart)
     peers, hellos, signatures, keys, unpaired, reasons, ahead = [], [], [], [], [], [], []
-    for peer, public, cert, signature in zip(record[prefix + "participants"], record[prefix + "publics"],
-                                             record[prefix + "certs"], record[prefix + "public-sigs"], strict=True):
+    participants = list(record[prefix + "participants"])
+    none = [None] * len(participants)  # the aggregator sends public keys only when some pair needs an agreement
+    for peer, public, cert, signature in zip(participants, record.get(prefix + "publics", none),
+                                             record.get(prefix + "certs", none),
+                                             record.get(prefix + "public-sigs", none), strict=True):
         if peer > node.sae:
-            try:
+            def checked_public(peer=peer, public=public, cert=cert, signature=signature):
+                if public is None:
+                    raise QfabricError(f"no public keys of {peer!r} came with the pairs step, and its session with "
+                                       f"{node.sae!r} has ended")
                 node.identity.verify(cert, peer, signature, "public", peer, public)
-                hello, key = broker.initiate(peer, public_from_bytes(public))
+                return public_from_bytes(public)
+
+            try:
+                hello, key = node.sessions.initiate(broker, peer, checked_public, round_number)
             except QfabricError as err:
                 unpaired.append(peer)
                 reasons.append(str(err))
                 continue
             peers.append(peer)
-            hellos.append(hello_to_bytes(hello))
-            signatures.append(node.identity.sign("pair-hello", round_number, node.sae, peer, hellos[-1]))
+            hellos.append(hello)
+            signatures.append(b"" if continues_session(hello)
+                              else node.identity.sign("pair-hello", round_number, node.sae, peer, hello))
             keys.append(key)
             ahead.append(json.dumps(node.kme.ahead(peer)))  # key IDs this node holds for the next rounds
     context.state["qfabric-pairs"] = ConfigRecord({"round": round_number, "peers": peers or [""],
@@ -188,9 +213,10 @@ def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: Sess
     for peer, hello, signature, cert, ahead in zip(record.get("peer-from", []), record.get("peer-hellos", []),
                                                    record.get("peer-hello-sigs", []), record.get("peer-certs", []),
                                                    record.get("peer-ahead", []), strict=True):
-        node.identity.verify(cert, peer, signature, "pair-hello", record["round"], peer, node.sae, hello)
+        if not continues_session(hello):  # a key agreement, signed; a kept session's hello is confirmed by its key
+            node.identity.verify(cert, peer, signature, "pair-hello", record["round"], peer, node.sae, hello)
         node.kme.announce(peer, json.loads(ahead))
-        keys[(peer, node.sae)] = broker.respond(peer, hello_from_bytes(hello), node.keys)
+        keys[(peer, node.sae)] = node.sessions.respond(broker, peer, hello, node.keys, int(record["round"]))
     participants = set(record["participants"]) - {node.sae}
     return {pair: key for pair, key in keys.items() if (set(pair) - {node.sae}) <= participants}
 
@@ -203,7 +229,7 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
     round_number, aggregator = int(record["round"]), str(record["aggregator"])
     broker = _broker(node, record, audit)
     node.kme.announce(aggregator, list(record.get("qkd-ahead", [])))
-    session = broker.respond(aggregator, hello_from_bytes(record["hello"]), node.keys)
+    session = node.sessions.respond(broker, aggregator, record["hello"], node.keys, round_number)
     shapes = [tuple(s) for s in json.loads(record["shapes"])]
     global_model = decrypt_update(record["model"], session, *model_aad(round_number, aggregator, node.sae), shapes)
     pair_keys = _pair_keys(context, node, record, broker)
@@ -275,6 +301,7 @@ def qfabric_protection(msg: Message, context: Context, call_next) -> Message:
         raise UpdateRejected("a train message without qfabric protection reached a protected node: refused")
     step = msg.content[RECORD].get(STEP, TRAIN)
     node = _node(context)
+    node.sessions.rounds = int(msg.content[RECORD].get("session-rounds", 1))  # the federation's session lifetime
     try:
         if step == HELLO:
             return _hello(msg, node)
@@ -285,8 +312,9 @@ def qfabric_protection(msg: Message, context: Context, call_next) -> Message:
         if step == TRAIN:
             return _train(msg, context, call_next, node)
         raise UpdateRejected(f"unknown qfabric step {step!r}: is this node's qfabric older than the aggregator's?")
-    finally:  # QKD keys fetched ahead outlive this message (a SuperNode may start a process per message)
+    finally:  # QKD keys fetched ahead and sessions outlive this message (a SuperNode may start a process per message)
         context.state["qfabric-node"]["kme-keys"] = node.kme.export_keys()
+        context.state["qfabric-node"]["sessions"] = node.sessions.to_json()
 
 
 def qfabric_protection_mod() -> Mod:

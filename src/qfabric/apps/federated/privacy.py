@@ -29,7 +29,7 @@ def add_noise(update: list[np.ndarray], std: float, rng: np.random.Generator) ->
     """Gaussian noise of standard deviation ``std`` on every coordinate."""
     if std < 0:
         raise ParameterError("std", std, "a non-negative standard deviation")
-    return [a + rng.normal(0.0, std, a.shape).astype(a.dtype) for a in update]
+    return [a + rng.normal(0.0, std, a.shape).astype(a.dtype, copy=False) for a in update]  # float64: no copy
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ Per round, :class:`SecureFedAvg`
 2. has the participants set up pairwise keys for secure aggregation (``query.qfabric_pairs``: each node
    starts a session with the peers that sort after it; only key IDs and public values come back, and the
    aggregator forwards them);
-3. starts a session with every participant under the crypto policy and sends it the global model sealed
-   under that session key;
+3. derives the round's key with every participant under the crypto policy (a new session, or the next round
+   of one kept for ``session_rounds``: :mod:`~qfabric.apps.federated.sessions`) and sends it the global model
+   sealed under that key;
 4. opens the sealed replies (still masked), asks the survivors for their masks with any organisation that
    dropped out (``query.qfabric_recover``), and adds the masked updates: only the sum appears.
 
@@ -33,6 +34,7 @@ from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from qfabric.apps.federated import secagg
 from qfabric.apps.federated.protect import UpdateRejected, decrypt_update, encrypt_update, unpack
+from qfabric.apps.federated.sessions import Sessions, continues_session
 from qfabric.apps.federated.wire import (
     HELLO,
     MESSAGE_TYPE,
@@ -42,7 +44,6 @@ from qfabric.apps.federated.wire import (
     STEP,
     TRAIN,
     TimedKme,
-    hello_to_bytes,
     model_aad,
     public_from_bytes,
     qfabric_record,
@@ -66,6 +67,7 @@ class Protection:
     min_clients: int = 2
     value_bound: float = 16.0  # without DP: the largest |coordinate| of a weighted update (fixed point's range)
     pipeline_pairs: bool = True  # carry the next round's pairs step in the train message (one message a round)
+    session_rounds: int = 10  # rounds one key agreement (ML-KEM + X25519) keys; a fresh QKD key enters every round
 
     @property
     def weighting(self) -> str:
@@ -154,12 +156,16 @@ class SecureFedAvg(FedAvg):
         self._num_rounds: int | None = None
         self._next_paired: dict | None = None  # the next round's pairs step, done with this round's training
         self._current: dict = {}
+        self._sessions = Sessions(protection.aggregator, protection.session_rounds)
+        self._restart: set[str] = set()  # organisations whose sessions start over (they failed a round, or joined)
+        self._pair_until: dict[frozenset, int] = {}  # per pair of organisations: the last round its session keys
 
     # --- helpers -------------------------------------------------------------------------------------
     def _policy_fields(self, server_round: int) -> dict:
         p = self.protection.policy
         return {"round": server_round, "policy-mode": p.mode, "policy-fallback": p.fallback,
-                "qber-threshold": p.qber_threshold, "aggregator": self.protection.aggregator}
+                "qber-threshold": p.qber_threshold, "aggregator": self.protection.aggregator,
+                "session-rounds": self.protection.session_rounds}
 
     def _query(self, grid: Grid, kind: str, records: dict[int, dict], log: RoundLog) -> dict[int, ConfigRecord]:
         """Send one query per node; returns the good replies' qfabric records, logs the failures."""
@@ -182,12 +188,30 @@ class SecureFedAvg(FedAvg):
     def _audit(self, log: RoundLog) -> Callable[[dict], None]:
         return lambda event: log.audit.append(event)
 
-    def _pair_fields(self, members: list[_Member], prefix: str = "") -> dict:
-        """What a pairs step needs: the participants' public values (under ``prefix``), keys per request."""
-        return {"keys-per-request": self.protection.kme.keys_per_request,
-                prefix + "participants": [m.sae for m in members],
-                prefix + "publics": [m.public_bytes for m in members], prefix + "certs": [m.cert for m in members],
-                prefix + "public-sigs": [m.public_sig for m in members]}
+    def _pair_fields(self, members: list[_Member], round_number: int, prefix: str = "",
+                     restart: Iterable[str] = ()) -> dict:
+        """What the pairs step of ``round_number`` needs (under ``prefix``): the participants, keys per request,
+        whose sessions start over (``restart``), and the participants' signed public keys when some pair needs
+        a key agreement (else they stay out of the message: 6 KB a message here)."""
+        fields = {"keys-per-request": self.protection.kme.keys_per_request,
+                  prefix + "restart-sessions": sorted(restart), prefix + "participants": [m.sae for m in members]}
+        names = [m.sae for m in members]
+        if restart or any(self._pair_until.get(frozenset((a, b)), 0) < round_number
+                          for i, a in enumerate(names) for b in names[i + 1 :]):
+            fields |= {prefix + "publics": [m.public_bytes for m in members],
+                       prefix + "certs": [m.cert for m in members],
+                       prefix + "public-sigs": [m.public_sig for m in members]}
+        return fields
+
+    def _note_pair_sessions(self, paired: dict[int, ConfigRecord | dict]) -> None:
+        """Remember until which round each pair's session keys, from the hellos the aggregator relays."""
+        for node, record in paired.items():
+            for peer, hello in zip(record.get("to", []), record.get("hellos", []), strict=False):
+                try:
+                    until = int(json.loads(hello)["until"])
+                except (ValueError, KeyError, TypeError):
+                    until = 0
+                self._pair_until[frozenset((self._directory[node].sae, peer))] = until
 
     def start(self, grid: Grid, initial_arrays: ArrayRecord, num_rounds: int = 3, *args, **kwargs):
         """Flower's ``start``; the number of rounds tells the last round not to prepare a next one."""
@@ -223,6 +247,8 @@ class SecureFedAvg(FedAvg):
         self._grid = grid
         if self.before_round is not None:
             self.before_round(server_round)
+        if self.rounds:  # whoever dropped out of the last round starts its sessions over
+            self._restart |= set(self.rounds[-1].dropped)
         log = RoundLog(server_round)
         self.rounds.append(log)
         sample_size = max(int(len(list(grid.get_node_ids())) * self.fraction_train), self.min_train_nodes)
@@ -232,14 +258,19 @@ class SecureFedAvg(FedAvg):
         for node, record in self._query(grid, HELLO, {n: {"round": server_round} for n in new}, log).items():
             self._directory[node] = _Member(str(record["sae"]), public_from_bytes(record["public"]),
                                             record["public"], record["cert"], record["public-sig"])
+            self._restart.add(self._directory[node].sae)
         ready = sorted((n for n in node_ids if n in self._directory), key=lambda n: self._directory[n].sae)
         members = [self._directory[n] for n in ready]
         pipelined, self._next_paired = self._next_paired, None
         if pipelined is not None and pipelined["round"] == server_round and pipelined["nodes"] == set(ready):
             paired = pipelined["records"]  # every ready node started its pairs with last round's training
         else:
-            pair_fields = self._policy_fields(server_round) | self._pair_fields(members)
+            pair_fields = self._policy_fields(server_round) | self._pair_fields(members, server_round,
+                                                                                restart=self._restart)
             paired = self._query(grid, PAIRS, {n: pair_fields for n in ready}, log)
+            self._sessions.forget(self._restart)
+            self._restart.clear()  # told: the nodes start those sessions over (the pipelined pairs never need to)
+        self._note_pair_sessions(paired)
         for node in _left_out_for_missing_pair_keys(paired, {n: m.sae for n, m in self._directory.items()}, log):
             del paired[node]
 
@@ -253,11 +284,10 @@ class SecureFedAvg(FedAvg):
                 continue
             sae, public = self._directory[node].sae, self._directory[node].public
             try:
-                hello, key = broker.initiate(sae, public)
+                sessions[node] = self._sessions.initiate(broker, sae, lambda public=public: public, server_round)
             except (NoKeyAvailable, QfabricError) as err:
                 log.dropped[sae] = f"no session key: {err}"
                 continue
-            sessions[node] = (hello_to_bytes(hello), key)
         participants = [n for n in ready if n in sessions]
         log.participants = [self._directory[n].sae for n in participants]
         if len(participants) < self.protection.min_clients:
@@ -276,7 +306,7 @@ class SecureFedAvg(FedAvg):
         pipeline = (p.pipeline_pairs and participants == ready
                     and (self._num_rounds is None or server_round < self._num_rounds))
         next_pairs = ({"next-round": server_round + 1}
-                      | self._pair_fields([self._directory[n] for n in participants], prefix="next-")
+                      | self._pair_fields([self._directory[n] for n in participants], server_round + 1, prefix="next-")
                       if pipeline else {})
         messages = []
         for node in participants:
@@ -298,7 +328,8 @@ class SecureFedAvg(FedAvg):
                     fields["peer-from"].append(self._directory[other].sae)
                     fields["peer-hellos"].append(record["hellos"][i])
                     fields["peer-hello-sigs"].append(record["hello-sigs"][i])
-                    fields["peer-certs"].append(self._directory[other].cert)
+                    fields["peer-certs"].append(b"" if continues_session(record["hellos"][i])  # no signature to check
+                                                else self._directory[other].cert)
                     fields["peer-ahead"].append(record["ahead"][i] if "ahead" in record else "[]")
             content = RecordDict({RECORD: qfabric_record(fields), self.configrecord_key: config})
             messages.append(Message(content, dst_node_id=node, message_type=MESSAGE_TYPE))
