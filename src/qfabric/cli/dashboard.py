@@ -4,8 +4,6 @@
     qfabric dashboard run.json --speed 100 --no-open          replay a report written by qfabric run --json
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path

@@ -10,43 +10,71 @@
     qfabric plan cutoff ...                   the cut-off that maximises rate or key rate (exact)
 """
 
-from __future__ import annotations
-
+import importlib
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
-from rich.table import Table
+from typer.core import TyperGroup
 
 from qfabric import __version__
 from qfabric.cli.common import choice, fail, out, progress_bar
-from qfabric.cli.dashboard import dashboard
-from qfabric.cli.kms import app as kms_app
-from qfabric.cli.plan import app as plan_app
-from qfabric.cli.plan import sweep as plan_sweep
-from qfabric.cli.qkd import app as qkd_app
-from qfabric.cli.qml import app as qml_app
-from qfabric.cli.qrng import app as qrng_app
 from qfabric.errors import QfabricError
 
 # The commands import what they need when they run: `qfabric --help` and `validate` do not load numpy, scipy,
-# matplotlib, numba or the web stack (benchmarks/bench_cli.py).
+# matplotlib, numba or the web stack (benchmarks/bench_cli.py, tests/cli/test_startup_imports.py).
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "three-hospitals.yaml"
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="qfabric: simulate and operate quantum networks.")
+ELSEWHERE = {
+    "sweep": ("qfabric.cli.plan", "sweep"),
+    "dashboard": ("qfabric.cli.dashboard", "dashboard"),
+    "qkd": ("qfabric.cli.qkd", "app"),
+    "kms": ("qfabric.cli.kms", "app"),
+    "plan": ("qfabric.cli.plan", "app"),
+    "qml": ("qfabric.cli.qml", "app"),
+    "qrng": ("qfabric.cli.qrng", "app"),
+}
+"""Commands defined in other modules, by name: ``(module, attribute)``, a Typer app (a command group) or a function
+(one command). Each is imported and built when it runs or when ``qfabric --help`` lists it, so that a command
+(``qfabric validate``) imports and builds only itself: ``qfabric kms serve`` imports ``qfabric.cli.kms``."""
+
+
+class _Group(TyperGroup):
+    """The ``qfabric`` group: the commands defined below, then those of :data:`ELSEWHERE`, built on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in ELSEWHERE if name not in self.commands)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in ELSEWHERE and name not in self.commands:
+            module, attribute = ELSEWHERE[name]
+            target = getattr(importlib.import_module(module), attribute)
+            if isinstance(target, typer.Typer):
+                command = typer.main.get_group(target)
+            else:
+                single = typer.Typer(add_completion=False)
+                single.command(name)(target)
+                command = typer.main.get_command(single)
+            command.name = name
+            self.commands[name] = command
+        return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and args[0] not in ELSEWHERE:  # a typo: "did you mean" needs all
+            for name in ELSEWHERE:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True,
+                  help="qfabric: simulate and operate quantum networks.")
 chain_app = typer.Typer(no_args_is_help=True, help="Waiting time and fidelity of homogeneous repeater chains.")
 app.add_typer(chain_app, name="chain")
-app.add_typer(qkd_app, name="qkd")
-app.add_typer(kms_app, name="kms")
-app.add_typer(plan_app, name="plan")
-app.command("sweep")(plan_sweep)
-app.add_typer(qml_app, name="qml")
-app.add_typer(qrng_app, name="qrng")
-app.command("dashboard")(dashboard)
 
 
 
@@ -146,14 +174,13 @@ def _write(report: dict, json_out: Path | None, html_out: Path | None) -> None:
 @app.command()
 def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML to check.")]) -> None:
     """Check a scenario file; list every problem with its field path (exit code 2 if any)."""
-    from qfabric.scenario import load_scenario
+    from qfabric.cli.entry import load_quickly, ok_line
 
     try:
-        sc = load_scenario(scenario)
+        sc = load_quickly(scenario)
     except QfabricError as error:
         fail(error)
-    out.print(f"{scenario}: ok ({sc.name}: {len(sc.nodes)} nodes, {len(sc.links)} links, "
-              f"{len(sc.all_requests())} request(s), {sc.duration_s:g} s)")
+    out.print(ok_line(scenario, sc))
 
 
 @app.command()
@@ -245,6 +272,8 @@ def _print_chain(result: dict, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(result))
         return
+    from rich.table import Table
+
     table = Table(show_header=False)
     for key, value in result.items():
         table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))

@@ -7,8 +7,6 @@ commands, so ``qfabric --help`` stays fast.
     qfabric plan cutoff --segments 4 --p-gen 0.1 --p-swap 0.5 --w0 0.97 --t-coh 50 --figure bbm92
 """
 
-from __future__ import annotations
-
 import json
 import math
 from pathlib import Path

@@ -1,14 +1,11 @@
 """``qfabric qkd``: simulate and post-process a QKD link; plot key rate against distance."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from qfabric.cli.common import fail, out, progress_bar
 from qfabric.errors import ParameterError, QfabricError
@@ -120,6 +117,8 @@ def link(
     except QfabricError as error:
         fail(error)
     summary = run.summary()
+    from rich.table import Table
+
     t = Table(title=f"{protocol} over {distance_km:g} km" + (" with an eavesdropper" if baseline else ""),
               show_header=False, title_justify="left")
     for key, label in (("pulses", "pulses"), ("blocks", "blocks"), ("aborted_blocks", "aborted blocks"),
@@ -180,6 +179,8 @@ def curve(
     except QfabricError as error:
         fail(error)
     rows = data["simulated"]
+    from rich.table import Table
+
     t = Table(title="simulated points", title_justify="left")
     for col in ("km", "bits/pulse (simulated)", "bits/pulse (finite-key theory)", "QBER", "f"):
         t.add_column(col, justify="right")

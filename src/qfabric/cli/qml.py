@@ -4,14 +4,11 @@
     qfabric qml vqc --dataset ad-hoc --qubits 2 --samples 100 [--layers 2] [--steps 60] [--json]
 """
 
-from __future__ import annotations
-
 import json
 import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from qfabric.cli.common import err, fail, out
 from qfabric.errors import QfabricError
@@ -64,6 +61,8 @@ def _print(result: dict, rows: list[dict], as_json: bool, title: str) -> None:
     if as_json:
         out.print_json(json.dumps(result))
         return
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("model", "train accuracy", "test accuracy", "kernel / train time", "predict time"):
         table.add_column(column, justify="left" if column == "model" else "right")

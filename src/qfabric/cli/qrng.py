@@ -5,15 +5,12 @@
     qfabric qrng test [--bits 1000000] [--json]                health tests, SP 800-22 report, throughput
 """
 
-from __future__ import annotations
-
 import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from qfabric.cli.common import err, fail, out
 from qfabric.errors import QfabricError
@@ -113,6 +110,8 @@ def health_report(
     if as_json:
         out.print_json(json.dumps(result))
         return
+    from rich.table import Table
+
     model = Table(show_header=False, title="entropy source and extraction")
     for key, value in result["model"].items():
         model.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))

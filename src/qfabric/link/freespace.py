@@ -34,8 +34,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from scipy.integrate import quad
-
 from qfabric.errors import ParameterError
 
 EARTH_RADIUS_KM = 6371.0
@@ -187,6 +185,8 @@ def coherence_radius_m(atmosphere: Atmosphere, wavelength_nm: float, range_km: f
     if path == "horizontal":
         integral = atmosphere.cn2(0.0) * length * 3 / 8  # int_0^L (1 - s/L)^(5/3) ds = 3L/8
     else:
+        from scipy.integrate import quad  # here: horizontal links (qfabric validate checks them) need no scipy
+
         top = min(length, _slant_to_height_m(TURBULENCE_TOP_KM * 1e3, elevation_deg))
 
         def weight(s_ground: float) -> float:  # s_ground: metres from the ground station along the path

@@ -28,13 +28,15 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from qfabric.errors import ParameterError
 from qfabric.hardware import Fibre, HardwareProfile, plob_bound
 from qfabric.states import BellDiagonal, compose, depolarising_probabilities
 from qfabric.units import FIBRE_REFRACTIVE_INDEX, seconds_to_ticks
+
+if TYPE_CHECKING:  # only the random streams' type: the link models are pure Python (qfabric validate builds them)
+    import numpy as np
 
 _HALF_PHI = (0.5, 0.0, 0.5, 0.0)  # (|up,up> or |down,down>) mixture, twirled: Phi+ / Phi-
 _HALF_PSI = (0.0, 0.5, 0.0, 0.5)  # bit-flipped: Psi+ / Psi-

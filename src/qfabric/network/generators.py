@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import numpy as np
 
 from qfabric.errors import ParameterError, QfabricError
 
@@ -169,6 +168,8 @@ def waxman(
         raise ParameterError("beta", beta, "a probability in (0, 1]")
     _text("prefix", prefix)
     _count("max_tries", max_tries, 1)
+    import numpy as np  # here, not at the top: line, ring, star, grid and files need no numpy
+
     i_idx, j_idx = np.triu_indices(nodes, k=1)
     for attempt in range(max_tries):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(attempt,)))
@@ -213,6 +214,8 @@ def random_connected(nodes: int, edges: int, *, seed: int, length_km: float = 30
     seed = _seed(seed)
     length_km = _positive("length_km", length_km)
     _text("prefix", prefix)
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     linked: set[tuple[int, int]] = set()
     links: list[tuple[int, int]] = []

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from qfabric.errors import ParameterError, ScenarioError
 from qfabric.hardware import PROFILES, HardwareProfile
 from qfabric.link import HeraldedLink
-from qfabric.network.generators import TopologyFileError, generate, positions_length_km, read_graph
 from qfabric.scenario.schema import LinkSpec, NodeSpec, Scenario, TopologySpec
+
+if TYPE_CHECKING:  # networkx and the generators (numpy) are imported where a graph is made: validating a scenario
+    import networkx as nx  # without a topology section needs neither until it routes its requests
 
 
 def resolve_profiles(scenario: Scenario) -> dict[str, HardwareProfile]:
@@ -44,6 +45,8 @@ def heralded_link(spec: LinkSpec, profile: HardwareProfile) -> HeraldedLink:
 
 
 def _graph_of(topology: TopologySpec, seed: int, base_dir: Path | None) -> nx.Graph:
+    from qfabric.network.generators import generate, read_graph
+
     if topology.file is not None:
         path = Path(topology.file)
         if not path.is_absolute() and base_dir is not None:
@@ -68,6 +71,8 @@ def expand_topology(scenario: Scenario, base_dir: Path | None = None, path: str 
     nodes: dict[str, NodeSpec] = {}
     links: list[LinkSpec] = []
     if scenario.topology is not None:
+        from qfabric.network.generators import TopologyFileError
+
         try:
             graph = _graph_of(scenario.topology, scenario.seed, base_dir)
         except TopologyFileError as err:
@@ -95,6 +100,8 @@ def expand_topology(scenario: Scenario, base_dir: Path | None = None, path: str 
         if link.length_km is None:
             ends = [nodes.get(n) for n in link.between]
             if all(e is not None and e.position_km is not None for e in ends):
+                from qfabric.network.generators import positions_length_km
+
                 length = positions_length_km(ends[0].position_km, ends[1].position_km)
                 if length > 0:
                     update["length_km"] = length
@@ -147,6 +154,8 @@ def side_capacities(scenario: Scenario, profiles: dict[str, HardwareProfile]) ->
 def routing_graph(scenario: Scenario, links: dict[str, HeraldedLink]) -> nx.Graph:
     """The graph routing runs on: nodes in file order; per link its name, ``length_km``, ``expected_time_s``
     (mean time to one heralded pair on one memory pair) and ``werner`` (of the heralded pair)."""
+    import networkx as nx
+
     graph = nx.Graph()
     graph.add_nodes_from(node.name for node in scenario.nodes)
     for spec in scenario.links:

@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from qfabric.control.routing import RoutingError, compute_routes
 from qfabric.errors import ParameterError, ScenarioError
 from qfabric.hardware import PROFILES, HardwareProfile
 from qfabric.network.models import nesting_levels, required_capacity
@@ -141,15 +140,32 @@ def parse_scenario(data: Any, path: str | Path = "<scenario>", base_dir: Path | 
         first.setdefault(node.name, i)
     if repeated:
         raise ScenarioError(str(path), repeated)
-    scenario = expand_topology(scenario, base_dir, str(path))
+    scenario = _device_files(expand_topology(scenario, base_dir, str(path)), base_dir)
     problems = check_references(scenario)
     if problems:
         raise ScenarioError(str(path), problems)
     return scenario
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+def _device_files(scenario: Scenario, base_dir: Path | None) -> Scenario:
+    """The certificate files of QKD devices (``qkd[].supply``) relative to the scenario file's directory."""
+    if base_dir is None or not any(q.supply for q in scenario.qkd):
+        return scenario
+
+    def at(name: str) -> str:
+        return name if Path(name).is_absolute() else str(base_dir / name)
+
+    qkd = [q if q.supply is None else q.model_copy(update={"supply": q.supply.model_copy(update={
+        "ca": at(q.supply.ca), "ends": [e.model_copy(update={"cert": at(e.cert), "key": at(e.key)})
+                                        for e in q.supply.ends]})}) for q in scenario.qkd]
+    return scenario.model_copy(update={"qkd": qkd})
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently).
+
+    It parses with libyaml (``CSafeLoader``, about 8x faster than the pure-Python parser) when PyYAML was built
+    with it; the safe constructor, and so the values a file gives, are the same Python code either way."""
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -180,7 +196,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(str(path), [("", f"line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the "
                                          "file as UTF-8")]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a (C)SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -274,6 +290,8 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         else:
             if q.link is not None:
                 problems.append((f"qkd[{i}].link", "bbm92 measures the pairs a request delivers; it takes no link"))
+            if q.supply is not None:
+                problems.append((f"qkd[{i}].supply", "QKD devices supply the keys of a decoy-bb84 link, not bbm92's"))
             if q.request is None and len(requests) != 1:
                 problems.append((f"qkd[{i}].request", f"bbm92 needs the request whose pairs it measures; requests "
                                  f"are {request_names}"))
@@ -445,6 +463,8 @@ def _check_requests(scenario: Scenario, profiles) -> list[tuple[str, str]]:
             problems.append((f"links[{i}]", str(err)))
     if problems:
         return problems
+    from qfabric.control.routing import RoutingError, compute_routes  # networkx: only once there are routes to find
+
     graph = routing_graph(scenario, heralded)
     routes = {}
     for i, req in enumerate(requests):
@@ -540,10 +560,19 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
     for j, node in enumerate(kms.trusted_nodes or []):
         if node not in owner:
             problems.append((f"kms.trusted_nodes[{j}]", f"node {node!r} belongs to no KME"))
-    kmes_of_saes = {owner.get(s.node) for s in kms.saes}
-    if len(kmes_of_saes) > 1:
-        problems.append(("kms.saes", "SAEs attached to different KMEs need KME-to-KME key synchronisation, which "
-                         "qfabric does not provide yet: put their nodes under one KME (trusted nodes)"))
+    kmes_of_saes = sorted({owner[s.node] for s in kms.saes if s.node in owner})
+    if len(kmes_of_saes) > 1:  # keys are forwarded between KMEs over QKD links joining their domains
+        import networkx as nx
+
+        joined = nx.Graph()
+        joined.add_nodes_from(kmes_of_saes)
+        joined.add_edges_from((owner[f.between[0]], owner[f.between[1]]) for f in scenario.links
+                              if tuple(sorted(f.between)) in linked and set(f.between) <= set(owner))
+        apart = [k for k in kmes_of_saes if not nx.has_path(joined, kmes_of_saes[0], k)]
+        if apart:
+            problems.append(("kms.saes", f"SAEs are attached to KMEs {kmes_of_saes}, but no chain of decoy-bb84 QKD "
+                             f"links joins KME {kmes_of_saes[0]!r} to {apart}: keys between KMEs are forwarded over "
+                             f"QKD links between their nodes"))
     if not linked and not any(q.protocol == "bbm92" for q in scenario.qkd):
         problems.append(("qkd", "the KMS needs QKD services: decoy-bb84 on the links between the SAEs' nodes, or "
                          "bbm92 on the pairs a request delivers between them"))
@@ -557,6 +586,7 @@ def _check_federated(scenario: Scenario) -> list[tuple[str, str]]:
                  "and the aggregator's SAEs")]
     problems: list[tuple[str, str]] = []
     saes = {s.id: s.node for s in scenario.kms.saes}
+    kme_of = {node: k.id for k in scenario.kms.kmes for node in k.nodes}
     if fed.aggregator not in saes:
         problems.append(("federated.aggregator", f"unknown SAE {fed.aggregator!r}; SAEs are {sorted(saes)}"))
     orgs = [o.sae for o in fed.organisations]
@@ -565,6 +595,10 @@ def _check_federated(scenario: Scenario) -> list[tuple[str, str]]:
             problems.append((f"federated.organisations[{i}].sae", f"unknown SAE {org!r}; SAEs are {sorted(saes)}"))
         elif org == fed.aggregator:
             problems.append((f"federated.organisations[{i}].sae", "the aggregator cannot also be an organisation"))
+        elif fed.aggregator in saes and kme_of.get(saes[org]) != kme_of.get(saes[fed.aggregator]):
+            problems.append((f"federated.organisations[{i}].sae", f"{org!r} is under KME {kme_of.get(saes[org])!r}, "
+                             f"the aggregator under {kme_of.get(saes[fed.aggregator])!r}: a federation runs on one "
+                             f"KME's key supply (keys forwarded between KMEs serve 'qfabric kms serve')"))
     if len(set(orgs)) != len(orgs):
         problems.append(("federated.organisations", f"each organisation once: {orgs}"))
     total = sum(o.data_share for o in fed.organisations)

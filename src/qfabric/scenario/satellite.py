@@ -16,15 +16,17 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from qfabric.errors import ScenarioError
 from qfabric.link.freespace import Atmosphere, FreeSpaceOptics, free_space_budget
-from qfabric.link.orbit import CircularOrbit, GroundStation, link_windows
-from qfabric.link.satellite import Downlink
-from qfabric.qkd.satellite import decoy_pass_key, pair_pass
-from qfabric.qkd.theory import DecoySettings
 from qfabric.scenario.schema import FreeSpaceSpec, LinkSpec, SatelliteSpec, Scenario
+
+if TYPE_CHECKING:  # orbits and passes (numpy, scipy) are imported where a satellite is evaluated: checking a
+    import numpy as np  # free-space link (qfabric validate) needs only the optics
+
+    from qfabric.link.orbit import CircularOrbit, GroundStation
+    from qfabric.link.satellite import Downlink
 
 AIR_REFRACTIVE_INDEX = 1.0003
 
@@ -63,10 +65,16 @@ def heralding_equivalent(scenario: Scenario) -> Scenario:
 
 
 def _station(spec) -> GroundStation:
+    from qfabric.link.orbit import GroundStation
+
     return GroundStation(spec.node, spec.latitude_deg, spec.longitude_deg)
 
 
 def _orbit(sat: SatelliteSpec) -> CircularOrbit:
+    import numpy as np
+
+    from qfabric.link.orbit import CircularOrbit, GroundStation
+
     o = sat.orbit
     if o.over is None:
         return CircularOrbit(o.altitude_km, o.inclination_deg, o.raan_deg, o.phase_deg, o.earth_rotation)
@@ -80,6 +88,8 @@ def _orbit(sat: SatelliteSpec) -> CircularOrbit:
 
 def downlink(sat: SatelliteSpec, station_node: str) -> Downlink:
     """The satellite's downlink to the ground station at ``station_node``."""
+    from qfabric.link.satellite import Downlink
+
     g = next(s for s in sat.ground_stations if s.node == station_node)
     t = sat.transmitter
     optics = FreeSpaceOptics(wavelength_nm=t.wavelength_nm, tx_aperture_m=t.aperture_m, rx_aperture_m=g.rx_aperture_m,
@@ -120,6 +130,12 @@ def _window_rows(series, windows, dt_s: float) -> list[tuple[dict, np.ndarray]]:
 def satellite_report(scenario: Scenario) -> list[dict]:
     """The ``satellite`` section of the run report: per satellite service (decoy-BB84 downlink or pair source),
     its passes over the run with their loss and key bits or pairs."""
+    import numpy as np
+
+    from qfabric.link.orbit import link_windows
+    from qfabric.qkd.satellite import decoy_pass_key, pair_pass
+    from qfabric.qkd.theory import DecoySettings
+
     rows = []
     for sat in scenario.satellites:
         dt = sat.time_step_s
@@ -161,6 +177,8 @@ def satellite_report(scenario: Scenario) -> list[dict]:
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """``[start, end)`` index ranges where ``mask`` is true."""
+    import numpy as np
+
     edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 

@@ -16,7 +16,17 @@ from qfabric.states.bell import (
     t1_t2_pauli_probabilities,
     twirl_to_werner,
 )
-from qfabric.states.density import DensityMatrix
+
+
+def __getattr__(name: str):
+    """``DensityMatrix`` (numpy) is imported on first use: the Bell-diagonal functions are pure Python, so code
+    that only needs them (``qfabric validate``, the hardware and link models) does not load numpy."""
+    if name == "DensityMatrix":
+        from qfabric.states.density import DensityMatrix
+
+        return DensityMatrix
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BELL_LABELS",
