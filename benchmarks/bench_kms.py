@@ -1,7 +1,7 @@
 """KME throughput: enc_keys + dec_keys round trips under concurrent load, over mutual TLS on loopback.
 
     python benchmarks/bench_kms.py [--seconds 10] [--clients 1 4 8] [--number 1 10] [--client raw httpx]
-                                   [--db URL] [--baseline-src DIR]
+                                   [--db URL] [--baseline-src DIR] [--repeat N]
 
 Each client is one master/slave SAE pair with its own TLS connections (keep-alive): it asks for keys
 (enc_keys), then fetches them as the slave (dec_keys). A key pair is one key delivered to both. The KME
@@ -16,8 +16,10 @@ is left to the KME). Both check every answer (status 200, the keys asked for).
 ``--baseline-src DIR`` also runs each row against a KME whose code comes from DIR (a directory holding a
 ``qfabric`` package, e.g. the last commit: ``git archive HEAD src/qfabric | tar -x -C /tmp/kms-head`` and
 ``--baseline-src /tmp/kms-head/src``), alternating with the current code row by row, so that both see the
-same machine load. Per row: key pairs/s, p50/p99 of the requests, the KME's and the load generator's CPU
-time per key pair, and the machine's 1-minute load average.
+same machine load; ``--repeat N`` measures each row N times, alternating. Per row: key pairs/s, p50/p99 of
+the requests, the KME's CPU time per key pair (what the machine's other load changes least) and its event
+loop's (main thread's) share, the load generator's, and the machine's 1-minute load average before and after
+the row.
 """
 
 from __future__ import annotations
@@ -142,19 +144,27 @@ def top_up(kme: LocalKme, clients: int, units: int) -> None:
             kme.fill(f"m{i}", f"s{i}", units - free)
 
 
+def loop_cpu(server: psutil.Process) -> float:
+    """CPU seconds (user + system) of the KME's main thread, which runs its event loop (the store's writer and
+    sync threads are the rest of the process's CPU)."""
+    return next((t.user_time + t.system_time for t in server.threads() if t.id == server.pid), 0.0)
+
+
 def measure(kme: LocalKme, client: str, clients: int, seconds: float, number: int) -> dict:
     server, me = psutil.Process(kme.proc.pid), psutil.Process()
-    s0, c0 = server.cpu_times(), me.cpu_times()
+    load_before = os.getloadavg()[0]
+    s0, c0, l0 = server.cpu_times(), me.cpu_times(), loop_cpu(server)
     t0 = time.perf_counter()
     latencies, pairs = (load_raw if client == "raw" else load_httpx)(kme, clients, seconds, number)
     wall = time.perf_counter() - t0
-    s1, c1 = server.cpu_times(), me.cpu_times()
+    s1, c1, l1 = server.cpu_times(), me.cpu_times(), loop_cpu(server)
     q = statistics.quantiles(latencies, n=100)
     return {"key_pairs_per_s": pairs / wall, "requests": len(latencies), "p50_ms": q[49] * 1e3,
             "p99_ms": q[98] * 1e3,
             "server_cpu_ms_per_pair": 1e3 * (s1.user + s1.system - s0.user - s0.system) / pairs,
+            "loop_cpu_ms_per_pair": 1e3 * (l1 - l0) / pairs,
             "client_cpu_ms_per_pair": 1e3 * (c1.user + c1.system - c0.user - c0.system) / pairs,
-            "load_1min": os.getloadavg()[0]}
+            "load_before": load_before, "load_1min": os.getloadavg()[0]}
 
 
 def kme_under_test(tmp: str, name: str, clients: int, units: int, db: str | None, src: str | None) -> LocalKme:
@@ -183,6 +193,7 @@ def main() -> None:
     ap.add_argument("--client", nargs="+", choices=["raw", "httpx"], default=["raw", "httpx"],
                     help="load generators to run")
     ap.add_argument("--units", type=int, default=40_000, help="free key units per SAE pair's pool before each row")
+    ap.add_argument("--repeat", type=int, default=1, help="measure each row this many times (KMEs alternating)")
     ap.add_argument("--db", default=None, help="database URL (default: a SQLite file; one KME per URL)")
     ap.add_argument("--baseline-src", default=None, help="also run a KME with the qfabric package in this directory")
     a = ap.parse_args()
@@ -196,18 +207,21 @@ def main() -> None:
         try:
             print(f"machine: {machine()}; store: {kmes['current'].config.db_url.split(':')[0]}")
             print("| KME | load generator | clients | keys per request | key pairs/s | requests | p50 ms | p99 ms "
-                  "| KME CPU ms per pair | generator CPU ms per pair | load avg (1 min) |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|")
+                  "| KME CPU ms per pair | of which event loop | generator CPU ms per pair "
+                  "| load avg (1 min) before / after |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|")
             for client in a.client:
                 for number in a.number:
                     for clients in a.clients:
-                        for name, kme in kmes.items():
-                            top_up(kme, clients, a.units)
-                            r = measure(kme, client, clients, a.seconds, number)
-                            print(f"| {name} | {client} | {clients} | {number} | {r['key_pairs_per_s']:,.0f} | "
-                                  f"{r['requests']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                                  f"{r['server_cpu_ms_per_pair']:.2f} | {r['client_cpu_ms_per_pair']:.2f} | "
-                                  f"{r['load_1min']:.2f} |", flush=True)
+                        for _ in range(a.repeat):
+                            for name, kme in kmes.items():
+                                top_up(kme, clients, a.units)
+                                r = measure(kme, client, clients, a.seconds, number)
+                                print(f"| {name} | {client} | {clients} | {number} | {r['key_pairs_per_s']:,.0f} | "
+                                      f"{r['requests']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                                      f"{r['server_cpu_ms_per_pair']:.2f} | {r['loop_cpu_ms_per_pair']:.2f} | "
+                                      f"{r['client_cpu_ms_per_pair']:.2f} | "
+                                      f"{r['load_before']:.2f} / {r['load_1min']:.2f} |", flush=True)
         finally:
             for kme in kmes.values():
                 kme.stop()

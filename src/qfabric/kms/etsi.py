@@ -4,6 +4,8 @@
     POST, GET  /api/v1/keys/{slave_SAE_ID}/enc_keys     called by the master SAE
     POST, GET  /api/v1/keys/{master_SAE_ID}/dec_keys    called by the slave SAE, naming the master
     GET        /metrics                                  Prometheus metrics, for ``KmeConfig.operators`` only
+    POST       /api/v1/kme/forward                       keys from a neighbour KME (``KmeConfig.forwarder``,
+                                                         :mod:`qfabric.kms.interkme`)
     GET        /docs, /redoc, /openapi.json              only with ``KmeConfig.api_docs``
 
 The caller's SAE ID is the common name of its client certificate (verified by the TLS handshake);
@@ -26,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -71,6 +74,7 @@ class KmeConfig:
     status_extension: Callable[[str, str], dict | None] | None = None  # e.g. the QBER of the pair's links
     operators: frozenset[str] = field(default_factory=frozenset)  # certificate common names that read /metrics
     api_docs: bool = False  # serve /docs, /redoc and /openapi.json
+    forwarder: Any = None  # a qfabric.kms.interkme.Forwarder: keys for SAEs of other KMEs (``saes`` names them)
 
     def __post_init__(self) -> None:
         self.operators = frozenset(self.operators)  # a list when read from JSON
@@ -206,6 +210,19 @@ def _body_schema(model: type[BaseModel]) -> dict:
     return {"requestBody": {"required": False, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
+def _key_container(keys) -> bytes:
+    """The ETSI key container as compact JSON, written directly: key IDs (UUIDs) and base64 are ASCII, so this is
+    ``json.dumps({"keys": [{"key_ID": ..., "key": ...}, ...]}, separators=(",", ":"))`` without its encoder.
+
+    >>> from qfabric.kms.store import Delivery
+    >>> _key_container([Delivery("1b4e28ba-2fa1-11d2-883f-0016d3cca427", bytes(4), 32)])
+    b'{"keys":[{"key_ID":"1b4e28ba-2fa1-11d2-883f-0016d3cca427","key":"AAAAAA=="}]}'
+    """
+    return b'{"keys":[%s]}' % b",".join(b'{"key_ID":"%s","key":"%s"}' % (k.key_id.encode("ascii"),
+                                                                         base64.b64encode(k.material))
+                                         for k in keys)
+
+
 class HotPath:
     """ASGI middleware: requests ``METHOD /api/v1/keys/{SAE_ID}/{call}`` with a handler in ``calls``
     (``(method, call) -> (path parameter name, handler(sae_id, request))``) are answered by that handler
@@ -213,6 +230,19 @@ class HotPath:
 
     def __init__(self, app, calls: dict):
         self.app, self.calls = app, calls
+
+    @classmethod
+    def in_front_of(cls, app):
+        """``app`` (from :func:`create_app`) with its hot path also in front of FastAPI's own layers (error and
+        exception middleware, as the server runs it): the hot calls skip them, the rest reaches ``app`` as before.
+        An app without a hot path comes back as it is.
+
+        >>> # uvicorn.Config(HotPath.in_front_of(create_app(config, store)), ...)
+        """
+        for middleware in getattr(app, "user_middleware", ()):
+            if middleware.cls is cls:
+                return cls(app, *middleware.args, **middleware.kwargs)
+        return app
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
@@ -244,6 +274,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
     app.state.registry = registry
     timer = functools.lru_cache(maxsize=None)(lambda call: latency.labels(config.kme_id, call))  # per call, once
     counter = functools.lru_cache(maxsize=None)(lambda call: served.labels(config.kme_id, call))
+    pool_of = functools.lru_cache(maxsize=4096)(config.pool)  # per SAE pair, once (both IDs checked known first)
 
     def certificate_name(request: Request) -> str | None:
         chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain")
@@ -251,7 +282,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
 
     def caller(request: Request) -> str:
         sae = certificate_name(request)
-        if sae is None or sae not in config.saes:
+        if sae is None or config.saes.get(sae) != config.kme_id:  # an SAE of this KME, not one of another
             raise Refusal(401, UNKNOWN_SAE, reason="unknown_sae")
         return sae
 
@@ -292,7 +323,8 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             raise Refusal(400, "request body is not valid JSON", [{"error": str(err)[:200]}]) from None
         if not isinstance(data, dict):
             raise Refusal(400, "request body shall be a JSON object")
-        if _depth(data) > MAX_JSON_DEPTH:
+        # (no deeper than its count of [ and { bytes, so most bodies need no walk; UTF-16/32 keep those bytes)
+        if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
             raise Refusal(400, too_deep)
         return data
 
@@ -356,16 +388,29 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             raise Refusal(503, f"link QBER {qber:.4f} above {MAX_LINK_QBER} {min(limits)}",
                           [{"link_qber": qber, MAX_LINK_QBER: min(limits)}], reason="qber")
 
-    def delivered(call: str, keys) -> JSONResponse:
+    def delivered(call: str, keys) -> Response:
         """The ETSI key container, counted in the metrics."""
         counter(call).inc(len(keys))
-        return JSONResponse({"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.material).decode()}
-                                      for k in keys]})
+        return Response(_key_container(keys), media_type="application/json")
+
+    async def forwarded(master: str, slaves: list[str], number: int, size: int):
+        """Keys for slaves of another KME, forwarded there first (:mod:`qfabric.kms.interkme`)."""
+        if config.forwarder is None:
+            raise Refusal(503, f"no route to the KME of {slaves[0]!r} (this KME forwards to no other)",
+                          reason="no_route")
+        try:
+            return await config.forwarder.send(master, slaves, number, size)
+        except QfabricError as err:
+            raise Refusal(getattr(err, "status", 503), getattr(err, "message", str(err)), getattr(err, "details", []),
+                          reason=getattr(err, "reason", "forward")) from None
 
     def status_of(master: str, slave: str) -> dict:
-        pool = config.pool(master, slave)
-        count = store.available(pool, config.key_size)
-        pool_level.labels(config.kme_id, pool).set(count)
+        if config.saes[slave] != config.kme_id:  # keys forwarded to another KME: what the way there allows
+            count = config.forwarder.available(master, slave, config.key_size) if config.forwarder else 0
+        else:
+            pool = config.pool(master, slave)
+            count = store.available(pool, config.key_size)
+            pool_level.labels(config.kme_id, pool).set(count)
         status = Status(source_KME_ID=config.kme_id, target_KME_ID=config.saes[slave], master_SAE_ID=master,
                       slave_SAE_ID=slave, key_size=config.key_size, stored_key_count=min(count, config.max_key_count),
                       max_key_count=config.max_key_count, max_key_per_request=config.max_key_per_request,
@@ -420,8 +465,10 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             limits = [e[MAX_LINK_QBER] for e in mandatory if MAX_LINK_QBER in e]
             if limits:
                 await refuse_above_qber(master, slave, limits)
+            if config.saes[slave] != config.kme_id or any(config.saes[s] != config.kme_id for s in extra):
+                return delivered("enc_keys", await forwarded(master, [slave, *extra], number, size))
             try:
-                pool, slaves = config.pool(master, slave), [slave, *extra]
+                pool, slaves = pool_of(master, slave), [slave, *extra]
                 keys = await (store.reserve_async(pool, master, slaves, number, size) if store.group_commit else
                               run_in_threadpool(store.reserve, pool, master, slaves, number, size))
             except KeysExhausted as err:
@@ -496,6 +543,20 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
                  ("GET", "dec_keys"): ("master_SAE_ID", lambda sae, request: dec_keys(sae, request, True)),
                  ("GET", "status"): ("slave_SAE_ID", lambda sae, request: get_status(sae, request))}
     app.add_middleware(HotPath, calls=hot_calls)
+
+    if config.forwarder is not None:
+        @app.post("/api/v1/kme/forward", include_in_schema=False)
+        async def forward(request: Request):
+            """Keys a neighbour KME forwards (:mod:`qfabric.kms.interkme`); the caller is the KME its certificate
+            names."""
+            async def work():
+                data = await read_json(request) or {}
+                try:
+                    return JSONResponse(await config.forwarder.receive(certificate_name(request), data))
+                except QfabricError as err:
+                    raise Refusal(getattr(err, "status", 503), getattr(err, "message", str(err)),
+                                  getattr(err, "details", []), reason=getattr(err, "reason", "forward")) from None
+            return await guarded("kme_forward", request, work)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request):

@@ -19,7 +19,7 @@ from qfabric.errors import QfabricError
 from qfabric.kms.certs import make_dev_pki
 from qfabric.kms.client import SaeClient
 from qfabric.kms.etsi import create_app
-from qfabric.kms.server import ServerConfig, open_store, uvicorn_config
+from qfabric.kms.server import DEFAULT_LOOP, ServerConfig, open_store, uvicorn_config
 from qfabric.kms.store import KeyStore
 
 
@@ -108,11 +108,12 @@ class ThreadedKme:
     >>> # kme = ThreadedKme(config, store, kme_config); kme.start(); ...; kme.stop()
     """
 
-    def __init__(self, config: ServerConfig, store: KeyStore, kme_config=None, http: str = "httptools"):
+    def __init__(self, config: ServerConfig, store: KeyStore, kme_config=None, http: str = "httptools",
+                 loop: str = DEFAULT_LOOP):
         self.config, self.store = config, store
         self.kme_config = kme_config or config.kme()
         self.server = uvicorn.Server(uvicorn_config(config, create_app(self.kme_config, store), own_process=False,
-                                                    http=http))
+                                                    http=http, loop=loop))
         self._thread = None
 
     @property

@@ -18,6 +18,7 @@ idle or half-open connections can neither pile up nor lock out an SAE.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import base64
 import binascii
 import contextlib
@@ -35,8 +36,13 @@ from typing import Any
 
 import uvicorn
 
+try:  # uvloop has no Windows wheels: there the KME runs on asyncio's loop (the same KME, more CPU per request)
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None
+
 from qfabric.errors import QfabricError
-from qfabric.kms.etsi import KmeConfig, create_app
+from qfabric.kms.etsi import HotPath, KmeConfig, create_app
 from qfabric.kms.store import KeyStore, WrongKek, redacted
 from qfabric.kms.tls import ClientCertH11Protocol, ClientCertHttpToolsProtocol, server_ssl_context
 
@@ -196,6 +202,7 @@ class BoundedRequests:
         super().__init__(*args, **kwargs)
         self.limits = limits
         self._request_timer: asyncio.TimerHandle | None = None
+        self._request_deadline: float | None = None  # loop time by which the request under way must be in
         self._timed_cycle = None
         self.waiting_since = self.loop.time()
 
@@ -205,13 +212,15 @@ class BoundedRequests:
         self._make_room()
 
     def _arm(self) -> None:
+        """Start the request timeout. One timer serves many requests (rather than one made and cancelled per
+        request): a timer still pending from an earlier request moves on to the new deadline when it fires."""
         self._timed_cycle = self.cycle
-        self._request_timer = self.loop.call_later(self.limits.request_timeout_s, self._request_timed_out)
+        self._request_deadline = self.loop.time() + self.limits.request_timeout_s
+        if self._request_timer is None:
+            self._request_timer = self.loop.call_at(self._request_deadline, self._request_timed_out)
 
     def _disarm(self) -> None:
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
+        self._request_deadline = None  # the timer, when it fires, finds no request to time out
 
     def _waiting(self) -> bool:
         """No request of this connection is being handled: between requests, or one not fully received."""
@@ -227,7 +236,7 @@ class BoundedRequests:
                 c.transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        if self._request_timer is None and (self.cycle is None or self.cycle.response_complete):
+        if self._request_deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._arm()  # a new request begins: its headers and body have request_timeout_s
         super().data_received(data)
 
@@ -241,12 +250,20 @@ class BoundedRequests:
 
     def _request_timed_out(self) -> None:
         self._request_timer = None
+        if self._request_deadline is None:  # the request came in: nothing to time out
+            return
+        if self.loop.time() < self._request_deadline:  # armed again since, for a later request
+            self._request_timer = self.loop.call_at(self._request_deadline, self._request_timed_out)
+            return
         if not self.transport.is_closing() and (self.cycle is None or self.cycle is self._timed_cycle
                                                 or self.cycle.more_body):
             self.transport.abort()  # no close_notify wait: a stalled client gets nothing more
 
     def connection_lost(self, exc) -> None:
         self._disarm()
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
         super().connection_lost(exc)
 
 
@@ -262,10 +279,9 @@ class KmeH11Protocol(BoundedRequests, ClientCertH11Protocol):
 class KmeHttpToolsProtocol(BoundedRequests, ClientCertHttpToolsProtocol):
     """uvicorn's httptools protocol (the llhttp parser, in C: a fraction of h11's CPU per request) with the client
     certificate in the scope and bounded requests. A request line and headers over ``max_header_bytes`` get
-    uvicorn's 400 for an invalid request and a closed connection: counted as complete lines arrive, and as the
-    bytes received while the headers are incomplete (h11 bounds only the latter)."""
+    uvicorn's 400 for an invalid request and a closed connection: counted as the bytes received while the headers
+    are incomplete, and once they are complete (h11 bounds only the former)."""
 
-    _line_bytes = 0  # request line and complete headers of the request being received
     _pending_bytes = 0  # bytes received since its first byte while its headers are incomplete
     _in_headers = False
 
@@ -279,24 +295,17 @@ class KmeHttpToolsProtocol(BoundedRequests, ClientCertHttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._line_bytes, self._in_headers = 0, True
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)  # ": " and CRLF
-        super().on_header(name, value)
-
-    def _count(self, n: int) -> None:
-        self._line_bytes += n
-        if self._line_bytes > self.limits.max_header_bytes:  # httptools turns this into HttpParserError: 400
-            raise ValueError(f"request line and headers over {self.limits.max_header_bytes} bytes")
+        self._in_headers = True
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)  # ": " and CRLF
+        if size > self.limits.max_header_bytes:  # httptools turns this into HttpParserError: 400
+            raise ValueError(f"request line and headers over {self.limits.max_header_bytes} bytes")
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and type(cycle.transport) is not OneWrite and cycle.scope["method"] != "HEAD":
+            cycle.transport = OneWrite(cycle.transport, cycle)  # (a HEAD response has no body to carry its head)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -306,11 +315,54 @@ class KmeHttpToolsProtocol(BoundedRequests, ClientCertHttpToolsProtocol):
 HTTP_PROTOCOLS = {"httptools": KmeHttpToolsProtocol, "h11": KmeH11Protocol}
 
 
+class OneWrite:
+    """A connection's transport as one response cycle of uvicorn's httptools protocol sees it: the status line and
+    headers, which the cycle writes when the app starts its response, are held back and written with the first
+    bytes of the body, so that a response leaves as one TLS record and one ``send`` rather than two (the two writes
+    were a fifth of the event loop's time). ``close`` writes a held head first; anything else is the transport's.
+
+    >>> # cycle.transport = OneWrite(transport, cycle)
+    """
+
+    __slots__ = ("transport", "cycle", "head", "passing")
+
+    def __init__(self, transport, cycle):
+        self.transport, self.cycle = transport, cycle
+        self.head: bytes | None = None
+        self.passing = False  # the head has gone: writes pass straight through
+
+    def write(self, data: bytes) -> None:
+        if self.passing:
+            self.transport.write(data)
+        elif self.head is not None:
+            self.passing = True
+            self.transport.write(self.head + data)
+            self.head = None
+        elif self.cycle.response_started:  # the cycle writes the head right after marking the response started
+            self.head = data
+        else:  # before the response: "100 Continue"
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.head is not None:
+            self.write(b"")
+        self.transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self.transport, name)
+
+
 class TlsAccept(asyncio.Protocol):
-    """What the listening socket accepts: a TCP connection, taken through the TLS handshake here (with a timeout
-    and a cap on connections in the handshake: over it, the oldest is dropped) and then handed to the HTTP
-    protocol ``http`` (:class:`KmeHttpToolsProtocol`, or :class:`KmeH11Protocol`). uvicorn's own TLS has
-    neither: a connection that never completes the handshake holds a file descriptor for a minute."""
+    """What the listening socket accepts: a TCP connection, put at once under the event loop's own TLS layer
+    (its ``SSLProtocol``, as ``loop.create_server(ssl=...)`` does), with a handshake timeout and a cap on
+    connections in the handshake (over it, the oldest is dropped). Once the handshake is done, the TLS layer
+    hands the connection to the HTTP protocol ``http`` (:class:`KmeHttpToolsProtocol`, or :class:`KmeH11Protocol`).
+    uvicorn's own TLS has neither bound: a connection that never completes the handshake holds a file descriptor
+    for a minute.
+
+    The TLS layer is installed inside ``connection_made``, before the loop reads the connection: uvloop starts
+    reading as soon as ``connection_made`` returns (``loop.start_tls``, run from a task, would come too late for
+    the ClientHello), asyncio's loop right after."""
 
     def __init__(self, config: uvicorn.Config, server_state, app_state, _loop=None, *, tls: ssl.SSLContext,
                  limits: ConnectionLimits, http: type[BoundedRequests] = KmeHttpToolsProtocol):
@@ -319,67 +371,55 @@ class TlsAccept(asyncio.Protocol):
         self.http = http(config, server_state, app_state, _loop, limits=limits)
         self.pending = _handshaking.setdefault(server_state, {})
         self.raw: asyncio.Transport | None = None
-        self.task: asyncio.Task | None = None
-        self.buffered: list[bytes] = []  # what arrives between the handshake's end and the HTTP protocol's start
-        self.in_tls = False  # start_tls has made this the TLS layer's application protocol
-        self.lost = False
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self.raw = transport
-        transport.pause_reading()  # until start_tls takes over: the ClientHello must reach the TLS layer (asyncio's
-        # selector loop starts reading only after connection_made, and not if paused in it; see uvicorn_config)
+        handshake = self.loop.create_future()  # done when the handshake ends, however it ends
+        handshake.add_done_callback(self._handshake_over)
+        layer = _ssl_protocol_class(self.loop)(self.loop, self.http, self.tls, handshake, server_side=True,
+                                               ssl_handshake_timeout=self.limits.handshake_timeout_s,
+                                               ssl_shutdown_timeout=self.limits.shutdown_timeout_s)
+        transport.set_protocol(layer)
+        layer.connection_made(transport)  # starts the handshake (and its timeout); the HTTP protocol's
+        # connection_made comes from the TLS layer once the handshake is done
         self.pending[self] = None
         while len(self.pending) > self.limits.max_handshakes:
             next(iter(self.pending)).drop()
-        self.task = self.loop.create_task(self._handshake())
 
     def drop(self) -> None:
         self.pending.pop(self, None)
         if self.raw is not None:
             self.raw.abort()
 
-    async def _handshake(self) -> None:
-        self.in_tls = True  # start_tls puts the TLS layer under this protocol before it first yields
-        try:
-            transport = await self.loop.start_tls(self.raw, self, self.tls, server_side=True,
-                                                  ssl_handshake_timeout=self.limits.handshake_timeout_s,
-                                                  ssl_shutdown_timeout=self.limits.shutdown_timeout_s)
-        except BaseException as err:  # timeout, a failed handshake, a dropped connection, the server stopping
-            self.raw.abort()
-            if isinstance(err, asyncio.CancelledError):
-                raise
-            return
-        finally:
-            self.pending.pop(self, None)
-        if transport is None or self.lost or transport.is_closing():  # lost during the handshake, or right after
-            self.raw.abort()
-            return
-        self.http.connection_made(transport)
-        transport.set_protocol(self.http)
-        for data in self.buffered:
-            self.http.data_received(data)
-        self.buffered.clear()
+    def _handshake_over(self, handshake: asyncio.Future) -> None:
+        self.pending.pop(self, None)
+        if not handshake.cancelled():
+            handshake.exception()  # a failed handshake is the client's problem: retrieved, not logged
 
-    # as the application protocol of the TLS layer, until the HTTP protocol takes over
+    # the transport's protocol only until connection_made has put the TLS layer in its place
     def data_received(self, data: bytes) -> None:
-        if not self.in_tls:  # bytes of the handshake read before the TLS layer was in place (an event loop that
-            self.raw.abort()  # reads before connection_made returns): drop the connection rather than hang it
-            return
-        self.buffered.append(data)
-
-    def eof_received(self) -> None:
-        return None
+        if self.raw is not None:  # (no loop reads before connection_made) plain bytes would bypass TLS: drop
+            self.raw.abort()
 
     def connection_lost(self, exc) -> None:
-        self.lost = True
         self.pending.pop(self, None)
-        if self.task is not None and not self.task.done() and not self.in_tls:
-            self.task.cancel()  # gone before the handshake began: nothing to wait for
 
 
-def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True, http: str = "httptools") -> uvicorn.Config:
+DEFAULT_LOOP = "uvloop" if uvloop is not None else "asyncio"
+
+
+def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type:
+    """The TLS layer of ``loop``: uvloop's (in Cython) on a uvloop loop, else asyncio's."""
+    if uvloop is not None and isinstance(loop, uvloop.Loop):
+        return uvloop.loop.SSLProtocol
+    return asyncio.sslproto.SSLProtocol
+
+
+def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True, http: str = "httptools",
+                   loop: str = DEFAULT_LOOP) -> uvicorn.Config:
     """``own_process=False`` for a KME in a thread of someone else's program: uvicorn then leaves the process's
-    logging alone (its default config binds handlers to whatever ``sys.stderr`` is at that moment).
+    logging alone (its default config binds handlers to whatever ``sys.stderr`` is at that moment). ``http``:
+    ``"httptools"`` or ``"h11"``; ``loop``: ``"uvloop"`` or ``"asyncio"`` (both serve the same KME).
 
     TLS is done by :class:`TlsAccept` (so uvicorn itself is given no certificate): see
     :func:`~qfabric.kms.tls.server_ssl_context` for the context (TLS 1.2+, ECDHE with AEAD only)."""
@@ -388,16 +428,17 @@ def uvicorn_config(cfg: ServerConfig, app, own_process: bool = True, http: str =
     limits = cfg.connection_limits()
     tls = server_ssl_context(cfg.certfile, cfg.keyfile, cfg.cafile)
     protocol = functools.partial(TlsAccept, tls=tls, limits=limits, http=HTTP_PROTOCOLS[http])
-    return uvicorn.Config(app, host=cfg.host, port=cfg.port, http=protocol,  # type: ignore[arg-type]
+    return uvicorn.Config(HotPath.in_front_of(app), host=cfg.host, port=cfg.port,
+                          http=protocol,  # type: ignore[arg-type]
                           timeout_keep_alive=limits.keep_alive_s, backlog=limits.backlog,
                           h11_max_incomplete_event_size=limits.max_header_bytes,
                           # requests in flight: over it (all connections busy), 503 rather than a queue
                           limit_concurrency=limits.max_connections + 1,
-                          # asyncio's loop, not uvloop: uvloop starts reading a connection before TlsAccept can
-                          # hand it to the TLS layer (connection_made cannot pause it), so the ClientHello is lost
-                          loop="asyncio",
+                          # uvloop (libuv, and a TLS layer in Cython): about a third less CPU per request
+                          loop=loop,
                           # no proxy in front of a KME: X-Forwarded-* headers are not trusted (nor parsed per request)
                           proxy_headers=False,
+                          server_header=False,  # no "server: uvicorn" in every response (and nothing to advertise)
                           log_level="warning", access_log=False, lifespan="off", ws="none",
                           **({} if own_process else {"log_config": None}))
 

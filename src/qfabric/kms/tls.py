@@ -1,9 +1,10 @@
 """Serve an ASGI app over HTTPS with mandatory client certificates, exposing the certificate to the app.
 
-uvicorn (0.54) does not fill the ASGI TLS extension, so :class:`ClientCertMixin` (on uvicorn's httptools
-or h11 protocol) wraps the app per connection and adds ``scope["extensions"]["tls"]`` with
-``client_cert_chain`` (PEM, leaf first) and ``tls_version``, as the ASGI TLS extension specifies. The
-certificate was verified against the CA by the TLS handshake before any request is read.
+uvicorn does not fill the ASGI TLS extension, so :class:`ClientCertMixin` (on uvicorn's httptools or h11
+protocol) adds ``scope["extensions"]["tls"]`` to every request's scope (httptools: as the scope is made; h11:
+by wrapping the app per connection) with ``client_cert_chain`` (PEM, leaf first) and ``tls_version``, as the
+ASGI TLS extension specifies. The certificate was verified against the CA by the TLS handshake before any
+request is read.
 
 :data:`TLS12_CIPHERS` limits TLS 1.2 to ECDHE key exchange with AEAD ciphers (TLS 1.3 suites are not affected
 by it); :func:`server_ssl_context` builds the server side with it.
@@ -47,6 +48,7 @@ class ClientCertMixin:
     """For a uvicorn HTTP protocol class: the client certificate of the connection in every request's scope."""
 
     app: object
+    tls_extension: dict  # {"client_cert_chain": [PEM], "tls_version": ...} of the connection
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -58,7 +60,11 @@ class ClientCertMixin:
             if der:
                 chain = [ssl.DER_cert_to_PEM_cert(der)]
             version = ssl_object.version()
-        self.app = _with_tls(self.app, {"client_cert_chain": chain, "tls_version": version})
+        self.tls_extension = {"client_cert_chain": chain, "tls_version": version}
+        self._add_tls_extension()
+
+    def _add_tls_extension(self) -> None:
+        self.app = _with_tls(self.app, self.tls_extension)
 
 
 class ClientCertH11Protocol(ClientCertMixin, H11Protocol):
@@ -66,7 +72,15 @@ class ClientCertH11Protocol(ClientCertMixin, H11Protocol):
 
 
 class ClientCertHttpToolsProtocol(ClientCertMixin, HttpToolsProtocol):
-    """uvicorn's httptools protocol (the llhttp parser, in C), plus the client certificate in every scope."""
+    """uvicorn's httptools protocol (the llhttp parser, in C), plus the client certificate in every scope: put in
+    the scope as the protocol makes it for each request (no wrapper around the app, no copy of the scope)."""
+
+    def _add_tls_extension(self) -> None:
+        return None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {"tls": self.tls_extension}  # a new dict per request, as the scope
 
 
 def client_certificate_der(scope) -> bytes | None:

@@ -87,6 +87,7 @@ class GroupCommitWriter:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._running = True  # until the writer thread ends
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
@@ -98,7 +99,7 @@ class GroupCommitWriter:
 
     def submit(self, fn: Callable[..., Any], *args) -> Future:
         """Queue ``fn(conn, *args)``; the future has its result (or exception) once its batch is durable."""
-        if not self._thread.is_alive():
+        if not self._running:
             raise RuntimeError("the group-commit writer is closed")
         future: Future = Future()
         self._queue.put((fn, args, future, None))
@@ -107,7 +108,7 @@ class GroupCommitWriter:
     async def run(self, fn: Callable[..., Any], *args):
         """``submit`` for coroutines: await the result on the running loop (no thread of its pool held; the
         batch's results reach the loop in one call, not one wake-up per request)."""
-        if not self._thread.is_alive():
+        if not self._running:  # (a flag: Thread.is_alive takes a lock, a cost on every request)
             raise RuntimeError("the group-commit writer is closed")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -145,6 +146,7 @@ class GroupCommitWriter:
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread copies the log into the file
         except BaseException as err:  # reported by the constructor
             self._error = err
+            self._running = False
             self._ready.set()
             return
         self._ready.set()
@@ -163,6 +165,7 @@ class GroupCommitWriter:
                 if batch:
                     self._commit_batch(conn, batch)
         finally:
+            self._running = False
             conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list) -> None:
