@@ -1,11 +1,16 @@
 """A real KME on loopback: its own process (so tests can kill -9 it), a dev PKI, a SQLite store."""
 
 import ssl
+from pathlib import Path
 
 import pytest
 
 from qfabric.kms.certs import make_dev_pki
-from qfabric.kms.local import LocalKme, free_port
+from qfabric.kms.client import tls_context
+from qfabric.kms.interkme import Forwarder
+from qfabric.kms.local import LocalKme, ThreadedKme, free_port
+from qfabric.kms.server import ServerConfig, open_store
+from qfabric.scenario.keysupply import KeySupply
 
 SAES = ["alice", "bob", "carol", "dave", "erin", "frank"]
 
@@ -53,3 +58,32 @@ def kms_scenario() -> dict:
         "kms": {"kmes": [{"id": "kme-x", "nodes": ["a", "t", "b"]}],
                 "saes": [{"id": "alice", "node": "a"}, {"id": "bob", "node": "b"}], "key_size_bits": 256},
     }
+
+
+class KmeDomain:
+    """One KME of the scenario: its store, key supply (ticked by the test in simulated time) and HTTPS server."""
+
+    def __init__(self, tmp: Path, scenario, kme: str, pki: dict, port: int, peers: dict[str, int]):
+        owner = {node: k.id for k in scenario.kms.kmes for node in k.nodes}
+        self.config = ServerConfig(kme_id=kme, saes={s.id: owner[s.node] for s in scenario.kms.saes},
+                                   db_url=f"sqlite:///{tmp / (kme + '.db')}", secret_file=str(tmp / f"{kme}.kek"),
+                                   certfile=str(pki[kme]), keyfile=str(pki[f"{kme}.key"]), cafile=str(pki["ca"]),
+                                   port=port, limits={"key_size": 256, "max_key_count": 200})
+        self.store = open_store(self.config)
+        self.kme_config = self.config.kme()
+        self.supply = KeySupply(scenario, self.store, kme, self.kme_config.pool)
+        self.kme_config.forwarder = Forwarder(kme, self.config.saes,
+                                              {p: f"https://127.0.0.1:{port}" for p, port in peers.items()},
+                                              self.supply.routes, self.supply, self.store,
+                                              tls_context(self.config.certfile, self.config.keyfile,
+                                                          self.config.cafile))
+        self.server = ThreadedKme(self.config, self.store, self.kme_config)
+
+    def events(self, name: str) -> list[dict]:
+        return [r for r in self.store.audit_log(10_000) if r["event"] == name]
+
+
+@pytest.fixture(scope="session")
+def kme_domain():
+    """The class of one KME domain on loopback (:class:`KmeDomain`), for KME-to-KME tests."""
+    return KmeDomain

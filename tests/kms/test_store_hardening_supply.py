@@ -4,6 +4,7 @@ stream would hand the relay the same one-time pads again."""
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from qfabric.kms.relay import e2e_pool, link_pool
@@ -25,6 +26,12 @@ class RecordingStore(KeyStore):
         materials = list(materials)
         self.seen.setdefault(pool, []).extend(materials)
         return super().add_units(pool, materials)
+
+    def add_link_units(self, pool_a, pool_b, pairs):
+        pairs = list(pairs)
+        self.seen.setdefault(pool_a, []).extend(a for a, _ in pairs)
+        self.seen.setdefault(pool_b, []).extend(b for _, b in pairs)
+        return super().add_link_units(pool_a, pool_b, pairs)
 
 
 def pool_of(a, b):
@@ -106,3 +113,20 @@ def test_end_to_end_keys_never_repeat_across_restarts(tmp_path):
         pool = e2e_pool(f.a, f.b, f.a)
         assert len(seen[pool]) >= 3 * 5
         assert len(set(seen[pool])) == len(seen[pool])
+
+
+def test_a_links_two_pools_are_fed_together_or_not_at_all():
+    """A failure while adding one end's copy adds neither (a relay pairs the two pools' units in order)."""
+    from qfabric.kms.relay import feed_link
+
+    class FailingAtB(KeyStore):
+        def _unit_row(self, pool, material, now):
+            if pool == link_pool("a", "b", "b"):
+                raise OSError("disk full")
+            return super()._unit_row(pool, material, now)
+
+    store = FailingAtB("sqlite://", b"k" * 32)
+    bits = np.random.default_rng(3).integers(0, 2, 2048, dtype=np.uint8)
+    with pytest.raises(OSError):
+        feed_link(store, "a", "b", bits, bits, unit_bits=256)
+    assert store.available(link_pool("a", "b", "a")) == store.available(link_pool("a", "b", "b")) == 0

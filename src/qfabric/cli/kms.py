@@ -2,6 +2,7 @@
 
     qfabric kms certs --out pki --kme kme-metro --sae alice --sae bob
     qfabric kms serve scenarios/metro-chain.yaml --kme kme-metro --pki pki
+    qfabric kms serve scenarios/two-domains.yaml --kme kme-north --port 8443 --peer kme-south=https://127.0.0.1:8444
     qfabric kms status --kme https://127.0.0.1:8443 --cert pki/alice.pem --key pki/alice.key --slave bob
     qfabric kms keys enc --kme https://127.0.0.1:8443 --cert pki/alice.pem --key pki/alice.key --slave bob
     qfabric kms keys dec --kme https://127.0.0.1:8443 --cert pki/bob.pem --key pki/bob.key --master alice --key-id ID
@@ -68,6 +69,9 @@ def serve(
         "--operator", help="A client certificate name that may read /metrics (repeatable; make its certificate "
         "with 'qfabric kms certs --sae NAME').")] = None,
     api_docs: Annotated[bool, typer.Option("--api-docs", help="Serve /docs, /redoc and /openapi.json.")] = False,
+    peer: Annotated[list[str] | None, typer.Option(
+        "--peer", help="A neighbour KME's URL, as KME_ID=URL (repeatable): keys for SAEs of other KMEs are forwarded "
+        "to it over mutual TLS, with this KME's certificate.")] = None,
 ) -> None:
     """An HTTPS KME on loopback (client certificates required), fed by the scenario's links at their rates.
 
@@ -75,7 +79,9 @@ def serve(
     supply_ready and pool_fill)."""
     import uvicorn
 
+    from qfabric.kms.client import tls_context
     from qfabric.kms.etsi import create_app
+    from qfabric.kms.interkme import Forwarder
     from qfabric.kms.server import ServerConfig, open_store, raise_open_file_limit, uvicorn_config
     from qfabric.scenario import load_scenario
     from qfabric.scenario.build import scenario_faults
@@ -93,8 +99,11 @@ def serve(
         if missing:
             saes = " ".join(f"--sae {s.id}" for s in sc.kms.saes)
             raise QfabricError(f"missing {', '.join(missing)}: run 'qfabric kms certs --out {pki} --kme {kme} {saes}'")
+        owner = {node: k.id for k in sc.kms.kmes for node in k.nodes}
         saes = {s.id: kme for s in sc.kms.saes if s.node in spec.nodes}
-        cfg = ServerConfig(kme_id=kme, saes=saes, db_url=db or f"sqlite:///{pki / (kme + '.db')}",
+        peers = _peers(peer or [])
+        cfg = ServerConfig(kme_id=kme, saes={s.id: owner[s.node] for s in sc.kms.saes},
+                           db_url=db or f"sqlite:///{pki / (kme + '.db')}",
                            secret_file=str(kek or pki / f"{kme}.kek"), certfile=str(needed[1]),
                            keyfile=str(needed[2]), cafile=str(needed[0]), host=host, port=port,
                            limits={"key_size": sc.kms.key_size_bits, "max_key_count": sc.kms.max_key_count,
@@ -104,6 +113,13 @@ def serve(
         kme_config = cfg.kme()
         supply = KeySupply(sc, store, kme, kme_config.pool, rate_scale=rate_scale, faults=scenario_faults(sc))
         kme_config.status_extension = supply.link_qber
+        unknown = sorted(set(peers) - set(supply.neighbours))
+        if unknown:
+            raise QfabricError(f"--peer {unknown[0]}: not a neighbour of KME {kme} (no QKD link joins their nodes); "
+                               f"neighbours are {sorted(supply.neighbours)}")
+        if supply.neighbours:
+            kme_config.forwarder = Forwarder(kme, cfg.saes, peers, supply.routes, supply, store,
+                                             tls_context(cfg.certfile, cfg.keyfile, cfg.cafile))
         server = uvicorn.Server(uvicorn_config(cfg, create_app(kme_config, store)))
     except QfabricError as error:
         fail(str(error))
@@ -112,7 +128,8 @@ def serve(
 
     def primed(rates: dict[str, float]) -> None:
         for name, rate in rates.items():
-            err.print(f"  {name}: {rate:,.0f} secret bits/s")
+            err.print(f"  {name}: " + ("keys from its QKD devices (ETSI 014)" if rate is None
+                                        else f"{rate:,.0f} secret bits/s (simulated)"))
         err.print("key supply ready")
 
     def supply_failed(error: BaseException) -> None:
@@ -121,9 +138,13 @@ def serve(
             failed.append(error)
             server.should_exit = True
 
-    err.print(SIMULATED_KEYS_WARNING)
+    if supply.feeds or supply.interconnects or supply.e2e:  # not when every link's keys come from devices
+        err.print(SIMULATED_KEYS_WARNING)
     err.print(f"KME {kme} serving SAEs {', '.join(saes)} on https://{host}:{port} (Ctrl-C stops); distilling "
-              f"the first QKD blocks of {len(supply.feeds)} links in the background ...")
+              f"the first QKD blocks of {len(supply.feeds) + len(supply.interconnects)} links in the background ...")
+    for neighbour, link in supply.neighbours.items():
+        where = peers.get(neighbour, "no --peer given: keys for its SAEs are refused")
+        err.print(f"  forwarding to KME {neighbour} over link {link.link}: {where}")
     supply.start(prime=True, on_primed=primed, on_error=supply_failed)
     try:
         server.run()
@@ -131,6 +152,17 @@ def serve(
         supply.stop(timeout_s=2)
     if failed:
         raise typer.Exit(1)
+
+
+def _peers(items: list[str]) -> dict[str, str]:
+    """``KME_ID=URL`` options as a dict."""
+    peers = {}
+    for item in items:
+        kme_id, sep, url = item.partition("=")
+        if not sep or not kme_id or not url.startswith("https://"):
+            raise QfabricError(f"--peer {item!r}: expected KME_ID=https://host:port")
+        peers[kme_id] = url
+    return peers
 
 
 KmeUrl = Annotated[str, typer.Option("--kme", help="KME URL, e.g. https://127.0.0.1:8443")]

@@ -53,8 +53,9 @@ def _issue(ca_cert, ca_key, common_name: str, *, server: bool, days: int):
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
-                                                     else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+               .add_extension(x509.ExtendedKeyUsage(  # a KME is also a client: of the KMEs it forwards keys to
+                   [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server
+                   else [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
     if server:
         builder = builder.add_extension(x509.SubjectAlternativeName([
             x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
@@ -97,3 +98,9 @@ def common_name(der: bytes) -> str | None:
     cert = x509.load_der_x509_certificate(der)
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else None
+
+
+def common_name_of(path: str | Path) -> str | None:
+    """The subject common name of a PEM certificate file (the SAE ID it authenticates)."""
+    return common_name(x509.load_pem_x509_certificate(Path(path).read_bytes()).public_bytes(
+        serialization.Encoding.DER))

@@ -62,12 +62,11 @@ def feed_link(store: KeyStore, a: str, b: str, bits_at_a: np.ndarray, bits_at_b:
     n_units = len(bits_at_a) // unit_bits
     if n_units == 0:
         return 0
-    usable = n_units * unit_bits
-    for node, bits in ((a, bits_at_a), (b, bits_at_b)):
-        packed = np.packbits(np.asarray(bits[:usable], dtype=np.uint8)).tobytes()
-        unit_bytes = unit_bits // 8
-        store.add_units(pool(a, b, node), [packed[i : i + unit_bytes] for i in range(0, len(packed), unit_bytes)])
-    return n_units
+    usable, unit_bytes = n_units * unit_bits, unit_bits // 8
+    copies = [np.packbits(np.asarray(bits[:usable], dtype=np.uint8)).tobytes() for bits in (bits_at_a, bits_at_b)]
+    pairs = [(copies[0][i : i + unit_bytes], copies[1][i : i + unit_bytes])
+             for i in range(0, len(copies[0]), unit_bytes)]
+    return store.add_link_units(pool(a, b, a), pool(a, b, b), pairs)  # one transaction: the ends stay paired
 
 
 def relay_path(store: KeyStore, path: Sequence[str], target_pool: str, count: int) -> dict:

@@ -127,6 +127,12 @@ supply_streams = Table(  # per simulated key stream, the next block not yet used
     Column("stream", String(300), primary_key=True),
     Column("next_block", Integer, nullable=False),
 )
+spent_pads = Table(  # one-time pads of KME-to-KME links used by keys forwarded to this KME: never accepted twice
+    "spent_pads", metadata,
+    Column("link", String(200), primary_key=True),
+    Column("pad_id", String(100), primary_key=True),
+    Column("at", Float, nullable=False),
+)
 KEK_CHECK = b"qfabric key store: key-encryption key check, v1"
 
 
@@ -140,6 +146,10 @@ class KeysNotFound(QfabricError):
 
 class KeysNotForCaller(QfabricError):
     """The keys exist, but the caller was not named as a slave when they were issued."""
+
+
+class PadReused(QfabricError):
+    """A forwarded key names a one-time pad of a KME-to-KME link that was used before (a replay)."""
 
 
 class WrongKek(QfabricError):
@@ -365,6 +375,94 @@ class KeyStore:
                 conn.execute(insert(units), rows)
         self._maybe_expire()
         return len(rows)
+
+    def add_link_units(self, pool_a: str, pool_b: str, pairs: Sequence[tuple[bytes, bytes]]) -> int:
+        """Both ends' copies of a link's keys, ``pairs[i] = (copy at a, copy at b)``, into their two pools in one
+        transaction: the pools stay paired unit by unit whatever happens (a relay pairs them in order)."""
+        now = time.time()
+        rows = [self._unit_row(pool, m, now) for pool, k in ((pool_a, 0), (pool_b, 1)) for m in (p[k] for p in pairs)]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(units), rows)
+        self._maybe_expire()
+        return len(pairs)
+
+    # ---- keys forwarded between KMEs (:mod:`qfabric.kms.interkme`) ------------------------------------
+
+    def take_units(self, pool: str, count: int, event_name: str, peer: str | None = None) -> list[bytes]:
+        """Spend ``count`` free units of ``pool`` now (their material returned, erased in the store, audited as
+        ``event_name``): keys relayed on, whatever happens next, are never used again.
+        :class:`KeysExhausted` (nothing spent) if the pool holds fewer."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(self._q_free, {"pool": pool, "n": count}).all()
+            if len(rows) < count:
+                raise KeysExhausted(f"pool {pool!r} holds {len(rows)} keys, {count} needed")
+            material = [self._decrypt(pool, r.nonce, r.ciphertext) for r in rows]
+            self._spend(conn, [r.unit_id for r in rows], pool, event_name, peer, {"units": count})
+        return material
+
+    def _spend(self, conn, unit_ids: list[int], pool: str, event_name: str, peer: str | None, detail: dict) -> None:
+        """Take units out of their pool and erase them (one pseudo-delivery ``event_name`` holds them), audited."""
+        if not unit_ids:
+            return
+        now, spend_id = time.time(), str(uuid.uuid4())
+        conn.execute(insert(deliveries).values(key_id=spend_id, pool=event_name, master_sae=event_name, size_bits=0,
+                                               created_at=now))
+        conn.execute(update(units).where(units.c.unit_id.in_(unit_ids))
+                     .values(delivery_id=spend_id, nonce=ERASED, ciphertext=ERASED))
+        conn.execute(insert(audit).values(at=now, event=event_name, sae=None, peer=peer, key_ids=json.dumps([spend_id]),
+                                          detail=json.dumps({"pool": pool, **detail})))
+
+    def receive_forwarded(self, *, sender: str, link: str, pad_ids: Sequence[str], relays: Sequence[tuple[str, int]],
+                          master: str, slaves: Sequence[str], keys: Sequence[tuple[str, bytes]], size_bits: int,
+                          deliver: bool) -> None:
+        """Accept keys a neighbour KME forwarded, all or nothing: mark the link's one-time pads spent
+        (:class:`PadReused` if one was used before), spend the units ``relays`` name (``(pool, count)``: the relay
+        on to each slave's node, or to the next KME's link), and if ``deliver`` (the slaves are this KME's) record
+        each key under its ID for ``slaves`` to claim, as a master's ``enc_keys`` would."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(spent_pads), [{"link": link, "pad_id": p, "at": now} for p in pad_ids])
+            except IntegrityError:
+                raise PadReused(f"a one-time pad of link {link!r} named by {sender!r} was used before") from None
+            for relay_pool, relay_units in relays:
+                rows = conn.execute(self._q_free, {"pool": relay_pool, "n": relay_units}).all()
+                if len(rows) < relay_units:
+                    raise KeysExhausted(f"pool {relay_pool!r} holds {len(rows)} keys, {relay_units} needed")
+                self._spend(conn, [r.unit_id for r in rows], relay_pool, "relay_forwarded", sender,
+                            {"units": relay_units})
+            if deliver:
+                try:
+                    self._deliver_given(conn, master, slaves, keys, size_bits, now)
+                except IntegrityError:
+                    raise QfabricError("a forwarded key ID is already in use") from None
+            conn.execute(insert(audit).values(
+                at=now, event="forward_in" if deliver else "forward_transit", sae=master, peer=",".join(slaves),
+                key_ids=json.dumps([k for k, _ in keys]),
+                detail=json.dumps({"from_kme": sender, "link": link, "pads": len(pad_ids)})))
+
+    def record_forwarded(self, master: str, slaves: Sequence[str], key_ids: Sequence[str], size_bits: int,
+                         to_kme: str, link: str) -> None:
+        """At the master's KME, once the next KME has accepted them: the keys handed to ``master`` for slaves of
+        another KME (their IDs, who and when; no material: this KME hands them to no one else)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(self._q_deliver, [{"key_id": k, "pool": "forwarded", "master_sae": master,
+                                            "size_bits": size_bits, "created_at": now} for k in key_ids])
+            conn.execute(insert(audit).values(at=now, event="forward_out", sae=master, peer=",".join(slaves),
+                                              key_ids=json.dumps(list(key_ids)),
+                                              detail=json.dumps({"to_kme": to_kme, "link": link})))
+
+    def _deliver_given(self, conn, master: str, slaves: Sequence[str], keys: Sequence[tuple[str, bytes]],
+                       size_bits: int, now: float) -> None:
+        pool = "forwarded"
+        conn.execute(self._q_deliver, [{"key_id": k, "pool": pool, "master_sae": master, "size_bits": size_bits,
+                                        "created_at": now} for k, _ in keys])
+        conn.execute(insert(units), [self._unit_row(pool, m, now) | {"delivery_id": k} for k, m in keys])
+        conn.execute(self._q_claims, [{"key_id": k, "slave_sae": s, "claimed_at": None} for k, _ in keys
+                                      for s in slaves])
 
     # ---- group commit (a SQLite file): one writer thread, one durable commit per batch of requests -------
 

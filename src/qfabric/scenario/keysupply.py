@@ -37,8 +37,9 @@ import numpy as np
 from qfabric.control.faults import Condition, Fault, link_conditions
 from qfabric.control.routing import NoRouteError, shortest_path
 from qfabric.errors import QfabricError
+from qfabric.kms.interkme import gateway
 from qfabric.kms.relay import e2e_pool, feed_link, link_pool, relay_path
-from qfabric.kms.store import KeyStore
+from qfabric.kms.store import KeysExhausted, KeyStore
 from qfabric.qkd.link import run_bbm92
 from qfabric.qkd.theory import Channel
 from qfabric.scenario.build import distil_decoy, qkd_channel
@@ -82,6 +83,89 @@ class LinkFeed:
     @property
     def key(self) -> tuple[str, str]:
         return tuple(sorted((self.a, self.b)))
+
+
+class DeviceLink:
+    """A QKD link whose keys come from its devices over ETSI GS QKD 014 (``qkd[].supply: etsi014``): the KME is
+    an SAE of each end's device; it takes keys from the first end's (``enc_keys``, the second end's SAE as slave)
+    and the same keys from the second end's (``dec_keys`` by key ID), so both copies carry the devices' key IDs.
+
+    >>> # link = DeviceLink("a", "b", spec); link.fetch(32, 256) -> [(copy at a, copy at b), ...]
+    """
+
+    def __init__(self, a: str, b: str, spec: QkdSpec):
+        from qfabric.kms.certs import common_name_of
+
+        self.a, self.b, self.spec, self.supply = a, b, spec, spec.supply
+        try:
+            self.sae_ids = [common_name_of(end.cert) for end in self.supply.ends]
+        except (OSError, ValueError) as err:
+            raise QfabricError(f"QKD service {spec.name!r}: cannot read the device certificates: {err}") from None
+        self._clients: dict[int, object] = {}
+        self.released_units = 0
+        self.error: str | None = None  # of the last fetch; the link counts as down while it failed
+        self.key_bits = 0  # fetched so far, and since when (the measured rate)
+        self.since: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return tuple(sorted((self.a, self.b)))
+
+    def up_at(self, _t_s: float) -> bool:
+        return self.error is None
+
+    def client(self, end: int):
+        """The ETSI 014 client of this end's device (mutual TLS with the end's certificate)."""
+        if end not in self._clients:  # one end's key file only: a KME at one end has only its own
+            from qfabric.kms.client import SaeClient
+
+            e = self.supply.ends[end]
+            self._clients[end] = SaeClient(e.url, e.cert, e.key, self.supply.ca, self.supply.timeout_s)
+        return self._clients[end]
+
+    def call(self, end: int, call: str, *args, **kwargs):
+        """An ETSI 014 call to an end's device; a refusal or a network failure as a QfabricError naming it."""
+        import httpx
+
+        try:
+            return getattr(self.client(end), call)(*args, **kwargs)
+        except (httpx.HTTPError, OSError) as err:
+            raise QfabricError(f"{call} at {self.supply.ends[end].url}: {type(err).__name__}: {err}") from None
+
+    def status(self, end: int = 0) -> dict:
+        """An end's device's status for the link (reachability and certificates checked)."""
+        return self.call(end, "status", self.sae_ids[1 - end])
+
+    def fetch(self, count: int, unit_bits: int) -> list[tuple[bytes, bytes]]:
+        """``count`` keys of ``unit_bits``: (copy at ``a``, copy at ``b``), the same key IDs at both devices."""
+        keys = self.call(0, "enc_keys", self.sae_ids[1], number=count, size=unit_bits)
+        copies = dict(self.call(1, "dec_keys", self.sae_ids[0], [k for k, _ in keys]))
+        if set(copies) != {k for k, _ in keys}:
+            raise QfabricError(f"QKD service {self.spec.name!r}: the devices answered different key IDs")
+        self.key_bits += len(keys) * unit_bits
+        self.since = self.since or time.monotonic()
+        return [(material, copies[key_id]) for key_id, material in keys]
+
+    def rate_bps(self) -> float | None:
+        """Key bits per second fetched since the first fetch (``None`` before a second has passed)."""
+        elapsed = time.monotonic() - self.since if self.since is not None else 0.0
+        return self.key_bits / elapsed if elapsed >= 1.0 else None
+
+
+@dataclass
+class Interconnect(LinkFeed):
+    """A QKD link from one of this KME's nodes (``a``) to a node of another KME (``b``): one-time pads for the
+    keys forwarded between the two KMEs (:mod:`qfabric.kms.interkme`). Each direction uses its own half of
+    the link's key (the blocks of the stream named for its sending end), at half the link's rate."""
+
+    link: str = ""
+    remote_kme: str = ""
+    device: DeviceLink | None = None  # the link's QKD devices (ETSI 014), if it has them: the pads are their keys
+    owed_bits: float = 0.0  # pads this end may still send (refilled at half the link's rate, capped like a pool)
+    send_block: int = -1  # the block of this end's stream that pads are sent from, its key and next unit
+    send_data: bytes = b""
+    send_unit: int = 0
+    received: dict[int, bytes] = field(default_factory=dict)  # the other end's blocks seen lately
 
 
 @dataclass
@@ -131,11 +215,16 @@ class KeySupply:
         self.graph.add_nodes_from(kme.nodes)
         fibres = {link.name: link for link in scenario.links}
         self.feeds: dict[tuple[str, str], LinkFeed] = {}
+        self.devices: dict[tuple[str, str], DeviceLink] = {}
         for q in scenario.qkd:
             if q.protocol == "decoy-bb84" and set(fibres[q.link].between) <= set(kme.nodes):
                 f = fibres[q.link]
                 a, b = f.between
                 self.graph.add_edge(a, b, length_km=f.length_km)
+                if q.supply is not None:  # real devices: their keys, their key IDs
+                    device = DeviceLink(a, b, q)
+                    self.devices[device.key] = device
+                    continue
                 feed = LinkFeed(a, b, q, qkd_channel(scenario, q),  # a free-space link: its own loss
                                 link_conditions(faults or [], f.name, (a, b), math.inf))
                 self.feeds[feed.key] = feed
@@ -152,20 +241,25 @@ class KeySupply:
                 self.e2e[tuple(sorted((feed.a, feed.b)))] = feed
         trusted = scenario.kms.trusted_nodes
         self.trusted = set(kme.nodes) if trusted is None else set(trusted)
-        saes = [s for s in scenario.kms.saes if s.node in kme.nodes]
+        self.kme_id = kme_id
+        self._interconnects(scenario, kme, faults)
+        # endpoints of relays inside the domain: the KME's SAEs, and the links to neighbour KMEs (gateways)
+        ends = [(s.id, s.node) for s in scenario.kms.saes if s.node in kme.nodes]
+        ends += [(gateway(n), f.a) for n, f in self.neighbours.items()]
         self.pairs = []
-        for s1, s2 in itertools.combinations(saes, 2):
-            if s1.node == s2.node:
+        self._relay_pools: dict[tuple[str, str], str | None] = {}
+        for (e1, n1), (e2, n2) in itertools.combinations(ends, 2):
+            self._relay_pools[tuple(sorted((e1, e2)))] = None if n1 == n2 else pool_of(e1, e2)
+            if n1 == n2:
                 continue
             try:  # keys are relayed over the shortest chain of QKD links (trusted nodes)
-                path = shortest_path(self._relayable(self.graph, s1.node, s2.node), s1.node, s2.node,
-                                     metric="length")
+                path = shortest_path(self._relayable(self.graph, n1, n2), n1, n2, metric="length")
             except NoRouteError as error:
-                if tuple(sorted((s1.node, s2.node))) not in self.e2e:
-                    raise QfabricError(f"SAEs {s1.id!r} and {s2.id!r}: no chain of QKD links joins their nodes "
+                if tuple(sorted((n1, n2))) not in self.e2e:
+                    raise QfabricError(f"{e1!r} and {e2!r}: no chain of QKD links joins their nodes "
                                        f"({error}), and no entanglement-based key either") from None
-                path = [s1.node, s2.node]
-            self.pairs.append((s1.id, s2.id, path, pool_of(s1.id, s2.id)))
+                path = [n1, n2]
+            self.pairs.append((e1, e2, path, pool_of(e1, e2)))
         self.relayed_over: dict[tuple[str, str], list[str] | None] = {(s1, s2): path for s1, s2, path, _ in self.pairs}
         self.sources: dict[tuple[str, str], dict[str, int]] = {
             (s1, s2): {"bbm92_end_to_end": 0, "trusted_relay": 0} for s1, s2, _, _ in self.pairs}
@@ -175,6 +269,32 @@ class KeySupply:
         self._ready = threading.Event()  # every link distilled once (prime done)
         self.background = False  # fed by start(): status calls never wait for a distillation
         self.error: str | None = None
+
+    def _interconnects(self, scenario: Scenario, kme, faults: list[Fault] | None) -> None:
+        """The QKD links from this KME's nodes to other KMEs' (``self.neighbours``: one per neighbour KME) and the
+        route to every KME reachable over such links (``self.routes``: KME -> the neighbour keys go through)."""
+        owner = {node: k.id for k in scenario.kms.kmes for node in k.nodes}
+        fibres = {link.name: link for link in scenario.links}
+        kmes = nx.Graph()
+        kmes.add_nodes_from(k.id for k in scenario.kms.kmes)
+        self.neighbours: dict[str, Interconnect] = {}
+        self.interconnects: dict[str, Interconnect] = {}
+        for q in scenario.qkd:
+            f = fibres.get(q.link) if q.protocol == "decoy-bb84" else None
+            if f is None or owner.get(f.between[0]) == owner.get(f.between[1]) or None in (
+                    owner.get(f.between[0]), owner.get(f.between[1])):
+                continue
+            kmes.add_edge(owner[f.between[0]], owner[f.between[1]])
+            if kme.id not in (owner[f.between[0]], owner[f.between[1]]):
+                continue
+            here, there = f.between if owner[f.between[0]] == kme.id else f.between[::-1]
+            feed = Interconnect(here, there, q, qkd_channel(scenario, q),
+                                link_conditions(faults or [], f.name, tuple(f.between), math.inf), link=f.name,
+                                remote_kme=owner[there], device=DeviceLink(*f.between, q) if q.supply else None)
+            self.interconnects[f.name] = feed
+            self.neighbours.setdefault(feed.remote_kme, feed)  # the first link to a neighbour carries its keys
+        paths = nx.single_source_shortest_path(kmes, kme.id)
+        self.routes = {dest: path[1] for dest, path in paths.items() if len(path) > 1}
 
     def _relayable(self, graph: nx.Graph, a: str, b: str) -> nx.Graph:
         """``graph`` without the nodes not trusted to relay (the two ends stay)."""
@@ -260,7 +380,17 @@ class KeySupply:
 
     def prime(self) -> dict[str, float]:
         """Distill every link once in its nominal state; returns each QKD service's secret-key rate (bit/s)."""
-        rates = {f.spec.name: self.buffer(f, NOMINAL).rate_bps for f in self.feeds.values()}
+        links = [*self.feeds.values(), *(f for f in self.interconnects.values() if f.device is None)]
+        rates: dict[str, float | None] = {f.spec.name: self.buffer(f, NOMINAL).rate_bps for f in links}
+        ends = [(d, 0) for d in self.devices.values()]
+        ends += [(f.device, self._end(f)) for f in self.interconnects.values() if f.device is not None]
+        for device, end in ends:  # reachable, and the certificates accepted: a status call
+            try:
+                device.status(end)
+            except QfabricError as err:
+                raise QfabricError(f"QKD service {device.spec.name!r}: its device at "
+                                   f"{device.supply.ends[0].url} answered: {err}") from None
+            rates[device.spec.name] = None  # measured once keys flow
         self._ready.set()
         return rates
 
@@ -268,6 +398,100 @@ class KeySupply:
     def ready(self) -> bool:
         """Every link has been distilled once (:meth:`prime`): the supply is flowing."""
         return self._ready.is_set()
+
+    # ---- forwarding to other KMEs (qfabric.kms.interkme.KeyPaths) -------------------------------------
+
+    def relay_pool(self, a: str, b: str) -> str | None:
+        """The pool of keys relayed between endpoints ``a`` and ``b`` (SAE IDs or gateways) inside this KME's
+        domain; ``None`` when both are at one node."""
+        try:
+            return self._relay_pools[tuple(sorted((a, b)))]
+        except KeyError:
+            raise QfabricError(f"KME {self.kme_id}: no relay between {a!r} and {b!r}") from None
+
+    def _pad_block(self, feed: Interconnect, sender: str, block: int) -> bytes:
+        """Block ``block`` of the link's key in the direction sent from node ``sender``, whole units, packed: the
+        same at both ends (the seeded stream of the simulated link, the size of its nominal distilled block)."""
+        run = distil_decoy(self.scenario, feed.spec, *NOMINAL)
+        bits = run.key_bits // self.unit_bits * self.unit_bits
+        rng = np.random.default_rng(stream_seed(self.scenario.seed, f"kms/{feed.spec.name}/from/{sender}/{block}"))
+        return np.packbits(rng.integers(0, 2, bits, dtype=np.uint8)).tobytes()
+
+    @staticmethod
+    def _end(feed: Interconnect) -> int:
+        """Which end of its devices' link is this KME's (the order of the link's ``between``)."""
+        return 0 if feed.device.a == feed.a else 1
+
+    def pads_available(self, neighbour: str) -> int:
+        feed = self.neighbours.get(neighbour)
+        if feed is not None and feed.device is not None:
+            try:
+                return int(feed.device.status(self._end(feed))["stored_key_count"])
+            except (QfabricError, KeyError, TypeError, ValueError):
+                return 0
+        if feed is None or not feed.up_at(self.now_s):
+            return 0
+        return int(feed.owed_bits // self.unit_bits)
+
+    def take_pads(self, neighbour: str, units: int) -> tuple[str, list[tuple[str, bytes]]]:
+        """``units`` fresh one-time pads of the link to ``neighbour`` (``"block.unit"`` IDs of this end's stream;
+        a block number is taken from the store before use, so a restart never sends a pad twice)."""
+        with self._lock:
+            feed = self.neighbours.get(neighbour)
+            if feed is None:
+                raise QfabricError(f"KME {self.kme_id} has no QKD link to KME {neighbour}")
+            if feed.device is not None:  # the devices' keys, named by their key IDs
+                end = self._end(feed)
+                try:
+                    return feed.link, feed.device.call(end, "enc_keys", feed.device.sae_ids[1 - end], number=units,
+                                                        size=self.unit_bits)
+                except QfabricError as err:
+                    raise KeysExhausted(f"the devices of link {feed.link!r}: {err}") from None
+            if not feed.up_at(self.now_s):
+                raise KeysExhausted(f"the link {feed.link!r} to KME {neighbour} is down")
+            if feed.owed_bits < units * self.unit_bits:
+                raise KeysExhausted(f"the link {feed.link!r} to KME {neighbour} has {self.pads_available(neighbour)} "
+                                    f"pads of {self.unit_bits} bits, {units} needed")
+            unit_bytes = self.unit_bits // 8
+            pads: list[tuple[str, bytes]] = []
+            while len(pads) < units:
+                if feed.send_unit * unit_bytes >= len(feed.send_data):  # this block is used up: the next one
+                    feed.send_block = self.store.take_block(f"kms/{feed.spec.name}/from/{feed.a}")
+                    feed.send_data, feed.send_unit = self._pad_block(feed, feed.a, feed.send_block), 0
+                    if not feed.send_data:
+                        raise QfabricError(f"QKD service {feed.spec.name!r}: its blocks hold no whole key unit")
+                i = feed.send_unit
+                pads.append((f"{feed.send_block}.{i}", feed.send_data[i * unit_bytes : (i + 1) * unit_bytes]))
+                feed.send_unit += 1
+            feed.owed_bits -= units * self.unit_bits
+            return feed.link, pads
+
+    def pads(self, neighbour: str, link: str, pad_ids) -> list[bytes]:
+        """This end's copy of the pads ``pad_ids`` that ``neighbour`` sent on ``link``."""
+        feed = self.interconnects.get(link)
+        if feed is None or feed.remote_kme != neighbour:
+            raise QfabricError(f"link {link!r} does not join KME {self.kme_id} to KME {neighbour}")
+        if feed.device is not None:  # this end's device hands its copies by key ID
+            end = self._end(feed)
+            copies = dict(feed.device.call(end, "dec_keys", feed.device.sae_ids[1 - end], list(pad_ids)))
+            return [copies[p] for p in pad_ids]
+        unit_bytes = self.unit_bits // 8
+        out = []
+        with self._lock:
+            for pad_id in pad_ids:
+                block_text, _, unit_text = pad_id.partition(".")
+                if not (block_text.isdigit() and unit_text.isdigit() and block_text.isascii() and unit_text.isascii()):
+                    raise QfabricError(f"pad ID {pad_id[:40]!r}: expected 'block.unit'")
+                block, unit = int(block_text), int(unit_text)
+                data = feed.received.get(block)
+                if data is None:
+                    if len(feed.received) >= 8:  # keep the last few of the peer's blocks
+                        feed.received.pop(min(feed.received))
+                    data = feed.received[block] = self._pad_block(feed, feed.b, block)
+                if unit >= len(data) // unit_bytes:
+                    raise QfabricError(f"pad ID {pad_id!r}: block {block} has {len(data) // unit_bytes} units")
+                out.append(data[unit * unit_bytes : (unit + 1) * unit_bytes])
+        return out
 
     # ---- what the links supply ----------------------------------------------------------------------
 
@@ -318,7 +542,8 @@ class KeySupply:
                        "end_to_end_qber": e2e.qber if e2e is not None else None,
                        "supply_rate_scale": self.rate_scale, "supply_ready": self.ready,
                        "pool_fill": round(min(1.0, self.store.available(pool) / self.max_units), 4),
-                       "simulated_key_material": True}
+                       "simulated_key_material": path is None or any(
+                           tuple(sorted((a, b))) not in self.devices for a, b in zip(path, path[1:], strict=False))}
                 if self.error is not None:
                     out["supply_error"] = self.error
                 return out
@@ -332,6 +557,8 @@ class KeySupply:
             buf = self.buffer(f, _state(c)) if c.up else None
             out[f.spec.name] = {"up": c.up, "key_rate_bps": buf.rate_bps if buf else 0.0,
                                 "qber": buf.qber if buf else None}
+        for d in self.devices.values():  # what the devices delivered; their QBER is theirs to tell
+            out[d.spec.name] = {"up": d.error is None, "key_rate_bps": d.rate_bps(), "qber": None}
         return out
 
     def tick(self, dt: float) -> None:
@@ -349,6 +576,26 @@ class KeySupply:
                 if overlap <= 0 or not c.up or room < self.top_up_units:
                     continue
                 self._release(feed, _state(c), overlap)
+        failed = []
+        for device in self.devices.values():
+            room = self.max_units - self.store.available(link_pool(device.a, device.b, device.a))
+            if room >= self.top_up_units:
+                try:
+                    pairs = device.fetch(min(room, device.supply.keys_per_request), self.unit_bits)
+                except QfabricError as err:  # reported after this tick; the link is down until a fetch works
+                    device.error = f"{type(err).__name__}: {err}"
+                    failed.append(f"QKD service {device.spec.name!r}: {device.error}")
+                    continue
+                device.error = None
+                device.released_units += self.store.add_link_units(link_pool(device.a, device.b, device.a),
+                                                                   link_pool(device.a, device.b, device.b), pairs)
+        for feed in self.interconnects.values():  # pads for forwarding: half the link's key each way
+            cap = self.max_units * self.unit_bits
+            for c in feed.conditions if feed.device is None else ():
+                overlap = min(c.end_s, t1) - max(c.start_s, t0)
+                if overlap > 0 and c.up:
+                    rate = self.buffer(feed, _state(c)).rate_bps
+                    feed.owed_bits = min(cap, feed.owed_bits + rate * self.rate_scale * overlap / 2)
         self.now_s = t1
         for feed in self.e2e.values():
             while feed.released_blocks < len(feed.blocks) and feed.blocks[feed.released_blocks][0] < t1:
@@ -359,7 +606,7 @@ class KeySupply:
         up = nx.Graph()
         up.add_nodes_from(self.graph.nodes)
         up.add_edges_from((f.a, f.b, {"length_km": self.graph.edges[f.a, f.b]["length_km"]})
-                          for f in self.feeds.values() if f.up_at(t1))
+                          for f in [*self.feeds.values(), *self.devices.values()] if f.up_at(t1))
         for i, (s1, s2, usual, pool) in enumerate(self.pairs):
             room = self.max_units - self.store.available(pool)
             e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
@@ -384,6 +631,9 @@ class KeySupply:
             if count > 0:
                 relay_path(self.store, path, pool, count)
                 self.sources[(s1, s2)]["trusted_relay"] += count
+        if failed:
+            raise QfabricError("; ".join(failed))
+
 
     def _release(self, feed: LinkFeed, state: State, seconds: float) -> None:
         """Release the link's key for ``seconds`` in ``state`` into its two pools."""
