@@ -57,7 +57,8 @@ def test_serves_a_report_until_interrupted(tmp_path, small_report):
         assert "<title>qfabric dashboard</title>" in httpx.get(url).text
         assert httpx.get(url + "static/vendor/cytoscape.min.js").status_code == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
+        _, errors = proc.communicate(timeout=15)  # reads both pipes: a full one cannot hold the process
+        assert proc.returncode == 0, errors[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()

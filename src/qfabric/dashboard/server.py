@@ -143,9 +143,13 @@ class DashboardServer:
         while self._thread.is_alive():
             self._thread.join(0.5)
 
-    def stop(self) -> None:
-        """Stop the run's thread and the server, and close the socket."""
+    def stop(self, grace_s: float = 3.0) -> None:
+        """Stop the run's thread and the server, and close the socket; connections still open after ``grace_s``
+        (a browser's event stream) are dropped."""
         self.hub.stop()
         self._server.should_exit = True
-        self._thread.join(10)
+        self._thread.join(grace_s)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(5)
         self._socket.close()
