@@ -227,3 +227,18 @@ def test_two_kms_serve_processes_forward_keys_between_their_domains(tmp_path):
             p.terminate()
         for p in procs.values():
             p.wait(30)
+
+
+def test_no_pads_on_the_joining_link_refuses_before_spending_relayed_keys(domains):
+    north = domains["north"]
+    link = north.supply.neighbours["kme-south"]
+    pool = north.supply.relay_pool("alice", gateway("kme-south"))
+    owed, before = link.owed_bits, north.store.available(pool)
+    link.owed_bits = 0.0  # the joining link has given all its key
+    try:
+        with client(domains, "alice", "north") as alice, pytest.raises(KmeError) as refused:
+            alice.enc_keys("bob")
+        assert refused.value.status == 503 and "not enough key on the link" in refused.value.body["message"]
+        assert north.store.available(pool) == before
+    finally:
+        link.owed_bits = owed

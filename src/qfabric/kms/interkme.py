@@ -191,6 +191,8 @@ class Forwarder:
                                  [{"slave_KME_IDs": sorted(kmes)}], reason="slaves_split")
         hop = self.next_hop(kmes.pop())
         per_key = self._per_key(size)
+        if await asyncio.to_thread(self.paths.pads_available, hop) < number * per_key:  # spend nothing in vain
+            raise ForwardRefused(503, f"not enough key on the link to KME {hop}", reason="exhausted")
         relayed = await self._spend(self.paths.relay_pool(master, gateway(hop)), number * per_key, hop)
         keys = []
         for k in range(number):
