@@ -41,9 +41,13 @@ def test_a_json_that_is_not_a_report_is_named(tmp_path):
 def test_serves_a_report_until_interrupted(tmp_path, small_report):
     path = tmp_path / "run.json"
     path.write_text(json.dumps(small_report))
+    # Ctrl-C reaches the command as it would from a terminal, even when the test run itself was started in the
+    # background (a shell's background job ignores SIGINT, its children inherit that, and Python then raises no
+    # KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-m", "qfabric.cli.main", "dashboard", str(path), "--port", "0",
                              "--no-open", "--speed", "1e6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=os.environ | {"COLUMNS": "200"})
+                            text=True, env=os.environ | {"COLUMNS": "200"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()
         url = line.split(" at ")[1].split()[0]
