@@ -37,6 +37,24 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout_s: floa
     raise AssertionError(f"nothing listens on {port} after {timeout_s} s: {log.read_text()[-2000:]}")
 
 
+def _warnings(log: str) -> list[str]:
+    """Flower's warnings, less the reconnects it recovered from: on a busy machine the ServerApp's HTTP client
+    can lose a call to the SuperLink and retry it (seen once in CI: "Connection attempt failed, retrying in
+    0.89 seconds", then "Connection successful after 0.90 seconds and 2 tries"). That is Flower's transport
+    recovering, not a warning about the app; any other warning, or a retry that never succeeds, still counts."""
+    recovered = "Connection successful after" in log
+    return [line for line in log.splitlines() if "WARNING" in line
+            and not (recovered and "Connection attempt failed, retrying" in line)]
+
+
+def test_warnings_keep_all_but_recovered_reconnects():
+    log = ("INFO: round 1\nWARNING: Connection attempt failed, retrying in 0.89 seconds\n"
+           "INFO: Connection successful after 0.90 seconds and 2 tries.\n")
+    assert _warnings(log) == []
+    assert _warnings(log + "WARNING: DeprecationWarning: x\n") == ["WARNING: DeprecationWarning: x"]
+    assert _warnings("WARNING: Connection attempt failed, retrying in 0.89 seconds\n") != []  # never recovered
+
+
 def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -107,7 +125,7 @@ def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
         acc = kme.accounting(a, b)
         assert acc["keys_delivered"] == acc["claims_done"] == 10, (a, b, acc)  # each key claimed once, none lost
     # Flower prints no warning on loopback, and its log says how the strategy weights updates
-    assert "WARNING" not in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
+    assert not _warnings(run.stdout + run.stderr), (run.stdout + run.stderr)[-3000:]
     assert "Weighted by: uniform (differential privacy" in run.stdout, run.stdout[-3000:]
     print(f"flwr run: {run_s:.1f} s; rounds: " + ", ".join(f"{c['wall_s']:.1f} s" for c in report["curve"][1:]))
 
