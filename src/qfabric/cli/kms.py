@@ -69,6 +69,9 @@ def serve(
         "--operator", help="A client certificate name that may read /metrics (repeatable; make its certificate "
         "with 'qfabric kms certs --sae NAME').")] = None,
     api_docs: Annotated[bool, typer.Option("--api-docs", help="Serve /docs, /redoc and /openapi.json.")] = False,
+    start_at: Annotated[float, typer.Option("--start-at", help="Start this many simulated seconds into the "
+                                            "scenario (e.g. after a satellite's passes): the keys supplied until "
+                                            "then are in the pools when serving starts.")] = 0.0,
     peer: Annotated[list[str] | None, typer.Option(
         "--peer", help="A neighbour KME's URL, as KME_ID=URL (repeatable): keys for SAEs of other KMEs are forwarded "
         "to it over mutual TLS, with this KME's certificate.")] = None,
@@ -88,6 +91,8 @@ def serve(
     from qfabric.scenario.keysupply import KeySupply
 
     try:
+        if not start_at >= 0:
+            raise QfabricError(f"--start-at {start_at}: expected simulated seconds >= 0")
         sc = load_scenario(scenario)
         if sc.kms is None:
             raise QfabricError(f"{scenario}: no kms section (KMEs and SAEs at nodes)")
@@ -138,14 +143,14 @@ def serve(
             failed.append(error)
             server.should_exit = True
 
-    if supply.feeds or supply.interconnects or supply.e2e:  # not when every link's keys come from devices
+    if supply.feeds or supply.interconnects or supply.e2e or supply.satellites:  # not when all come from devices
         err.print(SIMULATED_KEYS_WARNING)
     err.print(f"KME {kme} serving SAEs {', '.join(saes)} on https://{host}:{port} (Ctrl-C stops); distilling "
               f"the first QKD blocks of {len(supply.feeds) + len(supply.interconnects)} links in the background ...")
     for neighbour, link in supply.neighbours.items():
         where = peers.get(neighbour, "no --peer given: keys for its SAEs are refused")
         err.print(f"  forwarding to KME {neighbour} over link {link.link}: {where}")
-    supply.start(prime=True, on_primed=primed, on_error=supply_failed)
+    supply.start(prime=True, on_primed=primed, on_error=supply_failed, start_s=start_at)
     try:
         server.run()
     finally:

@@ -650,6 +650,8 @@ class SatelliteRow(_Fixed):
     source_rate_hz: float = _d("pulses (pairs) per second at the satellite")
     passes: list[SatellitePass] = _d("its link windows over the run")
     key_bits: float = _may_be_missing("decoy-bb84: secret bits over the run")
+    trusted_relay: bool = _may_be_missing("decoy-bb84: the satellite is a trusted node of the KMS (its keys feed "
+                                          "the ground stations' KME, which relays through it)")
     pairs: float = _may_be_missing("pairs: coincidences over the run")
 
 

@@ -12,6 +12,10 @@ a pair gets keys at the rate of its slowest link, from another chain while a lin
 no faster than the pool limit allows (``top_up_at``: pools are topped up in batches, once that fraction of
 them is used, instead of every tick).
 
+A satellite that is a trusted relay (``satellites[].trusted_relay``) is a node of the relay graph: each pass's
+decoy-BB84 key (finite key on the pass's counts) goes into the pools of its link to that ground station when the
+pass ends, and pairs' keys are relayed through it like through a trusted node on the ground.
+
 ``rate_scale`` feeds a fixed fraction of the simulated rate (to keep pools from filling at once).
 
 Key material never repeats: every block of key takes the next block of its seeded stream from the store
@@ -185,6 +189,30 @@ class PairFeed:
     run: int = 0  # which measurement run of the pairs (one per supply on a database: a restart never replays one)
 
 
+@dataclass
+class PassFeed:
+    """Decoy BB84 from a trusted satellite ``a`` to ground station ``b``: each pass's key is ready when its window
+    closes (the pass distilled as one block). ``passes`` are :func:`~qfabric.scenario.satellite.decoy_passes`'s."""
+
+    a: str
+    b: str
+    passes: list[dict]
+    released_passes: int = 0
+    released_units: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return tuple(sorted((self.a, self.b)))
+
+    def up_at(self, _t_s: float) -> bool:  # its keys wait in the pools between passes
+        return True
+
+    @property
+    def qber(self) -> float | None:
+        """The QBER of the last pass released."""
+        return self.passes[self.released_passes - 1]["qber"] if self.released_passes else None
+
+
 def _state(c: Condition) -> State:
     return (c.extra_loss_db, c.detector_factor)
 
@@ -228,6 +256,16 @@ class KeySupply:
                 feed = LinkFeed(a, b, q, qkd_channel(scenario, q),  # a free-space link: its own loss
                                 link_conditions(faults or [], f.name, (a, b), math.inf))
                 self.feeds[feed.key] = feed
+        self.satellites: dict[tuple[str, str], PassFeed] = {}
+        for sat in scenario.satellites:
+            for q in sat.qkd if sat.trusted_relay else ():
+                if q.station in kme.nodes:
+                    from qfabric.scenario.satellite import decoy_passes
+
+                    feed = PassFeed(sat.name, q.station, decoy_passes(scenario, sat, q))
+                    self.satellites[feed.key] = feed
+                    nearest = min((p["range_km_min"] for p in feed.passes), default=sat.orbit.altitude_km)
+                    self.graph.add_edge(sat.name, q.station, length_km=nearest)
         self.e2e: dict[tuple[str, str], PairFeed] = {}
         requests = {r.name: r for r in scenario.all_requests()}
         for q in scenario.qkd:
@@ -240,7 +278,7 @@ class KeySupply:
                 feed = self._bbm92_feed(q, request, *entanglement[request.name])
                 self.e2e[tuple(sorted((feed.a, feed.b)))] = feed
         trusted = scenario.kms.trusted_nodes
-        self.trusted = set(kme.nodes) if trusted is None else set(trusted)
+        self.trusted = (set(kme.nodes) if trusted is None else set(trusted)) | {f.a for f in self.satellites.values()}
         self.kme_id = kme_id
         self._interconnects(scenario, kme, faults)
         # endpoints of relays inside the domain: the KME's SAEs, and the links to neighbour KMEs (gateways)
@@ -524,9 +562,11 @@ class KeySupply:
         for s1, s2, usual, pool in self.pairs:
             if {s1, s2} == {sae_a, sae_b}:
                 path = self.path_now(s1, s2)
-                feeds = [self.feeds[tuple(sorted((a, b)))] for a, b in zip(path, path[1:], strict=False)] \
-                    if path is not None and all(tuple(sorted((a, b))) in self.feeds
-                                                for a, b in zip(path, path[1:], strict=False)) else []
+                hops = [tuple(sorted(h)) for h in zip(path, path[1:], strict=False)] if path is not None else []
+                simulated = [h for h in hops if h in self.feeds or h in self.satellites]
+                every = len(simulated) == len(hops)  # each hop simulated: a fibre link or a satellite's passes
+                feeds = [self.feeds[h] for h in hops if h in self.feeds] if every else []
+                passes = [self.satellites[h] for h in hops if h in self.satellites] if every else []
                 now = self.now_s
                 if self.background:
                     bufs = [self._known(f, _state(f.condition_at(now))) for f in feeds]
@@ -535,9 +575,12 @@ class KeySupply:
                 else:
                     bufs = [self.buffer(f, _state(f.condition_at(now))) for f in feeds]
                     rates = [self.rate_at(f, now) for f in feeds]
+                rates += [self._pass_rate(f) for f in passes]
                 e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
                 known = [b.qber for b in bufs if b is not None and b.qber is not None]
-                out = {"link_qber": max(known) if known else None, "hops": len(path) - 1 if feeds else None,
+                known += [f.qber for f in passes if f.qber is not None]
+                out = {"link_qber": max(known) if known else None,
+                       "hops": len(path) - 1 if feeds or passes else None,
                        "simulated_key_rate_bps": min(rates, default=0.0),
                        "end_to_end_qber": e2e.qber if e2e is not None else None,
                        "supply_rate_scale": self.rate_scale, "supply_ready": self.ready,
@@ -559,7 +602,13 @@ class KeySupply:
                                 "qber": buf.qber if buf else None}
         for d in self.devices.values():  # what the devices delivered; their QBER is theirs to tell
             out[d.spec.name] = {"up": d.error is None, "key_rate_bps": d.rate_bps(), "qber": None}
+        for f in self.satellites.values():  # a satellite's passes so far, averaged over the run so far
+            out[f"{f.a}/{f.b}"] = {"up": True, "key_rate_bps": self._pass_rate(f), "qber": f.qber}
         return out
+
+    def _pass_rate(self, feed: PassFeed) -> float:
+        """The key a satellite link released so far per second of the run so far (bit/s)."""
+        return feed.released_units * self.unit_bits / self.now_s if self.now_s > 0 else 0.0
 
     def tick(self, dt: float) -> None:
         """Advance simulated time by ``dt`` seconds: release every link's key for it, then relay what every SAE
@@ -597,6 +646,10 @@ class KeySupply:
                     rate = self.buffer(feed, _state(c)).rate_bps
                     feed.owed_bits = min(cap, feed.owed_bits + rate * self.rate_scale * overlap / 2)
         self.now_s = t1
+        for feed in self.satellites.values():
+            while feed.released_passes < len(feed.passes) and feed.passes[feed.released_passes]["end_s"] < t1:
+                self._release_pass(feed, feed.passes[feed.released_passes])
+                feed.released_passes += 1
         for feed in self.e2e.values():
             while feed.released_blocks < len(feed.blocks) and feed.blocks[feed.released_blocks][0] < t1:
                 _, alice, bob = feed.blocks[feed.released_blocks]
@@ -606,7 +659,8 @@ class KeySupply:
         up = nx.Graph()
         up.add_nodes_from(self.graph.nodes)
         up.add_edges_from((f.a, f.b, {"length_km": self.graph.edges[f.a, f.b]["length_km"]})
-                          for f in [*self.feeds.values(), *self.devices.values()] if f.up_at(t1))
+                          for f in [*self.feeds.values(), *self.devices.values(), *self.satellites.values()]
+                          if f.up_at(t1))
         for i, (s1, s2, usual, pool) in enumerate(self.pairs):
             room = self.max_units - self.store.available(pool)
             e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
@@ -635,6 +689,19 @@ class KeySupply:
             raise QfabricError("; ".join(failed))
 
 
+    def _release_pass(self, feed: PassFeed, passed: dict) -> None:
+        """A satellite pass's key into the pools of the satellite's link to the station: its finite-key length (with
+        ``rate_scale``) of the next block of the link's seeded stream, equal at both ends (never replayed: the
+        block number is taken from the store first)."""
+        bits = int(passed["key_bits"] * self.rate_scale) // self.unit_bits * self.unit_bits
+        if bits == 0:
+            return
+        base = f"kms/{feed.a}/{feed.b}"
+        block = self.store.take_block(base)
+        key = np.random.default_rng(stream_seed(self.scenario.seed, f"{base}/{block}")).integers(0, 2, bits,
+                                                                                                  dtype=np.uint8)
+        feed.released_units += feed_link(self.store, feed.a, feed.b, key, key.copy(), self.unit_bits)
+
     def _release(self, feed: LinkFeed, state: State, seconds: float) -> None:
         """Release the link's key for ``seconds`` in ``state`` into its two pools."""
         buf = self.buffer(feed, state)
@@ -652,8 +719,9 @@ class KeySupply:
         buf.released_bits = hi
         buf.owed_bits -= units * self.unit_bits
 
-    def start(self, prime: bool = False, on_primed=None, on_error=None) -> None:
+    def start(self, prime: bool = False, on_primed=None, on_error=None, start_s: float = 0.0) -> None:
         """Feed in real time (the KMS server): simulated time follows the wall clock, from a background thread.
+        ``start_s``: first jump this many simulated seconds into the scenario (one tick, before the clock runs).
 
         ``prime``: distill every link first, in that thread (the caller can serve at once; status calls say
         ``supply_ready: false`` until it is done), then call ``on_primed(rates)``. A failure calls
@@ -672,6 +740,13 @@ class KeySupply:
                     return
                 if on_primed is not None:
                     on_primed(rates)
+            if start_s > 0:
+                try:
+                    self.tick(start_s)
+                except Exception as err:
+                    self.error = f"{type(err).__name__}: {err}"
+                    if on_error is not None:
+                        on_error(err)
             last = time.monotonic()
             while not self._stop.wait(self.tick_s):
                 now = time.monotonic()

@@ -302,6 +302,9 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                          f"{request_names}"))
     if scenario.kms is not None:
         problems += _check_kms(scenario, node_names)
+    else:
+        problems += [(f"satellites[{i}].trusted_relay", "a trusted relay feeds a KMS: add a kms section")
+                     for i, sat in enumerate(scenario.satellites) if sat.trusted_relay]
     if scenario.federated is not None:
         problems += _check_federated(scenario)
     problems += _check_control(scenario, node_names, link_names)
@@ -573,7 +576,22 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
             problems.append(("kms.saes", f"SAEs are attached to KMEs {kmes_of_saes}, but no chain of decoy-bb84 QKD "
                              f"links joins KME {kmes_of_saes[0]!r} to {apart}: keys between KMEs are forwarded over "
                              f"QKD links between their nodes"))
-    if not linked and not any(q.protocol == "bbm92" for q in scenario.qkd):
+    relays = [(i, sat) for i, sat in enumerate(scenario.satellites) if sat.trusted_relay]
+    for i, sat in relays:
+        if sat.name in node_names:
+            problems.append((f"satellites[{i}].name", f"{sat.name!r} is also a node: a trusted satellite relays "
+                             "keys as a node of its own, give it another name"))
+        if not sat.qkd:
+            problems.append((f"satellites[{i}].trusted_relay", "a trusted relay needs decoy-BB84 downlinks (qkd)"))
+        kmes = {owner.get(q.station) for q in sat.qkd}
+        if None in kmes:
+            homeless = sorted(q.station for q in sat.qkd if q.station not in owner)
+            problems.append((f"satellites[{i}].qkd", f"ground station(s) {homeless} belong to no KME: a trusted "
+                             "satellite's keys go into its stations' KME"))
+        elif len(kmes) > 1:
+            problems.append((f"satellites[{i}].qkd", f"its ground stations belong to KMEs {sorted(kmes)}: a trusted "
+                             "satellite relays inside one KME's domain"))
+    if not linked and not relays and not any(q.protocol == "bbm92" for q in scenario.qkd):
         problems.append(("qkd", "the KMS needs QKD services: decoy-bb84 on the links between the SAEs' nodes, or "
                          "bbm92 on the pairs a request delivers between them"))
     return problems

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from qfabric.errors import ScenarioError
 from qfabric.link.freespace import Atmosphere, FreeSpaceOptics, free_space_budget
-from qfabric.scenario.schema import FreeSpaceSpec, LinkSpec, SatelliteSpec, Scenario
+from qfabric.scenario.schema import FreeSpaceSpec, LinkSpec, SatelliteQkdSpec, SatelliteSpec, Scenario
 
 if TYPE_CHECKING:  # orbits and passes (numpy, scipy) are imported where a satellite is evaluated: checking a
     import numpy as np  # free-space link (qfabric validate) needs only the optics
@@ -127,31 +127,46 @@ def _window_rows(series, windows, dt_s: float) -> list[tuple[dict, np.ndarray]]:
     return rows
 
 
+def decoy_passes(scenario: Scenario, sat: SatelliteSpec, q: SatelliteQkdSpec, series=None) -> list[dict]:
+    """The passes of ``sat``'s decoy-BB84 downlink ``q`` over the run, in time order: each window's times,
+    elevation, range and loss, and its key (``sifted_bits``, ``qber``, finite-key ``key_bits``,
+    ``asymptotic_key_bits``: the pass distilled as one block). ``series``: the station's sampled downlink, if the
+    caller has it."""
+    from qfabric.link.orbit import link_windows
+    from qfabric.qkd.satellite import decoy_pass_key
+    from qfabric.qkd.theory import DecoySettings
+
+    dt = sat.time_step_s
+    link = downlink(sat, q.station)
+    if series is None:
+        series = link.series(0.0, scenario.duration_s, dt)
+    windows = link_windows(link.orbit, link.station, 0.0, scenario.duration_s, sat.min_elevation_deg,
+                           step_s=min(dt, 10.0))
+    settings = DecoySettings(*q.intensities, p_mu1=q.probabilities[0], p_mu2=q.probabilities[1], p_z=q.p_z)
+    passes = []
+    for row, mask in _window_rows(series, windows, dt):
+        key = decoy_pass_key(series.transmissivity[mask], dt, q.source_rate_hz, settings,
+                             q.dark_count_yield, q.misalignment, eps_sec=q.eps_sec, eps_cor=q.eps_cor)
+        passes.append(row | {"sifted_bits": key.sifted_bits, "qber": key.qber, "key_bits": key.key_bits,
+                             "asymptotic_key_bits": key.asymptotic_key_bits})
+    return passes
+
+
 def satellite_report(scenario: Scenario) -> list[dict]:
     """The ``satellite`` section of the run report: per satellite service (decoy-BB84 downlink or pair source),
     its passes over the run with their loss and key bits or pairs."""
     import numpy as np
 
-    from qfabric.link.orbit import link_windows
-    from qfabric.qkd.satellite import decoy_pass_key, pair_pass
-    from qfabric.qkd.theory import DecoySettings
+    from qfabric.qkd.satellite import pair_pass
 
     rows = []
     for sat in scenario.satellites:
         dt = sat.time_step_s
         series = {g.node: downlink(sat, g.node).series(0.0, scenario.duration_s, dt) for g in sat.ground_stations}
         for q in sat.qkd:
-            link = downlink(sat, q.station)
-            windows = link_windows(link.orbit, link.station, 0.0, scenario.duration_s, sat.min_elevation_deg,
-                                   step_s=min(dt, 10.0))
-            settings = DecoySettings(*q.intensities, p_mu1=q.probabilities[0], p_mu2=q.probabilities[1], p_z=q.p_z)
-            passes = []
-            for row, mask in _window_rows(series[q.station], windows, dt):
-                key = decoy_pass_key(series[q.station].transmissivity[mask], dt, q.source_rate_hz, settings,
-                                     q.dark_count_yield, q.misalignment, eps_sec=q.eps_sec, eps_cor=q.eps_cor)
-                passes.append(row | {"sifted_bits": key.sifted_bits, "qber": key.qber, "key_bits": key.key_bits,
-                                     "asymptotic_key_bits": key.asymptotic_key_bits})
+            passes = decoy_passes(scenario, sat, q, series[q.station])
             rows.append({"satellite": sat.name, "kind": "decoy-bb84", "stations": [q.station],
+                         "trusted_relay": sat.trusted_relay,
                          "source_rate_hz": q.source_rate_hz, "passes": passes,
                          "key_bits": sum(p["key_bits"] for p in passes)})
         for p in sat.pairs:
@@ -208,6 +223,6 @@ def print_satellite(rows: list[dict], console) -> None:
     console.print("loss: source to detection (pairs: both photons). Key: finite-key decoy BB84 on each pass's counts.")
 
 
-__all__ = ["as_fibre", "check_satellites", "free_space_loss_db",
+__all__ = ["as_fibre", "check_satellites", "decoy_passes", "free_space_loss_db",
            "heralding_equivalent", "print_satellite", "satellite_report",
            "satellite_section"]

@@ -635,6 +635,9 @@ class SatelliteSpec(_Strict):
     time_step_s: float = Field(default=1.0, gt=0, le=60, description="loss sampled every this many s")
     qkd: list[SatelliteQkdSpec] = Field(default_factory=list, description="decoy-BB84 downlinks")
     pairs: list[PairSourceSpec] = Field(default_factory=list, description="entangled-pair downlinks")
+    trusted_relay: bool = Field(default=False, description="a trusted node of the KMS: each pass's decoy-BB84 key "
+                                "goes into the pools of the link between the satellite and the station, and the "
+                                "stations' KME relays keys through the satellite (Liao et al. 2018)")
 
     @model_validator(mode="after")
     def _stations_known(self) -> "SatelliteSpec":
