@@ -1,7 +1,7 @@
 """The ``qfabric`` command's entry point.
 
 ``qfabric validate FILE`` on a valid file is answered here, without loading the command-line framework (typer,
-click and rich take about 75 ms of the command's 0.35 s, ``benchmarks/bench_cli.py``); everything else, and a
+click and rich would add about 75 ms to its 0.19-0.26 s, ``benchmarks/bench_cli.py``); everything else, and a
 file with problems (whose report the full command prints, exit code 2), goes to :data:`qfabric.cli.main.app`.
 """
 
@@ -22,8 +22,9 @@ def main() -> None:
 
 def load_quickly(path: Path):
     """:func:`~qfabric.scenario.load_scenario` with the garbage collector out of the way: importing the schema
-    and networkx makes many objects and no garbage (collecting costs ~10 %), and Python's last collection at
-    exit walks every object of every module loaded (~15 %): nothing here needs either."""
+    (pydantic) makes many objects and no garbage (collecting costs ~10 %), and Python's last collection at exit
+    walks every object of every module loaded (~15 %): nothing here needs either. Loading imports no networkx
+    (routes are found on a plain adjacency mapping), and numpy only to draw a random topology."""
     import atexit
     import gc
 

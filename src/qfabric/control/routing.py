@@ -1,11 +1,18 @@
 """Proactive, centralised routing: paths computed over the whole graph, to be installed as forwarding state.
 
-A route is a list of node names from source to target. Edges may carry ``length_km`` (fibre),
-``expected_time_s`` (mean time for the link to deliver one heralded pair) and ``werner`` (the Werner
-parameter w in (0, 1] of the link's pair, fidelity ``F = (1 + 3w) / 4``); a :class:`Metric` turns them
-into an additive cost. Ties are broken deterministically by the graph's node order (``list(graph.nodes)``),
-never by the order edges were added, so the same network always gets the same routes.
+A route is a list of node names from source to target. The graph is any undirected graph given as an
+adjacency mapping, node -> neighbour -> link attributes, in node order: a :class:`networkx.Graph` (or view) or
+a plain dict of dicts (what validating a scenario builds, :func:`~qfabric.scenario.graph.routing_adjacency`).
+The search is this module's own (Dijkstra on :mod:`heapq`, breadth-first for hops) and imports no networkx:
+``benchmarks/bench_cli.py`` showed networkx's import (~0.09 s) was what kept ``qfabric validate``, which computes
+the routes the run takes, over its 0.3 s goal.
 
+Edges may carry ``length_km`` (fibre), ``expected_time_s`` (mean time for the link to deliver one heralded pair)
+and ``werner`` (the Werner parameter w in (0, 1] of the link's pair, fidelity ``F = (1 + 3w) / 4``); a
+:class:`Metric` turns them into an additive cost. Ties are broken deterministically by the graph's node order
+(``list(graph)``), never by the order edges were added, so the same network always gets the same routes.
+
+>>> import networkx as nx
 >>> g = nx.Graph()
 >>> g.add_edge("a", "r", length_km=20, werner=0.9)
 >>> g.add_edge("r", "b", length_km=25, werner=0.9)
@@ -16,24 +23,31 @@ never by the order edges were added, so the same network always gets the same ro
 ['a', 'r', 'b']
 >>> compute_routes(g, [("alice-bob", "a", "b")], metric="length", k=2)
 {'alice-bob': [['a', 'r', 'b'], ['a', 'b']]}
+>>> plain = {"a": {"r": {"werner": 0.9}, "b": {"werner": 0.7}}, "r": {"a": {"werner": 0.9}, "b": {"werner": 0.9}},
+...          "b": {"r": {"werner": 0.9}, "a": {"werner": 0.7}}}
+>>> shortest_path(plain, "a", "b", metric="fidelity")  # the same graph as a dict of dicts
+['a', 'r', 'b']
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from qfabric.errors import ParameterError, QfabricError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Metric",
     "NoRouteError",
     "RoutingError",
+    "adjacency",
     "compute_routes",
     "edge_cost",
     "k_shortest_paths",
@@ -46,6 +60,8 @@ REL_TOL = 1e-12
 """Two path costs within this relative tolerance are equal (float sums in different orders still tie)."""
 
 WeightFunction = Callable[[str, str, dict[str, Any]], float | None]
+Adjacency: TypeAlias = Mapping[str, Mapping[str, Mapping[str, Any]]]
+"""node -> neighbour -> link attributes, each link under both its ends (``nx.Graph.adj`` is one)."""
 
 
 class RoutingError(QfabricError):
@@ -86,23 +102,34 @@ class Metric(StrEnum):
 _ATTRIBUTE = {Metric.LENGTH: "length_km", Metric.EXPECTED_TIME: "expected_time_s", Metric.FIDELITY: "werner"}
 
 
-def _cost(data: Mapping[str, Any], metric: Metric, where: str) -> float:
+def _cost(data: Mapping[str, Any], metric: Metric, u: str | None = None, v: str | None = None) -> float:
+    """The cost of link ``(u, v)`` with attributes ``data`` (called for every link a search looks at: the error
+    message is written only when there is an error)."""
     if metric is Metric.HOPS:
         return 1.0
+    try:
+        value = float(data[_ATTRIBUTE[metric]])
+    except (KeyError, TypeError, ValueError):
+        value = math.nan
+    if metric is Metric.FIDELITY:
+        if 0.0 < value <= 1.0:
+            return 0.0 - math.log(value)  # 0.0 - 0.0 is +0.0 for a perfect link
+    elif math.isfinite(value) and value >= 0.0:
+        return value
+    raise RoutingError(_cost_problem(data, metric, "the edge" if u is None else f"edge ({u!r}, {v!r})"))
+
+
+def _cost_problem(data: Mapping[str, Any], metric: Metric, where: str) -> str:
     name = _ATTRIBUTE[metric]
     if name not in data:
-        raise RoutingError(f"{where} has no {name!r} attribute (needed by metric {metric.value!r})")
+        return f"{where} has no {name!r} attribute (needed by metric {metric.value!r})"
     try:
         value = float(data[name])
     except (TypeError, ValueError):
-        raise RoutingError(f"{where} has {name} = {data[name]!r}: expected a number") from None
+        return f"{where} has {name} = {data[name]!r}: expected a number"
     if metric is Metric.FIDELITY:
-        if not 0.0 < value <= 1.0:
-            raise RoutingError(f"{where} has werner = {value!r}: expected a Werner parameter in (0, 1]")
-        return 0.0 - math.log(value)  # 0.0 - 0.0 is +0.0 for a perfect link
-    if not (math.isfinite(value) and value >= 0.0):
-        raise RoutingError(f"{where} has {name} = {value!r}: expected a finite number >= 0")
-    return value
+        return f"{where} has werner = {value!r}: expected a Werner parameter in (0, 1]"
+    return f"{where} has {name} = {value!r}: expected a finite number >= 0"
 
 
 def edge_cost(data: Mapping[str, Any], metric: Metric | str) -> float:
@@ -111,12 +138,14 @@ def edge_cost(data: Mapping[str, Any], metric: Metric | str) -> float:
     >>> round(edge_cost({"length_km": 20, "werner": 0.5}, "fidelity"), 6)  # -ln 0.5
     0.693147
     """
-    return _cost(data, Metric(metric), "the edge")
+    return _cost(data, Metric(metric))
 
 
 def weight_function(metric: Metric | str) -> Callable[[str, str, dict[str, Any]], float]:
-    """A networkx ``weight=`` callable ``(u, v, data) -> cost``; a missing attribute raises :class:`RoutingError`.
+    """A weight callable ``(u, v, data) -> cost`` (networkx's ``weight=`` too); a missing attribute raises
+    :class:`RoutingError`.
 
+    >>> import networkx as nx
     >>> g = nx.Graph([("a", "b", {"length_km": 3.0}), ("b", "c", {"length_km": 4.0})])
     >>> nx.shortest_path_length(g, "a", "c", weight=weight_function("length"))
     7.0
@@ -124,45 +153,123 @@ def weight_function(metric: Metric | str) -> Callable[[str, str, dict[str, Any]]
     metric = Metric(metric)
 
     def weight(u: str, v: str, data: dict[str, Any]) -> float:
-        return _cost(data, metric, f"edge ({u!r}, {v!r})")
+        return _cost(data, metric, u, v)
 
     return weight
 
 
-def path_cost(graph: nx.Graph, path: Sequence[str], metric: Metric | str) -> float:
+def adjacency(graph: nx.Graph | Adjacency) -> Adjacency:
+    """The adjacency mapping routing reads: a networkx graph's (its ``adjacency()``, node -> its own neighbour
+    dict, no copy of the links), or ``graph`` itself if it is one.
+
+    Raises :class:`~qfabric.errors.ParameterError` for a directed or multi-graph, or a mapping in which a
+    link is listed under one of its ends only.
+
+    >>> adjacency({"a": {"b": {}}, "b": {"a": {}}})
+    {'a': {'b': {}}, 'b': {'a': {}}}
+    >>> adjacency({"a": {"b": {}}, "b": {}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    qfabric.errors.ParameterError: graph = "link ('a', 'b') under 'a' only": expected an undirected graph: ...
+    """
+    if hasattr(graph, "is_directed"):  # a networkx graph or view
+        if graph.is_directed() or graph.is_multigraph():
+            raise ParameterError("graph", type(graph).__name__, "an undirected networkx.Graph")
+        return dict(graph.adjacency())
+    if not isinstance(graph, Mapping):
+        raise ParameterError("graph", type(graph).__name__, "a networkx.Graph or an adjacency mapping node -> "
+                             "neighbour -> link attributes")
+    for u, neighbours in graph.items():
+        for v in neighbours:
+            if u not in graph.get(v, ()):
+                raise ParameterError("graph", f"link ({u!r}, {v!r}) under {u!r} only", "an undirected graph: an "
+                                     "adjacency mapping node -> neighbour -> link attributes listing each link "
+                                     "under both its ends")
+    return graph
+
+
+def path_cost(graph: nx.Graph | Adjacency, path: Sequence[str], metric: Metric | str) -> float:
     """The sum of the links' costs along ``path`` (summed exactly rounded, so the order of links does not matter).
 
-    >>> g = nx.Graph([("a", "b", {"length_km": 3.0}), ("b", "c", {"length_km": 4.0})])
-    >>> path_cost(g, ["a", "b", "c"], "length")
+    >>> path_cost({"a": {"b": {"length_km": 3.0}}, "b": {"a": {"length_km": 3.0}, "c": {"length_km": 4.0}},
+    ...            "c": {"b": {"length_km": 4.0}}}, ["a", "b", "c"], "length")
     7.0
     """
+    return _path_cost(adjacency(graph), path, metric)
+
+
+def _path_cost(adj: Adjacency, path: Sequence[str], metric: Metric | str) -> float:
     weight = weight_function(metric)
     for u, v in zip(path, path[1:], strict=False):
-        if not graph.has_edge(u, v):
+        if v not in adj.get(u, ()):
             raise RoutingError(f"no edge ({u!r}, {v!r}) in the graph for path {list(path)!r}")
-    return math.fsum(weight(u, v, graph.adj[u][v]) for u, v in zip(path, path[1:], strict=False))
+    return math.fsum(weight(u, v, adj[u][v]) for u, v in zip(path, path[1:], strict=False))
 
 
 def _close(a: float, b: float) -> bool:
     return a == b or abs(a - b) <= REL_TOL * max(abs(a), abs(b))
 
 
-def _node_index(graph: nx.Graph) -> dict[str, int]:
-    return {node: i for i, node in enumerate(graph.nodes)}
+def _node_index(adj: Adjacency) -> dict[str, int]:
+    return {node: i for i, node in enumerate(adj)}
 
 
-def _check_endpoints(graph: nx.Graph, source: str, target: str) -> None:
-    if graph.is_directed() or graph.is_multigraph():
-        raise ParameterError("graph", type(graph).__name__, "an undirected networkx.Graph")
+def _check_endpoints(adj: Adjacency, source: str, target: str) -> None:
     for role, node in (("source", source), ("target", target)):
-        if node not in graph:
+        if node not in adj:
             raise NoRouteError(f"no route from {source!r} to {target!r}: {role} {node!r} is not a node of the graph")
     if source == target:
         raise NoRouteError(f"no route from {source!r} to {target!r}: a route needs two distinct nodes")
 
 
-def _lex_path(graph: nx.Graph, source: str, target: str, weight: WeightFunction, index: dict[str, int],
-              unit_costs: bool = False):
+def _distances_to(adj: Adjacency, target: str, source: str, weight: WeightFunction,
+                  hops: bool = False) -> dict[str, float] | None:
+    """The cost to ``target`` of every node no farther than ``source`` (within REL_TOL), or None if ``source``
+    cannot reach it: Dijkstra from ``target``, breadth-first when every link costs 1 (``hops``). ``weight``
+    returning None hides a link.
+
+    >>> adj = {"a": {"b": {}}, "b": {"a": {}, "c": {}}, "c": {"b": {}}, "d": {}}
+    >>> _distances_to(adj, "c", "b", weight_function("hops")), _distances_to(adj, "c", "d", weight_function("hops"))
+    ({'c': 0.0, 'b': 1.0}, None)
+    """
+    if hops:
+        dist, level, d = {target: 0.0}, [target], 0.0
+        while level and source not in dist:  # one whole level at a time: every node as near as the source
+            d += 1.0
+            next_level = []
+            for u in level:
+                for v, data in adj[u].items():
+                    if v not in dist and weight(u, v, data) is not None:
+                        dist[v] = d
+                        next_level.append(v)
+            level = next_level
+        return dist if source in dist else None
+    dist = {}
+    reached = {target: 0.0}
+    heap = [(0.0, 0, target)]  # (cost, push count, node): equal costs leave the heap in the order they entered
+    pushes, limit = 1, math.inf
+    while heap:
+        d, _, u = heapq.heappop(heap)
+        if u in dist:
+            continue
+        if d > limit:
+            break
+        dist[u] = d
+        if u == source:
+            limit = d + REL_TOL * max(d, 1.0)
+        for v, data in adj[u].items():
+            cost = weight(u, v, data)
+            if cost is None or v in dist:
+                continue
+            if (dv := d + cost) < reached.get(v, math.inf):
+                reached[v] = dv
+                heapq.heappush(heap, (dv, pushes, v))
+                pushes += 1
+    return dist if source in dist else None
+
+
+def _lex_path(adj: Adjacency, source: str, target: str, weight: WeightFunction, index: dict[str, int],
+              hops: bool = False):
     """The minimum-cost path whose sequence of node indices is smallest, or None if there is none.
 
     Dijkstra from the target gives the distance to it of every node no farther than the source; an edge u -> v
@@ -174,20 +281,13 @@ def _lex_path(graph: nx.Graph, source: str, target: str, weight: WeightFunction,
     close cycles of tight edges; only if the walk dead-ends does it restart, checking at each step which
     neighbours can still reach the target without revisiting a node. ``weight`` returning None hides an edge.
     """
-    try:  # the cost of the best path first (a bidirectional search touches few nodes), then the distances
-        if unit_costs:  # to the target of only the nodes that can lie on a path that good
-            best = len(nx.bidirectional_shortest_path(graph, source, target)) - 1
-            dist = nx.single_source_shortest_path_length(graph, target, cutoff=best)
-        else:
-            best = nx.bidirectional_dijkstra(graph, source, target, weight=weight)[0]
-            dist = nx.single_source_dijkstra_path_length(graph, target, cutoff=best + REL_TOL * max(best, 1.0),
-                                                         weight=weight)
-    except nx.NetworkXNoPath:
+    dist = _distances_to(adj, target, source, weight, hops)
+    if dist is None:
         return None
 
     def tight(u: str) -> list[str]:
         out = []
-        for v, data in graph.adj[u].items():
+        for v, data in adj[u].items():
             if v in dist:
                 cost = weight(u, v, data)
                 if cost is not None and _close(dist[u], cost + dist[v]):
@@ -223,25 +323,30 @@ def _lex_path_with_cycles(source: str, target: str, successors: dict[str, list[s
     return path
 
 
-def shortest_path(graph: nx.Graph, source: str, target: str, metric: Metric | str = "hops") -> list[str]:
+def shortest_path(graph: nx.Graph | Adjacency, source: str, target: str, metric: Metric | str = "hops") -> list[str]:
     """The minimum-cost route; among equal costs the one whose node indices (graph order) sort first.
 
     Raises :class:`NoRouteError` for an unknown node, ``source == target`` or no connection.
 
+    >>> import networkx as nx
     >>> g = nx.Graph([("n0", "n2"), ("n2", "n3"), ("n0", "n1"), ("n1", "n3")])
     >>> shortest_path(g, "n0", "n3")  # nodes in order n0, n2, n3, n1: n2 comes before n1
     ['n0', 'n2', 'n3']
     """
     metric = Metric(metric)
-    _check_endpoints(graph, source, target)
-    path = _lex_path(graph, source, target, weight_function(metric), _node_index(graph),
-                     unit_costs=metric is Metric.HOPS)
+    return _shortest_path(adjacency(graph), source, target, metric)
+
+
+def _shortest_path(adj: Adjacency, source: str, target: str, metric: Metric) -> list[str]:
+    _check_endpoints(adj, source, target)
+    path = _lex_path(adj, source, target, weight_function(metric), _node_index(adj), metric is Metric.HOPS)
     if path is None:
         raise NoRouteError(f"no route from {source!r} to {target!r}: they are not connected")
     return path
 
 
 def _hiding(weight: WeightFunction, nodes: set[str], edges: set[frozenset[str]]) -> WeightFunction:
+    """``weight`` with the links at ``nodes`` and the ``edges`` hidden (None): what a spur path may not use."""
     def restricted(u: str, v: str, data: dict[str, Any]) -> float | None:
         if u in nodes or v in nodes or frozenset((u, v)) in edges:
             return None
@@ -251,22 +356,26 @@ def _hiding(weight: WeightFunction, nodes: set[str], edges: set[frozenset[str]])
 
 
 def k_shortest_paths(
-    graph: nx.Graph, source: str, target: str, k: int, metric: Metric | str = "hops"
+    graph: nx.Graph | Adjacency, source: str, target: str, k: int, metric: Metric | str = "hops"
 ) -> list[list[str]]:
     """Up to ``k`` simple routes by Yen's algorithm, ordered by cost, then by node-index sequence.
 
     The first is :func:`shortest_path`'s route. Each spur path is the deterministic shortest path, so the
     result is the first ``k`` of all simple paths in (cost, node indices) order, whatever the edge order.
 
-    >>> g = nx.Graph([("a", "b"), ("b", "c"), ("a", "c")])
-    >>> k_shortest_paths(g, "a", "c", 3)
+    >>> triangle = {"a": {"b": {}, "c": {}}, "b": {"a": {}, "c": {}}, "c": {"a": {}, "b": {}}}
+    >>> k_shortest_paths(triangle, "a", "c", 3)
     [['a', 'c'], ['a', 'b', 'c']]
     """
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ParameterError("k", k, "a whole number >= 1")
     metric = Metric(metric)
-    found = [shortest_path(graph, source, target, metric)]
-    weight, index = weight_function(metric), _node_index(graph)
+    return _k_shortest_paths(adjacency(graph), source, target, k, metric)
+
+
+def _k_shortest_paths(adj: Adjacency, source: str, target: str, k: int, metric: Metric) -> list[list[str]]:
+    found = [_shortest_path(adj, source, target, metric)]
+    weight, index = weight_function(metric), _node_index(adj)
     candidates: list[tuple[float, list[int], list[str]]] = []
     queued = {tuple(found[0])}
     while len(found) < k:
@@ -274,14 +383,11 @@ def k_shortest_paths(
         for i in range(len(last) - 1):
             root = last[: i + 1]
             hidden_edges = {frozenset(p[i : i + 2]) for p in found if p[: i + 1] == root}
-            if metric is Metric.HOPS:  # breadth-first on a view without the hidden nodes and links
-                view = nx.restricted_view(graph, root[:-1], [tuple(e) for e in hidden_edges])
-                spur = _lex_path(view, last[i], target, weight, index, unit_costs=True)
-            else:
-                spur = _lex_path(graph, last[i], target, _hiding(weight, set(root[:-1]), hidden_edges), index)
+            spur = _lex_path(adj, last[i], target, _hiding(weight, set(root[:-1]), hidden_edges), index,
+                             metric is Metric.HOPS)
             if spur is not None and tuple(path := root[:-1] + spur) not in queued:
                 queued.add(tuple(path))
-                candidates.append((path_cost(graph, path, metric), [index[n] for n in path], path))
+                candidates.append((_path_cost(adj, path, metric), [index[n] for n in path], path))
         if not candidates:
             break
         low = min(c[0] for c in candidates)
@@ -291,7 +397,7 @@ def k_shortest_paths(
     return found
 
 
-def _check_explicit(graph: nx.Graph, name: str, source: str, target: str, path: Sequence[str]) -> list[str]:
+def _check_explicit(adj: Adjacency, name: str, source: str, target: str, path: Sequence[str]) -> list[str]:
     path = list(path)
     problem = None
     if len(path) < 2:
@@ -300,11 +406,11 @@ def _check_explicit(graph: nx.Graph, name: str, source: str, target: str, path: 
         problem = f"it starts at {path[0]!r}, not at the source {source!r}"
     elif path[-1] != target:
         problem = f"it ends at {path[-1]!r}, not at the target {target!r}"
-    elif unknown := [n for n in path if n not in graph]:
+    elif unknown := [n for n in path if n not in adj]:
         problem = f"{unknown[0]!r} is not a node of the graph"
     elif repeated := [n for i, n in enumerate(path) if n in path[:i]]:
         problem = f"node {repeated[0]!r} is repeated"
-    elif gaps := [(u, v) for u, v in zip(path, path[1:], strict=False) if not graph.has_edge(u, v)]:
+    elif gaps := [(u, v) for u, v in zip(path, path[1:], strict=False) if v not in adj[u]]:
         problem = f"no link joins {gaps[0][0]!r} and {gaps[0][1]!r}"
     if problem:
         raise RoutingError(f"explicit path {path!r} for request {name!r}: {problem}")
@@ -312,7 +418,7 @@ def _check_explicit(graph: nx.Graph, name: str, source: str, target: str, path: 
 
 
 def compute_routes(
-    graph: nx.Graph,
+    graph: nx.Graph | Adjacency,
     demands: Sequence[tuple[str, str, str]],
     metric: Metric | str = "hops",
     k: int = 1,
@@ -323,6 +429,7 @@ def compute_routes(
     An explicit path is checked (from source to target, each hop a link, no node twice); a bad one, a
     repeated request name or an explicit path for no request raises :class:`RoutingError`.
 
+    >>> import networkx as nx
     >>> g = nx.Graph([("a", "r"), ("r", "b"), ("a", "s"), ("s", "b")])
     >>> compute_routes(g, [("x", "a", "b"), ("y", "a", "b")], explicit={"y": ["a", "s", "b"]})
     {'x': [['a', 'r', 'b']], 'y': [['a', 's', 'b']]}
@@ -336,13 +443,14 @@ def compute_routes(
         raise RoutingError(f"request {repeated[0]!r} appears more than once in the demands")
     if orphans := sorted(set(explicit) - set(names)):
         raise RoutingError(f"explicit path given for {orphans[0]!r}, which is not a request in the demands")
+    adj = adjacency(graph)
     routes: dict[str, list[list[str]]] = {}
     for name, source, target in demands:
         if name in explicit:
-            routes[name] = [_check_explicit(graph, name, source, target, explicit[name])]
+            routes[name] = [_check_explicit(adj, name, source, target, explicit[name])]
             continue
         try:
-            routes[name] = k_shortest_paths(graph, source, target, k, metric)
+            routes[name] = _k_shortest_paths(adj, source, target, k, metric)
         except NoRouteError as err:
             raise NoRouteError(f"request {name!r}: {err}") from err
     return routes

@@ -1,7 +1,9 @@
 """Topology generators and topology files: each returns a plain :class:`networkx.Graph`.
 
 Nodes are strings; a node carries ``pos = (x_km, y_km)`` when its position is known; every edge carries
-``length_km`` (a float > 0). Random generators are deterministic given ``seed``.
+``length_km`` (a float > 0). Random generators are deterministic given ``seed``. :func:`topology` builds the
+same nodes and links as plain data (:class:`Topology`) without importing networkx, which loading a scenario
+does not need (``waxman`` and files excepted: networkx checks connectivity and reads GML/GraphML).
 
 >>> g = generate("ring", nodes=4, length_km=10.0)
 >>> sorted(g.nodes), g.number_of_edges()
@@ -17,14 +19,15 @@ import math
 import numbers
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from qfabric.errors import ParameterError, QfabricError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 EARTH_RADIUS_KM = 6371.0
 LENGTH_ATTRIBUTES = ("length_km", "length", "distance")  # edge attributes read as the length in km, in this order
@@ -49,8 +52,48 @@ def positions_length_km(a_pos: Sequence[float], b_pos: Sequence[float]) -> float
     return math.dist(a_pos, b_pos)
 
 
+@dataclass
+class Topology:
+    """A network as plain data: ``nodes`` maps each name to its ``(x_km, y_km)`` or None (in order), ``links``
+    lists ``(a, b, length_km)`` in the order they were added. :meth:`to_graph` is the networkx graph.
+
+    >>> t = Topology({"a": (0.0, 0.0), "b": None, "c": None}, [("b", "c", 2.0), ("a", "b", 1.0)])
+    >>> t.edges()  # networkx's order: by the first end's position in the nodes
+    [('a', 'b', 1.0), ('b', 'c', 2.0)]
+    >>> list(t.to_graph().edges(data="length_km")) == t.edges()
+    True
+    """
+
+    nodes: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    links: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def edges(self) -> list[tuple[str, str, float]]:
+        """Every link once, as ``to_graph().edges(data="length_km")`` lists them (a scenario's links take this
+        order): node by node, each node's links in the order they were added, unless listed already."""
+        neighbours: dict[str, dict[str, float]] = {name: {} for name in self.nodes}
+        for a, b, length_km in self.links:
+            neighbours[a][b] = neighbours[b][a] = length_km
+        done: set[str] = set()
+        out = []
+        for a, ends in neighbours.items():
+            out += [(a, b, length_km) for b, length_km in ends.items() if b not in done]
+            done.add(a)
+        return out
+
+    def to_graph(self) -> nx.Graph:
+        """The :class:`networkx.Graph`: nodes with their ``pos`` (when known), links with their ``length_km``."""
+        import networkx as nx
+
+        g = nx.Graph()
+        for name, pos in self.nodes.items():
+            g.add_node(name, **({} if pos is None else {"pos": pos}))
+        for a, b, length_km in self.links:
+            g.add_edge(a, b, length_km=length_km)
+        return g
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# generators
+# generators: each public one returns the networkx graph of its builder's Topology
 
 
 def line(nodes: int, *, length_km: float = 10.0, prefix: str = "n") -> nx.Graph:
@@ -59,15 +102,19 @@ def line(nodes: int, *, length_km: float = 10.0, prefix: str = "n") -> nx.Graph:
     >>> list(line(3, length_km=5.0).edges(data="length_km"))
     [('n0', 'n1', 5.0), ('n1', 'n2', 5.0)]
     """
+    return _line(nodes, length_km=length_km, prefix=prefix).to_graph()
+
+
+def _line(nodes: int, *, length_km: float = 10.0, prefix: str = "n") -> Topology:
     _count("nodes", nodes, 2)
     length_km = _positive("length_km", length_km)
     _text("prefix", prefix)
-    g = nx.Graph()
+    t = Topology()
     for i in range(nodes):
-        g.add_node(f"{prefix}{i}", pos=(i * length_km, 0.0))
+        t.nodes[f"{prefix}{i}"] = (i * length_km, 0.0)
     for i in range(nodes - 1):
-        g.add_edge(f"{prefix}{i}", f"{prefix}{i + 1}", length_km=length_km)
-    return g
+        t.links.append((f"{prefix}{i}", f"{prefix}{i + 1}", length_km))
+    return t
 
 
 def ring(nodes: int, *, length_km: float = 10.0, prefix: str = "n") -> nx.Graph:
@@ -77,17 +124,21 @@ def ring(nodes: int, *, length_km: float = 10.0, prefix: str = "n") -> nx.Graph:
     >>> g.number_of_edges(), g.edges["n5", "n0"]["length_km"], round(g.nodes["n0"]["pos"][0], 9)  # radius = chord
     (6, 10.0, 10.0)
     """
+    return _ring(nodes, length_km=length_km, prefix=prefix).to_graph()
+
+
+def _ring(nodes: int, *, length_km: float = 10.0, prefix: str = "n") -> Topology:
     _count("nodes", nodes, 3)
     length_km = _positive("length_km", length_km)
     _text("prefix", prefix)
     radius_km = length_km / (2.0 * math.sin(math.pi / nodes))
-    g = nx.Graph()
+    t = Topology()
     for i in range(nodes):
         angle = 2.0 * math.pi * i / nodes
-        g.add_node(f"{prefix}{i}", pos=(radius_km * math.cos(angle), radius_km * math.sin(angle)))
+        t.nodes[f"{prefix}{i}"] = (radius_km * math.cos(angle), radius_km * math.sin(angle))
     for i in range(nodes):
-        g.add_edge(f"{prefix}{i}", f"{prefix}{(i + 1) % nodes}", length_km=length_km)
-    return g
+        t.links.append((f"{prefix}{i}", f"{prefix}{(i + 1) % nodes}", length_km))
+    return t
 
 
 def star(leaves: int, *, length_km: float = 10.0, prefix: str = "n", hub: str = "hub") -> nx.Graph:
@@ -97,6 +148,10 @@ def star(leaves: int, *, length_km: float = 10.0, prefix: str = "n", hub: str = 
     >>> sorted(g["hub"]), g.nodes["hub"]["pos"], g.edges["hub", "n0"]["length_km"]
     (['n0', 'n1', 'n2'], (0.0, 0.0), 7.0)
     """
+    return _star(leaves, length_km=length_km, prefix=prefix, hub=hub).to_graph()
+
+
+def _star(leaves: int, *, length_km: float = 10.0, prefix: str = "n", hub: str = "hub") -> Topology:
     _count("leaves", leaves, 1)
     length_km = _positive("length_km", length_km)
     _text("prefix", prefix)
@@ -104,13 +159,12 @@ def star(leaves: int, *, length_km: float = 10.0, prefix: str = "n", hub: str = 
     names = [f"{prefix}{i}" for i in range(leaves)]
     if hub in names:
         raise ParameterError("hub", hub, f"a name different from the leaves' names {prefix}0 .. {prefix}{leaves - 1}")
-    g = nx.Graph()
-    g.add_node(hub, pos=(0.0, 0.0))
+    t = Topology({hub: (0.0, 0.0)})
     for i, name in enumerate(names):
         angle = 2.0 * math.pi * i / leaves
-        g.add_node(name, pos=(length_km * math.cos(angle), length_km * math.sin(angle)))
-        g.add_edge(hub, name, length_km=length_km)
-    return g
+        t.nodes[name] = (length_km * math.cos(angle), length_km * math.sin(angle))
+        t.links.append((hub, name, length_km))
+    return t
 
 
 def grid(rows: int, cols: int, *, length_km: float = 10.0, prefix: str = "n") -> nx.Graph:
@@ -120,23 +174,27 @@ def grid(rows: int, cols: int, *, length_km: float = 10.0, prefix: str = "n") ->
     >>> g.number_of_nodes(), g.number_of_edges(), g.nodes["n1_2"]["pos"]
     (6, 7, (8.0, 4.0))
     """
+    return _grid(rows, cols, length_km=length_km, prefix=prefix).to_graph()
+
+
+def _grid(rows: int, cols: int, *, length_km: float = 10.0, prefix: str = "n") -> Topology:
     _count("rows", rows, 1)
     _count("cols", cols, 1)
     if rows * cols < 2:
         raise ParameterError("cols", cols, f"at least 2 nodes in all (rows * cols >= 2; rows = {rows})")
     length_km = _positive("length_km", length_km)
     _text("prefix", prefix)
-    g = nx.Graph()
+    t = Topology()
     for r in range(rows):
         for c in range(cols):
-            g.add_node(f"{prefix}{r}_{c}", pos=(c * length_km, r * length_km))
+            t.nodes[f"{prefix}{r}_{c}"] = (c * length_km, r * length_km)
     for r in range(rows):
         for c in range(cols):
             if c + 1 < cols:
-                g.add_edge(f"{prefix}{r}_{c}", f"{prefix}{r}_{c + 1}", length_km=length_km)
+                t.links.append((f"{prefix}{r}_{c}", f"{prefix}{r}_{c + 1}", length_km))
             if r + 1 < rows:
-                g.add_edge(f"{prefix}{r}_{c}", f"{prefix}{r + 1}_{c}", length_km=length_km)
-    return g
+                t.links.append((f"{prefix}{r}_{c}", f"{prefix}{r + 1}_{c}", length_km))
+    return t
 
 
 def waxman(
@@ -155,10 +213,17 @@ def waxman(
     (0, 1, ...) uses ``numpy.random.default_rng(SeedSequence(seed).spawn(k + 1)[k])``; the first connected draw is
     returned, and :class:`~qfabric.errors.ParameterError` is raised if none of ``max_tries`` draws is connected.
 
+    >>> import networkx as nx
     >>> g = waxman(20, seed=7, alpha=0.5, beta=0.9)
     >>> g.number_of_nodes(), nx.is_connected(g), nx.utils.graphs_equal(g, waxman(20, seed=7, alpha=0.5, beta=0.9))
     (20, True, True)
     """
+    return _waxman(nodes, seed=seed, size_km=size_km, alpha=alpha, beta=beta, prefix=prefix,
+                   max_tries=max_tries).to_graph()
+
+
+def _waxman(nodes: int, *, seed: int, size_km: float = 100.0, alpha: float = 0.4, beta: float = 0.2,
+            prefix: str = "n", max_tries: int = 1000) -> Topology:
     _count("nodes", nodes, 2)
     seed = _seed(seed)
     size_km = _positive("size_km", size_km)
@@ -168,6 +233,7 @@ def waxman(
         raise ParameterError("beta", beta, "a probability in (0, 1]")
     _text("prefix", prefix)
     _count("max_tries", max_tries, 1)
+    import networkx as nx  # checks each draw's connectivity
     import numpy as np  # here, not at the top: line, ring, star, grid and files need no numpy
 
     i_idx, j_idx = np.triu_indices(nodes, k=1)
@@ -179,13 +245,11 @@ def waxman(
         keep = (rng.random(d_km.size) < p) & (d_km > 0.0)
         if np.count_nonzero(keep) < nodes - 1:
             continue
-        g = nx.Graph()
-        for k in range(nodes):
-            g.add_node(f"{prefix}{k}", pos=(float(xy[k, 0]), float(xy[k, 1])))
+        t = Topology({f"{prefix}{k}": (float(xy[k, 0]), float(xy[k, 1])) for k in range(nodes)})
         for i, j, d in zip(i_idx[keep], j_idx[keep], d_km[keep], strict=True):
-            g.add_edge(f"{prefix}{i}", f"{prefix}{j}", length_km=float(d))
-        if nx.is_connected(g):
-            return g
+            t.links.append((f"{prefix}{i}", f"{prefix}{j}", float(d)))
+        if nx.is_connected(t.to_graph()):
+            return t
     raise ParameterError(
         "beta/alpha",
         (beta, alpha),
@@ -203,10 +267,15 @@ def random_connected(nodes: int, edges: int, *, seed: int, length_km: float = 30
     ``rng.integers(0, N, size=2)`` are drawn, skipping ``a == b`` and linked pairs, until there are ``edges`` links.
     Nodes are added in index order and links in drawing order.
 
+    >>> import networkx as nx
     >>> g = random_connected(5, 6, seed=1)
     >>> g.number_of_edges(), nx.is_connected(g), {length for *_, length in g.edges(data="length_km")}
     (6, True, {30.0})
     """
+    return _random_connected(nodes, edges, seed=seed, length_km=length_km, prefix=prefix).to_graph()
+
+
+def _random_connected(nodes: int, edges: int, *, seed: int, length_km: float = 30.0, prefix: str = "n") -> Topology:
     _count("nodes", nodes, 2)
     most = nodes * (nodes - 1) // 2
     if not isinstance(edges, numbers.Integral) or isinstance(edges, bool) or not nodes - 1 <= edges <= most:
@@ -231,11 +300,8 @@ def random_connected(nodes: int, edges: int, *, seed: int, length_km: float = 30
         a, b = (int(x) for x in rng.integers(0, nodes, size=2))
         if a != b and (min(a, b), max(a, b)) not in linked:
             add(a, b)
-    g = nx.Graph()
-    g.add_nodes_from(f"{prefix}{i}" for i in range(nodes))
-    for a, b in links:
-        g.add_edge(f"{prefix}{a}", f"{prefix}{b}", length_km=length_km)
-    return g
+    return Topology({f"{prefix}{i}": None for i in range(nodes)},
+                    [(f"{prefix}{a}", f"{prefix}{b}", length_km) for a, b in links])
 
 
 GENERATORS: dict[str, Callable[..., nx.Graph]] = {
@@ -245,6 +311,14 @@ GENERATORS: dict[str, Callable[..., nx.Graph]] = {
     "grid": grid,
     "waxman": waxman,
     "random": random_connected,
+}
+_BUILDERS: dict[str, Callable[..., Topology]] = {
+    "line": _line,
+    "ring": _ring,
+    "star": _star,
+    "grid": _grid,
+    "waxman": _waxman,
+    "random": _random_connected,
 }
 
 
@@ -258,17 +332,26 @@ def generate(name: str, **params: Any) -> nx.Graph:
     ...
     qfabric.errors.ParameterError: generator = 'tree': expected one of ['grid', 'line', 'random', ...]
     """
+    return topology(name, **params).to_graph()
+
+
+def topology(name: str, **params: Any) -> Topology:
+    """What :func:`generate` returns, as plain data (no networkx unless the generator is ``waxman``).
+
+    >>> t = topology("line", nodes=3, length_km=5.0)
+    >>> t.nodes, t.edges()
+    ({'n0': (0.0, 0.0), 'n1': (5.0, 0.0), 'n2': (10.0, 0.0)}, [('n0', 'n1', 5.0), ('n1', 'n2', 5.0)])
+    """
     if name not in GENERATORS:
         raise ParameterError("generator", name, f"one of {sorted(GENERATORS)}")
-    function = GENERATORS[name]
-    accepted = inspect.signature(function).parameters
+    accepted = inspect.signature(GENERATORS[name]).parameters
     for key in params:
         if key not in accepted:
             raise ParameterError(key, params[key], f"no such parameter of generator {name!r}: one of {list(accepted)}")
     for key, parameter in accepted.items():
         if parameter.default is inspect.Parameter.empty and key not in params:
             raise ParameterError(key, None, f"a value: generator {name!r} requires {key}")
-    return function(**params)
+    return _BUILDERS[name](**params)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -286,7 +369,7 @@ def read_graph(path: str | os.PathLike) -> nx.Graph:
     plotting. Directed files are read as undirected; of parallel edges the shortest is kept; self-loops are dropped.
     Other node, edge and graph attributes are kept. Raises :class:`TopologyFileError` naming the file.
 
-    >>> import tempfile
+    >>> import tempfile, networkx as nx
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     nx.write_gml(nx.Graph([(1, 2, {"length": 12.5})]), f"{tmp}/two.gml")
     ...     list(read_graph(f"{tmp}/two.gml").edges(data="length_km"))
@@ -308,6 +391,10 @@ def read_graph(path: str | os.PathLike) -> nx.Graph:
 
 
 def _read_raw(file: Path, shown: str, kind: str) -> nx.Graph:
+    import xml.etree.ElementTree as ET
+
+    import networkx as nx
+
     try:
         if kind == "GraphML":
             return nx.read_graphml(file)
@@ -324,6 +411,8 @@ def _read_raw(file: Path, shown: str, kind: str) -> nx.Graph:
 
 
 def _normalise(raw: nx.Graph, shown: str) -> nx.Graph:
+    import networkx as nx
+
     names: dict[Any, str] = {}
     for node in raw.nodes:
         name = str(node)

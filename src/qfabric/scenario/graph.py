@@ -1,6 +1,10 @@
 """A scenario's network as the layers below see it: generated or imported topology, hardware, link models,
 memory per link end, and the graph routing runs on.
 
+Loading a scenario imports no networkx (its import was 30 % of ``qfabric validate``'s time, ``bench_cli.py``):
+generated topologies come as plain data (:func:`~qfabric.network.generators.topology`) and validation routes on
+:func:`routing_adjacency`; topology files, ``waxman`` draws and the run (:func:`routing_graph`) use networkx.
+
 >>> from qfabric.scenario.schema import Scenario
 >>> sc = Scenario.model_validate({"name": "ring", "duration_s": 1, "requests": [{"name": "r", "from": "n0",
 ...     "to": "n2"}], "topology": {"generator": "ring", "nodes": 4, "spacing_km": 5}})
@@ -13,15 +17,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qfabric.errors import ParameterError, ScenarioError
 from qfabric.hardware import PROFILES, HardwareProfile
 from qfabric.link import HeraldedLink
+from qfabric.network.generators import TopologyFileError, positions_length_km, read_graph, topology
 from qfabric.scenario.schema import LinkSpec, NodeSpec, Scenario, TopologySpec
 
-if TYPE_CHECKING:  # networkx and the generators (numpy) are imported where a graph is made: validating a scenario
-    import networkx as nx  # without a topology section needs neither until it routes its requests
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def resolve_profiles(scenario: Scenario) -> dict[str, HardwareProfile]:
@@ -44,25 +49,26 @@ def heralded_link(spec: LinkSpec, profile: HardwareProfile) -> HeraldedLink:
                         spec.refractive_index)
 
 
-def _graph_of(topology: TopologySpec, seed: int, base_dir: Path | None) -> nx.Graph:
-    from qfabric.network.generators import generate, read_graph
-
-    if topology.file is not None:
-        path = Path(topology.file)
+def _nodes_and_links(spec: TopologySpec, seed: int, base_dir: Path | None
+                     ) -> tuple[list[tuple[str, Any]], list[tuple[str, str, float]]]:
+    """The ``(name, position_km or None)`` nodes and ``(a, b, length_km)`` links of a topology section."""
+    if spec.file is not None:  # read with networkx
+        path = Path(spec.file)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        return read_graph(path)
-    params = {"seed": topology.seed if topology.seed is not None else seed} \
-        if topology.generator in ("waxman", "random") else {}
+        graph = read_graph(path)
+        return list(graph.nodes(data="pos")), list(graph.edges(data="length_km"))
+    params = {"seed": spec.seed if spec.seed is not None else seed} if spec.generator in ("waxman", "random") else {}
     for field, name in (("nodes", "nodes"), ("edges", "edges"), ("rows", "rows"), ("cols", "cols"),
                         ("size_km", "size_km"), ("alpha", "alpha"), ("beta", "beta"), ("spacing_km", "length_km")):
-        value = getattr(topology, field)
+        value = getattr(spec, field)
         if value is not None:
             params[name] = value
-    if topology.generator == "star" and "nodes" in params:
+    if spec.generator == "star" and "nodes" in params:
         params["leaves"] = params.pop("nodes")
-    params["prefix"] = topology.prefix
-    return generate(topology.generator, **params)
+    params["prefix"] = spec.prefix
+    made = topology(spec.generator, **params)
+    return list(made.nodes.items()), made.edges()
 
 
 def expand_topology(scenario: Scenario, base_dir: Path | None = None, path: str = "<scenario>") -> Scenario:
@@ -71,21 +77,18 @@ def expand_topology(scenario: Scenario, base_dir: Path | None = None, path: str 
     nodes: dict[str, NodeSpec] = {}
     links: list[LinkSpec] = []
     if scenario.topology is not None:
-        from qfabric.network.generators import TopologyFileError
-
         try:
-            graph = _graph_of(scenario.topology, scenario.seed, base_dir)
+            topology_nodes, topology_links = _nodes_and_links(scenario.topology, scenario.seed, base_dir)
         except TopologyFileError as err:
             raise ScenarioError(path, [("topology.file", str(err))]) from None
         except ParameterError as err:
             raise ScenarioError(path, [(f"topology.{err.name}" if err.name != "generator" else "topology.generator",
                                         str(err))]) from None
         defaults = scenario.topology.link.model_dump(exclude_none=True)
-        for name, data in graph.nodes(data=True):
-            pos = data.get("pos")
+        for name, pos in topology_nodes:
             nodes[str(name)] = NodeSpec(name=str(name), position_km=tuple(pos) if pos is not None else None)
-        for a, b, data in graph.edges(data=True):
-            fields = {"length_km": data["length_km"], **defaults}
+        for a, b, length_km in topology_links:
+            fields = {"length_km": length_km, **defaults}
             links.append(LinkSpec(name=f"{a}-{b}", between=(str(a), str(b)), **fields))
     for node in scenario.nodes:
         nodes[node.name] = node
@@ -100,8 +103,6 @@ def expand_topology(scenario: Scenario, base_dir: Path | None = None, path: str 
         if link.length_km is None:
             ends = [nodes.get(n) for n in link.between]
             if all(e is not None and e.position_km is not None for e in ends):
-                from qfabric.network.generators import positions_length_km
-
                 length = positions_length_km(ends[0].position_km, ends[1].position_km)
                 if length > 0:
                     update["length_km"] = length
@@ -151,17 +152,43 @@ def side_capacities(scenario: Scenario, profiles: dict[str, HardwareProfile]) ->
     return out
 
 
-def routing_graph(scenario: Scenario, links: dict[str, HeraldedLink]) -> nx.Graph:
-    """The graph routing runs on: nodes in file order; per link its name, ``length_km``, ``expected_time_s``
-    (mean time to one heralded pair on one memory pair) and ``werner`` (of the heralded pair)."""
-    import networkx as nx
-
-    graph = nx.Graph()
-    graph.add_nodes_from(node.name for node in scenario.nodes)
+def routing_links(scenario: Scenario, links: dict[str, HeraldedLink]) -> list[tuple[str, str, dict[str, Any]]]:
+    """What routing knows of each link, in file order: ``(a, b, attributes)`` with its ``name``, ``length_km``,
+    ``expected_time_s`` (mean time to one heralded pair on one memory pair) and ``werner`` (of the heralded pair)."""
+    out = []
     for spec in scenario.links:
         link = links[spec.name]
         p = link.success_probability
         expected = (1 / p - 1) * link.attempt_period_s + link.herald_delay_s if p > 0 else math.inf
-        graph.add_edge(*spec.between, name=spec.name, length_km=spec.length_km, expected_time_s=expected,
-                       werner=link.heralded_state.werner_parameter)
+        out.append((*spec.between, {"name": spec.name, "length_km": spec.length_km, "expected_time_s": expected,
+                                    "werner": link.heralded_state.werner_parameter}))
+    return out
+
+
+def routing_graph(scenario: Scenario, links: dict[str, HeraldedLink]) -> nx.Graph:
+    """The graph the run routes on (a :class:`networkx.Graph`, which the control plane edits as links fail):
+    nodes in file order, each link with its :func:`routing_links` attributes."""
+    import networkx as nx
+
+    graph = nx.Graph()
+    graph.add_nodes_from(node.name for node in scenario.nodes)
+    graph.add_edges_from(routing_links(scenario, links))
     return graph
+
+
+def routing_adjacency(scenario: Scenario, links: dict[str, HeraldedLink]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The same graph as :func:`routing_graph` (nodes, neighbours and attributes in the same order) as the plain
+    adjacency mapping :mod:`qfabric.control.routing` reads, without networkx: what validation routes on.
+
+    >>> from qfabric.scenario.schema import Scenario
+    >>> sc = expand_topology(Scenario.model_validate({"name": "s", "duration_s": 1, "requests": [{"name": "r",
+    ...     "from": "n0", "to": "n2"}], "topology": {"generator": "line", "nodes": 3, "spacing_km": 5}}))
+    >>> profiles = resolve_profiles(sc)
+    >>> adjacency = routing_adjacency(sc, {s.name: heralded_link(s, link_profile(profiles, s)) for s in sc.links})
+    >>> list(adjacency["n1"]), adjacency["n1"]["n2"]["name"], adjacency["n1"]["n2"]["length_km"]
+    (['n0', 'n2'], 'n1-n2', 5.0)
+    """
+    adjacency: dict[str, dict[str, dict[str, Any]]] = {node.name: {} for node in scenario.nodes}
+    for a, b, attributes in routing_links(scenario, links):
+        adjacency[a][b] = adjacency[b][a] = attributes
+    return adjacency

@@ -28,7 +28,7 @@ from qfabric.scenario.graph import (
     heralded_link,
     link_profile,
     resolve_profiles,
-    routing_graph,
+    routing_adjacency,
     side_capacities,
 )
 from qfabric.scenario.schema import RequestSpec, Scenario
@@ -466,9 +466,9 @@ def _check_requests(scenario: Scenario, profiles) -> list[tuple[str, str]]:
             problems.append((f"links[{i}]", str(err)))
     if problems:
         return problems
-    from qfabric.control.routing import RoutingError, compute_routes  # networkx: only once there are routes to find
+    from qfabric.control.routing import RoutingError, compute_routes  # the run's router, on a plain adjacency
 
-    graph = routing_graph(scenario, heralded)
+    graph = routing_adjacency(scenario, heralded)
     routes = {}
     for i, req in enumerate(requests):
         at = _request_field(scenario, i)
@@ -565,13 +565,23 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
             problems.append((f"kms.trusted_nodes[{j}]", f"node {node!r} belongs to no KME"))
     kmes_of_saes = sorted({owner[s.node] for s in kms.saes if s.node in owner})
     if len(kmes_of_saes) > 1:  # keys are forwarded between KMEs over QKD links joining their domains
-        import networkx as nx
+        from qfabric.control.routing import NoRouteError, shortest_path
 
-        joined = nx.Graph()
-        joined.add_nodes_from(kmes_of_saes)
-        joined.add_edges_from((owner[f.between[0]], owner[f.between[1]]) for f in scenario.links
-                              if tuple(sorted(f.between)) in linked and set(f.between) <= set(owner))
-        apart = [k for k in kmes_of_saes if not nx.has_path(joined, kmes_of_saes[0], k)]
+        joined: dict[str, dict[str, dict]] = {kme: {} for kme in kmes_of_saes}
+        for f in scenario.links:
+            if tuple(sorted(f.between)) in linked and set(f.between) <= set(owner):
+                a, b = owner[f.between[0]], owner[f.between[1]]
+                if a != b:
+                    joined.setdefault(a, {})[b] = joined.setdefault(b, {})[a] = {}
+
+        def reached(kme: str) -> bool:
+            try:
+                shortest_path(joined, kmes_of_saes[0], kme)
+            except NoRouteError:
+                return False
+            return True
+
+        apart = [k for k in kmes_of_saes[1:] if not reached(k)]
         if apart:
             problems.append(("kms.saes", f"SAEs are attached to KMEs {kmes_of_saes}, but no chain of decoy-bb84 QKD "
                              f"links joins KME {kmes_of_saes[0]!r} to {apart}: keys between KMEs are forwarded over "
