@@ -2,8 +2,9 @@
 ``flwr run``, all processes on 127.0.0.1, keys from a KME in its own process (ETSI 014, mutual TLS).
 
 This is how organisations would run it: the example's own training code with qfabric's mod and strategy,
-every ClientApp and the ServerApp in Flower's own processes talking to the SuperLink over HTTP, with
-differential privacy on.
+each hospital's data in a file of its own, every ClientApp and the ServerApp in Flower's own processes talking
+to the SuperLink over HTTP, with differential privacy on. Where a round's time goes:
+``benchmarks/bench_flower_deployment.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+from qfabric.apps.federated.deploy import PollingGrid
 from qfabric.kms.local import LocalKme, free_port
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "flower-hospitals"
@@ -55,17 +58,74 @@ def test_warnings_keep_all_but_recovered_reconnects():
     assert _warnings("WARNING: Connection attempt failed, retrying in 0.89 seconds\n") != []  # never recovered
 
 
+class _Grid:
+    """A stand-in for Flower's deployment grid: replies to messages "a" and "b" come on the 2nd and 3rd ask."""
+
+    def __init__(self, replies):
+        self.replies, self.asks = list(replies), 0
+
+    def push_messages(self, messages):
+        return ["a", "b"]
+
+    def pull_messages(self, message_ids):
+        self.asks += 1
+        return self.replies.pop(0) if self.replies else []
+
+
+def _reply(to: str):
+    return SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=to))
+
+
+def test_polling_grid_asks_every_interval_until_every_reply_or_the_timeout():
+    grid = _Grid([[], [_reply("a")], [_reply("b")]])
+    started = time.monotonic()
+    replies = PollingGrid(grid, interval_s=0.05).send_and_receive([])
+    assert [r.metadata.reply_to_message_id for r in replies] == ["a", "b"] and grid.asks == 3
+    assert 0.1 <= time.monotonic() - started < 1.0  # two waits of 0.05 s between the three asks
+
+    silent = _Grid([])
+    started = time.monotonic()
+    assert PollingGrid(silent, interval_s=0.05).send_and_receive([], timeout=0.2) == []
+    assert 0.2 <= time.monotonic() - started < 1.0 and 2 <= silent.asks <= 6  # stops at the timeout
+
+
+def test_the_clientapp_adds_only_qfabric_and_cryptography_to_flowers_imports():
+    """A SuperNode starts a new ClientApp process for every message, so whatever the example's ClientApp module
+    imports beyond Flower's own ``flwr-clientapp`` is paid again in every round: only the app, qfabric's mod
+    and the parts of ``cryptography`` it uses (no scikit-learn, SciPy, the aggregator's accountant...)."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import flwr.supernode.cli; before = set(sys.modules); "
+            "import hospitals.client; print(*sorted({m.split('.')[0] for m in set(sys.modules) - before}))")
+    out = subprocess.run([sys.executable, "-c", code, str(APP)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert set(out.stdout.split()) <= {"hospitals", "qfabric", "cryptography"}, out.stdout
+
+
+def test_the_examples_training_code_does_what_its_docstrings_show():
+    """``hospitals/task.py``'s doctests (the data split, the files a site holds, training): the example lives
+    outside ``src``, so the suite's own doctest collection does not reach it."""
+    out = subprocess.run([sys.executable, "-m", "doctest", "-v", "hospitals/task.py"], cwd=APP,
+                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "0 failed" in out.stdout, out.stdout[-2000:] + out.stderr
+
+
 def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
                FLWR_HOME=str(tmp_path / "flwr"), PYTHONUNBUFFERED="1",
-               FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1")  # a SuperNode starts its ClientApps within 0.1 s, not 1 s
+               FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1",  # a SuperNode starts its ClientApps within 0.1 s, not 1 s
+               FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1")  # a test calls nothing off this machine
     link_port = free_port()
     (tmp_path / "flwr").mkdir()
     (tmp_path / "flwr" / "config.toml").write_text(  # flwr's SuperLink connection: this test's, on loopback
         f'[superlink]\ndefault = "qfabric"\n\n[superlink.qfabric]\naddress = "127.0.0.1:{link_port}"\n'
         "insecure = true\n")
 
+    # each hospital's data file and the aggregator's test set, as a deployment's sites hold them (NumPy files: no
+    # ClientApp process imports scikit-learn); written while the KME and the SuperLink start
+    split = subprocess.Popen([sys.executable, "-m", "hospitals.task", str(tmp_path / "data")], cwd=APP,
+                             env=dict(env, PYTHONDONTWRITEBYTECODE="1"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     kme = LocalKme.create(tmp_path / "kme", ["aggregator", *ORGS])
     for a, b in itertools.combinations(["aggregator", *ORGS], 2):
         kme.fill(a, b, 10)
@@ -83,8 +143,11 @@ def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
         link, log = launch("superlink", "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
                            "--host", "127.0.0.1", "--port", str(link_port), "--database", str(tmp_path / "link.db"))
         _wait_for_port(link_port, link, log)
+        written, errors = split.communicate(timeout=60)
+        *data, test_data = written.split()
+        assert split.returncode == 0 and len(data) == len(ORGS), written + errors
         for i, sae in enumerate(ORGS):
-            node_config = " ".join([f"partition-id={i}", f'qfabric-sae-id="{sae}"', f'qfabric-kme-url="{kme.url}"',
+            node_config = " ".join([f'data-path="{data[i]}"', f'qfabric-sae-id="{sae}"', f'qfabric-kme-url="{kme.url}"',
                                     f'qfabric-cert="{kme.pki[sae]}"', f'qfabric-key="{kme.pki[sae + ".key"]}"',
                                     f'qfabric-ca="{kme.pki["ca"]}"', f"qfabric-noise-seed={i}"])
             launch(f"supernode-{i}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link_port}",
@@ -92,13 +155,15 @@ def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
         results = tmp_path / "results.json"
         overrides = " ".join([f'qfabric-kme-url="{kme.url}"', f'qfabric-cert="{kme.pki["aggregator"]}"',
                               f'qfabric-key="{kme.pki["aggregator.key"]}"', f'qfabric-ca="{kme.pki["ca"]}"',
-                              f'results="{results}"', "rounds=3"])
+                              f'results="{results}"', f'test-data-path="{test_data}"', "rounds=3"])
         started = time.perf_counter()
         run = subprocess.run([str(bin_dir / "flwr"), "run", str(APP), "qfabric", "--run-config", overrides,
                               "--stream"], env=env, capture_output=True, text=True, timeout=300)
         run_s = time.perf_counter() - started
         assert results.exists(), f"flwr run: {run.returncode}\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
     finally:
+        if split.poll() is None:
+            split.kill()
         for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

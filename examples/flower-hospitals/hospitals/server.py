@@ -17,8 +17,11 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
-    shares = [float(s) for s in str(cfg["data-shares"]).split(",")]
-    _, (X_test, y_test) = task.load_data(0, shares, int(cfg["data-seed"]))
+    if cfg.get("test-data-path"):  # the held-out set written by `python -m hospitals.task` (NumPy only)
+        X_test, y_test = task.load_file(str(cfg["test-data-path"]))
+    else:
+        _, (X_test, y_test) = task.load_data(0, [float(s) for s in str(cfg["data-shares"]).split(",")],
+                                             int(cfg["data-seed"]))
     curve, clock = [], [time.perf_counter()]
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
@@ -28,8 +31,10 @@ def main(grid: Grid, context: Context) -> None:
         clock[0] = now
         return MetricRecord(result)
 
-    with secure_fedavg(cfg) as strategy:  # PollingGrid: replies asked for every 0.1 s, not Flower's 3 s
-        strategy.start(PollingGrid(grid), ArrayRecord(task.init_params(X_test.shape[1])),
+    poll_s = float(cfg.get("poll-interval", 0.3))  # how often to ask for replies (0: Flower's grid, every 3 s)
+    with secure_fedavg(cfg) as strategy:
+        strategy.start(PollingGrid(grid, poll_s) if poll_s > 0 else grid,
+                       ArrayRecord(task.init_params(X_test.shape[1])),
                        num_rounds=int(cfg["rounds"]),
                        train_config=ConfigRecord({"local-epochs": int(cfg["local-epochs"]),
                                                   "batch-size": int(cfg["batch-size"]),
