@@ -156,3 +156,24 @@ def test_orbit_from_elements_matches_the_link_windows(example_data):
     assert got["start_s"] == pytest.approx(expected.start_s, abs=1e-3)
     assert got["end_s"] == pytest.approx(expected.end_s, abs=1e-3)
     assert got["max_elevation_deg"] == pytest.approx(expected.max_elevation_deg, abs=1e-6)
+
+
+def test_html_report_shows_the_passes(report):
+    from qfabric.observe.html import run_report_html
+
+    page = run_report_html(report)
+    section = page[page.index("<h2>Satellite passes</h2>"):]
+    section = section[: section.find("<h2>", 4) if "<h2>" in section[4:] else len(section)]
+    qkd, pairs = report["satellite"]
+    assert "micius-qkd" in section and "micius-pairs" in section and "delingha, lijiang" in section
+    assert f"{qkd['passes'][0]['start_s']:.0f} - {qkd['passes'][0]['end_s']:.0f}" in section  # the window
+    assert section.count("<img") == 1  # the windows over the run
+    assert "no pass above" not in section  # both services have one
+
+
+def test_html_report_says_when_a_service_has_no_pass(report):
+    from qfabric.observe.html import satellite_section
+
+    rows = [dict(report["satellite"][0], passes=[])]
+    title, body = satellite_section(rows, 600.0)
+    assert title == "Satellite passes" and "micius-qkd (decoy-bb84, xinglong): no pass above" in body

@@ -352,6 +352,8 @@ def run_report_html(report: dict) -> str:
         sections.append(("QKD services", table(rows, cols) + figure_to_img(fig)
                          + "<p class='note'>Key rates are measured on the simulated seconds shown and reported "
                            "per second.</p>"))
+    if report.get("satellite"):
+        sections.append(satellite_section(report["satellite"], meta.get("duration_s")))
     if report.get("federated"):
         sections += federated_sections(report["federated"])
     perf = report.get("performance", {})
@@ -359,6 +361,47 @@ def run_report_html(report: dict) -> str:
                                     "events": perf.get("events"), "wall s (network)": perf.get("wall_time_s"),
                                     "wall s (QKD)": perf.get("qkd_wall_time_s")}])))
     return page(f"qfabric run: {meta.get('name', '')}", sections)
+
+
+def satellite_figure(rows: list[dict], duration_s: float | None) -> Figure:
+    """Each satellite service's link windows over the run, one line per service, labelled with what each pass
+    gave (secret bits or pairs)."""
+    fig, ax = plt.subplots(figsize=(10, 0.6 + 0.55 * len(rows)))
+    end_s = duration_s or max((p["end_s"] for r in rows for p in r["passes"]), default=1.0)
+    hours, unit = (3600.0, "h") if end_s > 7200 else (60.0, "min")
+    for i, row in enumerate(rows):
+        spans = [(p["start_s"] / hours, (p["end_s"] - p["start_s"]) / hours) for p in row["passes"]]
+        colour = "tab:green" if row["kind"] == "decoy-bb84" else "tab:purple"
+        ax.broken_barh(spans, (i - 0.3, 0.6), color=colour)
+        for p in row["passes"]:
+            got = f"{p['key_bits']:.3g} bits" if row["kind"] == "decoy-bb84" else f"{p['pairs']:.3g} pairs"
+            ax.annotate(f"{got}, {p['max_elevation_deg']:.0f}°", (p["end_s"] / hours, i + 0.32),
+                        fontsize=7, ha="left", va="bottom")
+    ax.set_yticks(range(len(rows)), [f"{r['satellite']} → {', '.join(r['stations'])}" for r in rows], fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.2)
+    ax.set_xlim(0, end_s / hours)
+    ax.set_xlabel(f"time into the run ({unit})")
+    ax.set_title("link windows above the minimum elevation: decoy BB84 (green), entangled pairs (purple)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def satellite_section(rows: list[dict], duration_s: float | None) -> tuple[str, str]:
+    """The satellites' passes: one table row per pass and the windows over the run."""
+    passes = [{"satellite": r["satellite"], "service": r["kind"], "stations": ", ".join(r["stations"]),
+               "window (s)": f"{p['start_s']:.0f} - {p['end_s']:.0f}", "max elevation (deg)": p["max_elevation_deg"],
+               "loss (dB)": f"{p['loss_db_min']:.1f} - {p['loss_db_max']:.1f}",
+               "secret bits": p.get("key_bits"), "pairs": p.get("pairs"),
+               "trusted relay": "yes" if r.get("trusted_relay") else None}
+              for r in rows for p in r["passes"]]
+    quiet = [r for r in rows if not r["passes"]]
+    note = "".join(f"<p class='note'>{html.escape(r['satellite'])} ({r['kind']}, {', '.join(r['stations'])}): no "
+                   "pass above the minimum elevation in the run.</p>" for r in quiet)
+    note += ("<p class='note'>Loss from the source to detection (pairs: both photons); secret bits: finite-key "
+             "decoy BB84 on each pass's counts. A trusted relay's pass keys feed the KMS.</p>")
+    return "Satellite passes", (table(passes) if passes else "") + figure_to_img(satellite_figure(rows, duration_s)) \
+        + note
 
 
 def federated_sections(fl: dict) -> list[tuple[str, str]]:
