@@ -35,17 +35,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
 from peers import machine
-from qfabric.kms.local import LocalKme, free_port
+from qfabric.kms.local import LocalKme, free_port, wait_listening
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "flower-hospitals"
 BIN = Path(sys.executable).parent
@@ -104,19 +102,6 @@ def server_turnarounds(log: Path) -> list[float]:
     return out
 
 
-def _listening(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port} after {timeout_s} s")
-
-
 def deploy(work: Path, rounds: int, poll_s: float) -> dict:
     """One federation on the deployment runtime in ``work``; the ServerApp's results and the phases."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", FLWR_HOME=str(work / "flwr"),
@@ -144,7 +129,7 @@ def deploy(work: Path, rounds: int, poll_s: float) -> dict:
     try:
         link = launch("superlink", "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
                       "--host", "127.0.0.1", "--port", str(link_port), "--database", str(work / "link.db"))
-        _listening(link_port, link)
+        wait_listening(link_port, link, timeout_s=60)
         for i, sae in enumerate(ORGS):
             node_config = " ".join([f'data-path="{data[i]}"', f'qfabric-sae-id="{sae}"', f'qfabric-kme-url="{kme.url}"',
                                     f'qfabric-cert="{kme.pki[sae]}"', f'qfabric-key="{kme.pki[sae + ".key"]}"',

@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,23 +20,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from qfabric.apps.federated.deploy import PollingGrid
-from qfabric.kms.local import LocalKme, free_port
+from qfabric.kms.local import LocalKme, free_port, wait_listening
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "flower-hospitals"
 ORGS = ["hospital-a", "hospital-b", "hospital-c"]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args[0]} exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"nothing listens on {port} after {timeout_s} s: {log.read_text()[-2000:]}")
 
 
 def _warnings(log: str) -> list[str]:
@@ -142,7 +128,7 @@ def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
     try:
         link, log = launch("superlink", "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
                            "--host", "127.0.0.1", "--port", str(link_port), "--database", str(tmp_path / "link.db"))
-        _wait_for_port(link_port, link, log)
+        wait_listening(link_port, link, log, timeout_s=60)
         written, errors = split.communicate(timeout=60)
         *data, test_data = written.split()
         assert split.returncode == 0 and len(data) == len(ORGS), written + errors

@@ -30,6 +30,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(port: int, proc: subprocess.Popen, log: Path | None = None, timeout_s: float = 30,
+                   poll_s: float = 0.05) -> None:
+    """Return once something listens on 127.0.0.1:``port``; :class:`~qfabric.errors.QfabricError` (with the end
+    of ``log``, if given) if ``proc`` exits first or nothing listens within ``timeout_s``."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError as err:
+            if proc.poll() is not None:
+                tail = f": {log.read_text(errors='replace')[-2000:]}" if log is not None else ""
+                raise QfabricError(f"{Path(str(proc.args[0])).name} exited with {proc.returncode}{tail}") from err
+            time.sleep(poll_s)
+    raise QfabricError(f"nothing listens on port {port} after {timeout_s} s")
+
+
 class LocalKme:
     """A KME process with its own dev PKI and database in ``directory``; the caller's process can open the
     same store to fill pools and check accounting."""
@@ -64,16 +81,7 @@ class LocalKme:
             self.proc = subprocess.Popen([sys.executable, "-m", "qfabric.kms.server", str(self.config_path)],
                                          env=dict(env or os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.DEVNULL,
                                          stderr=out)
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.config.port), timeout=0.5):
-                    return
-            except OSError as err:
-                if self.proc.poll() is not None:
-                    raise QfabricError(f"the KME exited: {log.read_text()[-2000:]}") from err
-                time.sleep(0.05)
-        raise QfabricError(f"the KME did not listen on port {self.config.port} within {timeout_s} s")
+        wait_listening(self.config.port, self.proc, log, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown of any kind."""
