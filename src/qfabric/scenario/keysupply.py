@@ -47,6 +47,7 @@ from qfabric.kms.store import KeysExhausted, KeyStore
 from qfabric.qkd.link import run_bbm92
 from qfabric.qkd.theory import Channel
 from qfabric.scenario.build import distil_decoy, qkd_channel
+from qfabric.scenario.satellite import decoy_passes
 from qfabric.scenario.schema import QkdSpec, Scenario
 from qfabric.sim.kernel import stream_seed
 
@@ -260,8 +261,6 @@ class KeySupply:
         for sat in scenario.satellites:
             for q in sat.qkd if sat.trusted_relay else ():
                 if q.station in kme.nodes:
-                    from qfabric.scenario.satellite import decoy_passes
-
                     feed = PassFeed(sat.name, q.station, decoy_passes(scenario, sat, q))
                     self.satellites[feed.key] = feed
                     nearest = min((p["range_km_min"] for p in feed.passes), default=sat.orbit.altitude_km)
