@@ -34,7 +34,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,8 @@ from pathlib import Path
 from statistics import median
 
 from peers import machine
-from qfabric.kms.local import LocalKme, free_port, wait_listening
+from qfabric.apps.federated.loopback import LoopbackDeployment
+from qfabric.kms.local import LocalKme
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "flower-hospitals"
 BIN = Path(sys.executable).parent
@@ -104,57 +104,27 @@ def server_turnarounds(log: Path) -> list[float]:
 
 def deploy(work: Path, rounds: int, poll_s: float) -> dict:
     """One federation on the deployment runtime in ``work``; the ServerApp's results and the phases."""
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", FLWR_HOME=str(work / "flwr"),
-               PYTHONUNBUFFERED="1", FLWR_LOG_LEVEL="DEBUG", FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1",
-               FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1")
-    link_port = free_port()
-    (work / "flwr").mkdir(parents=True)
-    (work / "flwr" / "config.toml").write_text(f'[superlink]\ndefault = "bench"\n\n[superlink.bench]\n'
-                                              f'address = "127.0.0.1:{link_port}"\ninsecure = true\n')
-    split = subprocess.run([sys.executable, "-m", "hospitals.task", str(work / "data")], cwd=APP, env=env,
+    split = subprocess.run([sys.executable, "-m", "hospitals.task", str(work / "data")], cwd=APP,
                            capture_output=True, text=True, check=True)
     *data, test = split.stdout.split()
     kme = LocalKme.create(work / "kme", ["aggregator", *ORGS])
     for a, b in itertools.combinations(["aggregator", *ORGS], 2):
         kme.fill(a, b, 10 * (rounds // 10 + 2))
     kme.start()
-    procs: list[subprocess.Popen] = []
-
-    def launch(name: str, *args: str) -> subprocess.Popen:
-        with open(work / f"{name}.log", "wb") as out:
-            procs.append(subprocess.Popen([str(BIN / args[0]), *args[1:]], env=env, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
-        return procs[-1]
-
     try:
-        link = launch("superlink", "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
-                      "--host", "127.0.0.1", "--port", str(link_port), "--database", str(work / "link.db"))
-        wait_listening(link_port, link, timeout_s=60)
-        for i, sae in enumerate(ORGS):
-            node_config = " ".join([f'data-path="{data[i]}"', f'qfabric-sae-id="{sae}"', f'qfabric-kme-url="{kme.url}"',
-                                    f'qfabric-cert="{kme.pki[sae]}"', f'qfabric-key="{kme.pki[sae + ".key"]}"',
-                                    f'qfabric-ca="{kme.pki["ca"]}"', f"qfabric-noise-seed={i}"])
-            launch(f"supernode-{i}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link_port}",
-                   "--host", "127.0.0.1", "--port", str(free_port()), "--node-config", node_config)
-        results = work / "results.json"
-        run_config = " ".join([f'qfabric-kme-url="{kme.url}"', f'qfabric-cert="{kme.pki["aggregator"]}"',
-                               f'qfabric-key="{kme.pki["aggregator.key"]}"', f'qfabric-ca="{kme.pki["ca"]}"',
-                               f'results="{results}"', f'test-data-path="{test}"', f"rounds={rounds}",
-                               f"poll-interval={poll_s}"])
-        run = subprocess.run([str(BIN / "flwr"), "run", str(APP), "bench", "--run-config", run_config, "--stream"],
-                             env=env, capture_output=True, text=True, timeout=120 + 30 * rounds)
-        (work / "run.log").write_text(run.stdout + run.stderr)
-        if not results.exists():
-            raise SystemExit(f"flwr run failed ({run.returncode}); logs in {work}")
+        with LoopbackDeployment(work, env={"FLWR_LOG_LEVEL": "DEBUG"}, federation="bench") as fed:
+            fed.start_nodes([{"data-path": data[i], "qfabric-sae-id": sae, "qfabric-kme-url": kme.url,
+                              "qfabric-cert": kme.pki[sae], "qfabric-key": kme.pki[sae + ".key"],
+                              "qfabric-ca": kme.pki["ca"], "qfabric-noise-seed": i} for i, sae in enumerate(ORGS)])
+            results = work / "results.json"
+            run = fed.flwr_run(APP, {"qfabric-kme-url": kme.url, "qfabric-cert": kme.pki["aggregator"],
+                                     "qfabric-key": kme.pki["aggregator.key"], "qfabric-ca": kme.pki["ca"],
+                                     "results": results, "test-data-path": test, "rounds": rounds,
+                                     "poll-interval": poll_s}, timeout_s=120 + 30 * rounds)
+            (work / "run.log").write_text(run.stdout + run.stderr)
+            if not results.exists():
+                raise SystemExit(f"flwr run failed ({run.returncode}); logs in {work}")
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
         kme.stop()
     report = json.loads(results.read_text())
     return {"rounds": [c["wall_s"] for c in report["curve"][1:]], "logs": report["rounds"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from qfabric.apps.federated.deploy import PollingGrid
-from qfabric.kms.local import LocalKme, free_port, wait_listening
+from qfabric.apps.federated.loopback import LoopbackDeployment
+from qfabric.kms.local import LocalKme
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "flower-hospitals"
 ORGS = ["hospital-a", "hospital-b", "hospital-c"]
@@ -96,68 +96,33 @@ def test_the_examples_training_code_does_what_its_docstrings_show():
 
 
 def test_protected_federation_on_flowers_deployment_runtime(tmp_path):
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-               FLWR_HOME=str(tmp_path / "flwr"), PYTHONUNBUFFERED="1",
-               FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1",  # a SuperNode starts its ClientApps within 0.1 s, not 1 s
-               FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1")  # a test calls nothing off this machine
-    link_port = free_port()
-    (tmp_path / "flwr").mkdir()
-    (tmp_path / "flwr" / "config.toml").write_text(  # flwr's SuperLink connection: this test's, on loopback
-        f'[superlink]\ndefault = "qfabric"\n\n[superlink.qfabric]\naddress = "127.0.0.1:{link_port}"\n'
-        "insecure = true\n")
-
     # each hospital's data file and the aggregator's test set, as a deployment's sites hold them (NumPy files: no
     # ClientApp process imports scikit-learn); written while the KME and the SuperLink start
     split = subprocess.Popen([sys.executable, "-m", "hospitals.task", str(tmp_path / "data")], cwd=APP,
-                             env=dict(env, PYTHONDONTWRITEBYTECODE="1"), stdout=subprocess.PIPE,
+                             env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     kme = LocalKme.create(tmp_path / "kme", ["aggregator", *ORGS])
-    for a, b in itertools.combinations(["aggregator", *ORGS], 2):
-        kme.fill(a, b, 10)
-    kme.start()
-    procs: list[subprocess.Popen] = []
-
-    def launch(name: str, *args: str) -> tuple[subprocess.Popen, Path]:
-        log = tmp_path / f"{name}.log"
-        with open(log, "wb") as out:
-            procs.append(subprocess.Popen([str(bin_dir / args[0]), *args[1:]], env=env, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
-        return procs[-1], log
-
     try:
-        link, log = launch("superlink", "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
-                           "--host", "127.0.0.1", "--port", str(link_port), "--database", str(tmp_path / "link.db"))
-        wait_listening(link_port, link, log, timeout_s=60)
-        written, errors = split.communicate(timeout=60)
-        *data, test_data = written.split()
-        assert split.returncode == 0 and len(data) == len(ORGS), written + errors
-        for i, sae in enumerate(ORGS):
-            node_config = " ".join([f'data-path="{data[i]}"', f'qfabric-sae-id="{sae}"', f'qfabric-kme-url="{kme.url}"',
-                                    f'qfabric-cert="{kme.pki[sae]}"', f'qfabric-key="{kme.pki[sae + ".key"]}"',
-                                    f'qfabric-ca="{kme.pki["ca"]}"', f"qfabric-noise-seed={i}"])
-            launch(f"supernode-{i}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link_port}",
-                   "--host", "127.0.0.1", "--port", str(free_port()), "--node-config", node_config)
-        results = tmp_path / "results.json"
-        overrides = " ".join([f'qfabric-kme-url="{kme.url}"', f'qfabric-cert="{kme.pki["aggregator"]}"',
-                              f'qfabric-key="{kme.pki["aggregator.key"]}"', f'qfabric-ca="{kme.pki["ca"]}"',
-                              f'results="{results}"', f'test-data-path="{test_data}"', "rounds=3"])
-        started = time.perf_counter()
-        run = subprocess.run([str(bin_dir / "flwr"), "run", str(APP), "qfabric", "--run-config", overrides,
-                              "--stream"], env=env, capture_output=True, text=True, timeout=300)
-        run_s = time.perf_counter() - started
-        assert results.exists(), f"flwr run: {run.returncode}\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
+        for a, b in itertools.combinations(["aggregator", *ORGS], 2):
+            kme.fill(a, b, 10)
+        kme.start()
+        with LoopbackDeployment(tmp_path) as fed:
+            written, errors = split.communicate(timeout=60)
+            *data, test_data = written.split()
+            assert split.returncode == 0 and len(data) == len(ORGS), written + errors
+            fed.start_nodes([{"data-path": data[i], "qfabric-sae-id": sae, "qfabric-kme-url": kme.url,
+                              "qfabric-cert": kme.pki[sae], "qfabric-key": kme.pki[sae + ".key"],
+                              "qfabric-ca": kme.pki["ca"], "qfabric-noise-seed": i} for i, sae in enumerate(ORGS)])
+            results = tmp_path / "results.json"
+            started = time.perf_counter()
+            run = fed.flwr_run(APP, {"qfabric-kme-url": kme.url, "qfabric-cert": kme.pki["aggregator"],
+                                     "qfabric-key": kme.pki["aggregator.key"], "qfabric-ca": kme.pki["ca"],
+                                     "results": results, "test-data-path": test_data, "rounds": 3}, timeout_s=300)
+            run_s = time.perf_counter() - started
+            assert results.exists(), f"flwr run: {run.returncode}\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
     finally:
         if split.poll() is None:
             split.kill()
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
         kme.stop()
 
     report = json.loads(results.read_text())
