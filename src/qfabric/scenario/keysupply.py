@@ -400,8 +400,7 @@ class KeySupply:
             alice = [b.alice_key for b in run.blocks]
             bob = [b.bob_key for b in run.blocks]
         else:
-            rng = np.random.default_rng(stream_seed(self.scenario.seed, f"{base}/{block}"))
-            alice = [rng.integers(0, 2, run.key_bits, dtype=np.uint8)]
+            alice = [self._stream_bits(f"{base}/{block}", run.key_bits)]
             bob = [alice[0].copy()]
         buf.blocks += 1
         buf.stream_block = block
@@ -446,13 +445,16 @@ class KeySupply:
         except KeyError:
             raise QfabricError(f"KME {self.kme_id}: no relay between {a!r} and {b!r}") from None
 
+    def _stream_bits(self, name: str, bits: int) -> np.ndarray:
+        """``bits`` key bits (0/1 uint8) of the seeded stream ``name``: the same wherever the scenario's seed is."""
+        return np.random.default_rng(stream_seed(self.scenario.seed, name)).integers(0, 2, bits, dtype=np.uint8)
+
     def _pad_block(self, feed: Interconnect, sender: str, block: int) -> bytes:
         """Block ``block`` of the link's key in the direction sent from node ``sender``, whole units, packed: the
         same at both ends (the seeded stream of the simulated link, the size of its nominal distilled block)."""
         run = distil_decoy(self.scenario, feed.spec, *NOMINAL)
         bits = run.key_bits // self.unit_bits * self.unit_bits
-        rng = np.random.default_rng(stream_seed(self.scenario.seed, f"kms/{feed.spec.name}/from/{sender}/{block}"))
-        return np.packbits(rng.integers(0, 2, bits, dtype=np.uint8)).tobytes()
+        return np.packbits(self._stream_bits(f"kms/{feed.spec.name}/from/{sender}/{block}", bits)).tobytes()
 
     @staticmethod
     def _end(feed: Interconnect) -> int:
@@ -697,8 +699,7 @@ class KeySupply:
             return
         base = f"kms/{feed.a}/{feed.b}"
         block = self.store.take_block(base)
-        key = np.random.default_rng(stream_seed(self.scenario.seed, f"{base}/{block}")).integers(0, 2, bits,
-                                                                                                  dtype=np.uint8)
+        key = self._stream_bits(f"{base}/{block}", bits)
         feed.released_units += feed_link(self.store, feed.a, feed.b, key, key.copy(), self.unit_bits)
 
     def _release(self, feed: LinkFeed, state: State, seconds: float) -> None:
