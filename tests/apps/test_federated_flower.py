@@ -67,7 +67,7 @@ def test_default_scenario_runs_end_to_end_from_the_cli(tmp_path, monkeypatch):
     assert build.distillations - before == len(data["qkd"]) == 4
     report = json.loads((tmp_path / "r.json").read_text())
     fl = report["federated"]
-    assert fl["rounds_completed"] == 4 and fl["model"]["parameters"] == 31  # logistic regression, 30 features
+    assert fl["rounds_completed"] == 4 and fl["model"]["parameters"] == 64 * 64 + 64 + 64 * 10 + 10  # MLP on digits
     # hospital C is not a neighbour of A or B: their keys are relayed through the hub
     hops = {p["pair"]: p["hops"] for p in fl["key_supply"]["pairs"]}
     assert hops["hospital-a|hospital-c"] == 2 and hops["hospital-a|hospital-b"] == 1
@@ -84,12 +84,15 @@ def test_default_scenario_runs_end_to_end_from_the_cli(tmp_path, monkeypatch):
     assert fl["wire"]["by_type"] == {"train (hello)": 3, "train (pairs)": 3, "train (train)": 12}
     for pair, acc in fl["key_supply"]["accounting"].items():
         assert acc["keys_delivered"] == 10 and acc["claims_done"] == 10, pair  # one request, claimed at once
-    assert fl["privacy"]["epsilon_by_round"][-1]["epsilon"] == pytest.approx(fl["epsilon"]) and fl["epsilon"] > 0
-    # each of the 3 organisations adds its share of the noise: z * C / sqrt(3), so the sum carries z * C
-    assert all(r["noise_std"] == pytest.approx(2.5 * 0.5 / np.sqrt(3)) for r in fl["per_round"])
-    # three runs side by side; protection without DP is FedAvg (same seed), to the last digit of accuracy
+    # record-level DP: DP-SGD in each hospital's training, accounted per hospital (the smallest, 287 records,
+    # spends the most: 18 Poisson samples of 32 a round); the mod adds no noise of its own
+    privacy = fl["privacy"]
+    assert privacy["level"] == "record" and [d["steps_per_round"] for d in privacy["dp_sgd"]] == [45, 27, 18]
+    assert privacy["epsilon_by_round"][-1]["epsilon"] == pytest.approx(fl["epsilon"]) and 0 < fl["epsilon"] < 10
+    assert all(r["noise_std"] == 0 for r in fl["per_round"])
+    # three runs side by side
     runs = fl["final"]["runs"]
-    assert runs["secure_no_dp"] == runs["plain"] and runs["secure_dp"]["rounds"] == [1, 2, 3, 4]
+    assert runs["secure_dp"]["rounds"] == runs["plain"]["rounds"] == [1, 2, 3, 4]
     assert fl["final"]["secure_accuracy"] == runs["secure_dp"]["mean"]
     page = (tmp_path / "r.html").read_text()
     for heading in ("Federated training", "Key supply vs consumption", "Differential privacy", "Where the time went",
@@ -133,7 +136,7 @@ def test_the_mod_works_inside_clientapp_mods_with_other_mods_stacked():
     fl = run_federation(scenario(rounds=2, hidden_layers=[4]), client_app=app)
     assert fl["rounds_completed"] == 2 and all(r["participants"] == ["hospital-a", "hospital-b", "hospital-c"]
                                                for r in fl["per_round"])
-    shapes = [(30, 4), (4,), (4, 1), (1,)]
+    shapes = [(64, 4), (4,), (4, 10), (10,)]  # digits: 64 pixels, 10 classes
     assert inner_seen == [(shapes, shapes)] * 6  # three hospitals, two rounds: plain arrays in and out
     assert {step for step, *_ in outer_seen} == {"hello", "pairs", "train"}
     assert all(arrays_in == arrays_out == [] for _, arrays_in, arrays_out in outer_seen)  # sealed: no arrays
@@ -447,13 +450,13 @@ def test_qkd_only_without_fallback_refuses_to_start_when_supply_cannot_cover_the
 
 def test_rounds_that_would_overspend_the_privacy_budget_are_refused_before_starting(tmp_path):
     data = yaml.safe_load(DEFAULT.read_text())
-    data["federated"]["rounds"] = 40  # z = 2.5 over 40 rounds: epsilon 14.3 at delta 1e-5 (RDP accountant)
+    data["federated"]["rounds"] = 40  # DP-SGD, z = 1.5, over 40 rounds: epsilon 12.8 at delta 1e-5 (RDP accountant)
     path = tmp_path / "budget.yaml"
     path.write_text(yaml.safe_dump(data))
     result = CliRunner().invoke(cli, ["fl", str(path), "--quiet"])
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "federated.privacy.epsilon_budget: 40 rounds" in text, text
-    assert "spend epsilon 14.3 " in text and "more than the budget 10" in text
+    assert "(record-level DP) spend epsilon 12.8 " in text and "more than the budget 10" in text
 
 
 def test_fl_command_rejects_an_unknown_policy():
@@ -469,6 +472,8 @@ def test_fl_command_rejects_an_unknown_policy():
     ({"organisations": [{"sae": "hospital-a", "data_share": 0.5}, {"sae": "hospital-b", "data_share": 0.2}]},
      "federated.organisations"),
     ({"supply_cuts": [{"qkd": "qkd-nowhere", "from_round": 1}]}, "federated.supply_cuts[0].qkd"),
+    ({"model": "vqc"}, "federated.privacy.unit"),  # DP-SGD needs per-record gradients: the VQC has none
+    ({"privacy": {"unit": "patient"}}, "federated.privacy.unit"),
 ])
 def test_bad_federated_sections_name_the_field(change, field):
     data = yaml.safe_load(DEFAULT.read_text())

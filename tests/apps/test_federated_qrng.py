@@ -39,6 +39,7 @@ def test_a_federation_draws_its_dp_noise_and_relayed_keys_from_the_qrng(tmp_path
     monkeypatch.setattr(qrng_package, "generator", lambda seed=None, **kw: made.append(seed) or real(seed, **kw))
     data = yaml.safe_load(DEFAULT.read_text())
     data["randomness"] = {"dp_noise": "qrng", "relay_keys": "qrng"}
+    data["federated"] |= {"hidden_layers": [8], "compare_plain": False}  # DP-SGD draws noise per step: keep it small
     report = run_federation(parse_scenario(data, "qrng"), rounds=2, workdir=tmp_path)
     assert report["privacy"]["noise_source"] == "qrng" and report["privacy"]["noise_multiplier"] > 0
     assert len(made) == 2 * 3  # every hospital's noise, every round, from a QRNG generator

@@ -194,8 +194,8 @@ def print_federated(fl: dict, console: Console) -> None:
     if privacy:
         budget = privacy.get("epsilon_budget")
         table.add_row("privacy", f"epsilon {fl['epsilon']:.3g} at delta {privacy['delta']:g} after "
-                      f"{fl['rounds_requested']} rounds (organisation-level DP, noise multiplier "
-                      f"{privacy['noise_multiplier']:g}, clip {privacy['clip_norm']:g}"
+                      f"{fl['rounds_requested']} rounds ({privacy.get('level', 'organisation')}-level DP, noise "
+                      f"multiplier {privacy['noise_multiplier']:g}, clip {privacy['clip_norm']:g}"
                       + (f"; budget {budget:g}" if budget is not None else "") + ")"
                       + ("\nencryption and masking cost no accuracy; the gap to plain FedAvg is the DP noise"
                          if runs.get("secure_no_dp") else ""))

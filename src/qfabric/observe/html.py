@@ -504,7 +504,7 @@ def federated_sections(fl: dict) -> list[tuple[str, str]]:
         sections.append(("Differential privacy", figure_to_img(fig) + f"<p class='note'>{html.escape(p['model'])}; "
                          f"noise multiplier {p['noise_multiplier']:g}, clip norm {p['clip_norm']:g}"
                          + (f", epsilon budget {budget:g}" if budget is not None else "") + ". See docs/federated.md "
-                         "for organisation-level vs client-side (local) and per-example DP.</p>"
+                         "for record-level (DP-SGD) vs organisation-level DP.</p>"
                          + (f"<p class='note'><b>Weak privacy.</b> {html.escape(p['warning'])}</p>"
                             if p.get("warning") else "")))
 

@@ -30,7 +30,7 @@ from qfabric.apps.federated import model
 from qfabric.apps.federated.grid import FIRST_NODE_ID, LocalGrid
 from qfabric.apps.federated.hospital import Study, plain_app, protected_app, server_app
 from qfabric.apps.federated.mod import close_kme_clients
-from qfabric.apps.federated.privacy import PrivacyAccountant
+from qfabric.apps.federated.privacy import DpSgd, organisation_epsilon_curve, record_epsilon_curve
 from qfabric.apps.federated.quantum import learner_for
 from qfabric.apps.federated.strategy import Protection, SecureFedAvg
 from qfabric.apps.federated.wire import CA, CERT, KEY, KME_URL, NOISE_SEED, NOISE_SOURCE, SAE_ID, TimedKme
@@ -152,12 +152,17 @@ class _Setup:
     run_config: dict
 
 
-def _setup(scenario: Scenario, spec: FederatedSpec) -> _Setup:
+def _setup(scenario: Scenario, spec: FederatedSpec, private: bool = True) -> _Setup:
+    """The run's data, model and configs; ``private``: with the spec's record-level DP (DP-SGD) in training."""
     shares = [o.data_share for o in spec.organisations]
     kind = "classical" if spec.model == "classical" else f"vqc:{spec.vqc.qubits}:{spec.vqc.layers}"
+    train_config = {"local-epochs": spec.local_epochs, "batch-size": spec.batch_size,
+                    "learning-rate": spec.learning_rate}
+    dp = spec.privacy
+    if private and dp.unit == "record" and dp.noise_multiplier > 0:
+        train_config |= {"dp-clip-norm": dp.clip_norm, "dp-noise-multiplier": dp.noise_multiplier}
     return _Setup(Study.create(shares, scenario.seed, spec.hidden_layers, spec.test_fraction, spec.dataset, kind),
-                  {"local-epochs": spec.local_epochs, "batch-size": spec.batch_size,
-                   "learning-rate": spec.learning_rate},
+                  train_config,
                   {"dataset": spec.dataset, "data-shares": ",".join(repr(s) for s in shares),
                    "data-seed": scenario.seed, "test-fraction": spec.test_fraction, "model": kind})
 
@@ -180,7 +185,7 @@ def final_accuracy(curve: list[dict] | None, window: int = FINAL_WINDOW) -> dict
             "max": float(acc.max()), "last": float(acc[-1]), "rounds": [c["round"] for c in tail]}
 
 
-def privacy_warning(epsilon: float | None) -> str | None:
+def privacy_warning(epsilon: float | None, unit: str = "organisation") -> str | None:
     """Plain words for a weak guarantee (epsilon above 10), None otherwise.
 
     >>> privacy_warning(3.0) is None, privacy_warning(30.0)[:23]
@@ -188,29 +193,43 @@ def privacy_warning(epsilon: float | None) -> str | None:
     """
     if epsilon is None or epsilon <= WEAK_EPSILON:
         return None
-    return (f"epsilon {epsilon:.3g} is weak: an observer of the aggregates may become up to e^{epsilon:.3g} "
-            f"(~{math.exp(min(epsilon, 700)):.1g}) times more confident about whether one organisation took part "
-            "or what its data says. Protection this weak is mostly nominal: use more noise (noise_multiplier), "
-            "fewer rounds, or more organisations per round.")
+    subject, remedy = (("whether one patient's record was in the training data or what it says", "fewer rounds or "
+                        "local epochs, or a smaller batch_size") if unit == "record" else
+                       ("whether one organisation took part or what its data says", "fewer rounds, or more "
+                        "organisations per round"))
+    return (f"epsilon {epsilon:.3g} is weak: an observer of the models may become up to e^{epsilon:.3g} "
+            f"(~{math.exp(min(epsilon, 700)):.1g}) times more confident about {subject}. Protection this weak is "
+            f"mostly nominal: use more noise (noise_multiplier), {remedy}.")
 
 
-def check_privacy_budget(spec: FederatedSpec, rounds: int) -> float | None:
-    """The epsilon ``rounds`` rounds will spend (None without DP); raises when it exceeds ``epsilon_budget``."""
+def epsilon_curve(spec: FederatedSpec, examples: list[int], rounds: int) -> list[float] | None:
+    """Epsilon spent after each round (None without DP), at the spec's unit of privacy; ``examples``: each
+    organisation's records (record-level DP is accounted per organisation, the largest reported)."""
     dp = spec.privacy
     if dp.noise_multiplier <= 0:
         return None
-    epsilon = PrivacyAccountant(dp.noise_multiplier, 1.0, dp.delta).epsilon(rounds)
-    if dp.epsilon_budget is not None and epsilon > dp.epsilon_budget:
+    if dp.unit == "record":
+        return record_epsilon_curve(DpSgd(dp.clip_norm, dp.noise_multiplier), examples, spec.batch_size,
+                                    spec.local_epochs, rounds, dp.delta)
+    return organisation_epsilon_curve(dp.noise_multiplier, rounds, dp.delta)
+
+
+def check_privacy_budget(spec: FederatedSpec, examples: list[int], rounds: int) -> list[float] | None:
+    """:func:`epsilon_curve`; raises when its last epsilon exceeds ``epsilon_budget``."""
+    dp = spec.privacy
+    curve = epsilon_curve(spec, examples, rounds)
+    if curve and dp.epsilon_budget is not None and curve[-1] > dp.epsilon_budget:
+        knobs = ("fewer rounds or local_epochs, a smaller batch_size" if dp.unit == "record" else "fewer rounds")
         raise PrivacyBudgetError(f"federated.privacy.epsilon_budget: {rounds} rounds at noise_multiplier "
-                                 f"{dp.noise_multiplier:g} spend epsilon {epsilon:.3g} (delta {dp.delta:g}), more "
-                                 f"than the budget {dp.epsilon_budget:g}. Use fewer rounds or a larger "
-                                 "noise_multiplier, or raise the budget.")
-    return epsilon
+                                 f"{dp.noise_multiplier:g} ({dp.unit}-level DP) spend epsilon {curve[-1]:.3g} (delta "
+                                 f"{dp.delta:g}), more than the budget {dp.epsilon_budget:g}. Use {knobs} or a "
+                                 "larger noise_multiplier, or raise the budget.")
+    return curve
 
 
 def run_plain(scenario: Scenario, spec: FederatedSpec, rounds: int) -> dict:
     """The same federation on Flower's FedAvg without any protection (the comparison run)."""
-    s = _setup(scenario, spec)
+    s = _setup(scenario, spec, private=False)
     grid = LocalGrid(plain_app, [{"partition-id": i} for i in range(len(spec.organisations))], s.run_config)
     _silence_flower()
     strategy = FedAvg(fraction_evaluate=0.0, min_train_nodes=spec.min_clients,
@@ -249,18 +268,20 @@ def run_federation(scenario: Scenario, *, rounds: int | None = None, policy: str
     if updates:
         spec = spec.model_copy(update=updates)
     rounds = spec.rounds
-    check_privacy_budget(spec, rounds)
+    examples = [len(p.y) for p in _setup(scenario, spec).study.split.partitions]
+    epsilons = check_privacy_budget(spec, examples, rounds)
     progress = progress or (lambda fraction, label: None)
     with model.one_blas_thread(), contextlib.ExitStack() as stack:  # small matrices: one BLAS thread is faster
         if workdir is None:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="qfabric-fl-"))
         Path(workdir).mkdir(parents=True, exist_ok=True)
         return _run(scenario, spec, rounds, Path(workdir), rate_scale, progress, client_app, node_overrides or {},
-                    entanglement)
+                    entanglement, epsilons)
 
 
 def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, rate_scale: float,
-         progress: Progress, client_app, node_overrides: dict, entanglement: dict | None = None) -> dict:
+         progress: Progress, client_app, node_overrides: dict, entanglement: dict | None = None,
+         epsilons: list[float] | None = None) -> dict:
     t_start = time.perf_counter()
     kms = scenario.kms
     kme_spec = next(k for k in kms.kmes if {s.node for s in kms.saes if s.id == spec.aggregator} <= set(k.nodes))
@@ -293,6 +314,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     check_budget(spec, supply, demand, {p: store.available(pool) for p, pool in pair_pools.items()}, rounds)
 
     s = _setup(scenario, spec)
+    organisation_dp = spec.privacy.unit == "organisation"  # the mod clips and noises updates; record: DP-SGD
     progress(0.1, "centralised baseline")
     centralised = centralised_baseline(s.study.split, s.study.initial, rounds, spec.local_epochs, spec.batch_size,
                                        spec.learning_rate, scenario.seed, learner_for(s.study.kind)) \
@@ -315,7 +337,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                         qber_threshold=spec.qber_threshold)
         protection = Protection(spec.aggregator, TimedKme(clients[spec.aggregator],
                                                           keys_per_request=spec.keys_per_request), policy,
-                                clip_norm=spec.privacy.clip_norm, noise_multiplier=spec.privacy.noise_multiplier,
+                                clip_norm=spec.privacy.clip_norm,
+                                noise_multiplier=spec.privacy.noise_multiplier if organisation_dp else 0.0,
                                 weight_cap_examples=float(max(len(p.y) for p in s.study.split.partitions)),
                                 min_clients=spec.min_clients, session_rounds=spec.session_rounds)
         timeline: list[dict] = []
@@ -366,7 +389,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
         no_dp = None
         if spec.compare_plain and spec.privacy.noise_multiplier > 0:  # the third run: protected, without DP
             progress(0.95, "protected federation without differential privacy")
-            no_dp = _setup(scenario, spec)
+            no_dp = _setup(scenario, spec, private=False)
             no_dp_grid = LocalGrid(client_app or protected_app, node_configs, s.run_config)
             unnoised = dataclasses.replace(protection, noise_multiplier=0.0, kme=TimedKme(
                 clients[spec.aggregator], keys_per_request=spec.keys_per_request))
@@ -380,11 +403,37 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     progress(1.0, "done")
     return _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised,
                    grid, fl_wall, qkd_supply_s, time.perf_counter() - t_start, accounting, pair_pools,
-                   no_dp.study.history if no_dp else None, qrng.blocks if qrng is not None else None)
+                   no_dp.study.history if no_dp else None, qrng.blocks if qrng is not None else None, epsilons)
+
+
+PRIVACY_MODELS = {
+    "record": "record-level DP (DP-SGD): each organisation trains on Poisson samples of its records, clips every "
+              "record's gradient and adds Gaussian noise to each step's sum; protects any one patient's record, "
+              "against the aggregator, the other organisations and anyone who sees a model; accounted per "
+              "organisation, the largest epsilon reported",
+    "organisation": "organisation-level DP: each organisation clips its whole update and adds its share of Gaussian "
+                    "noise, so the secure sum carries noise z C (distributed DP, relying on secure aggregation); "
+                    "all organisations sampled every round; protects whether one organisation took part and what "
+                    "its data says, against the aggregator and other observers of the aggregates",
+}
+
+
+def _privacy_report(scenario: Scenario, spec: FederatedSpec, s: _Setup, epsilons: list[float]) -> dict:
+    dp = spec.privacy
+    report = {"noise_multiplier": dp.noise_multiplier, "clip_norm": dp.clip_norm,
+              "noise_source": scenario.randomness.dp_noise, "delta": dp.delta, "epsilon_budget": dp.epsilon_budget,
+              "epsilon_by_round": [{"round": r, "epsilon": e} for r, e in enumerate(epsilons, start=1)],
+              "level": dp.unit, "warning": privacy_warning(epsilons[-1], dp.unit), "model": PRIVACY_MODELS[dp.unit]}
+    if dp.unit == "record":
+        report["dp_sgd"] = [{"sae": o.sae, "examples": len(p.y),
+                             "sampling_rate": DpSgd.sampling_rate(len(p.y), spec.batch_size),
+                             "steps_per_round": DpSgd.steps(len(p.y), spec.batch_size, spec.local_epochs)}
+                            for o, p in zip(spec.organisations, s.study.split.partitions, strict=True)]
+    return report
 
 
 def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised, grid,
-            fl_wall, qkd_supply_s, total_wall, accounting, pair_pools, no_dp_curve, qrng_blocks) -> dict:
+            fl_wall, qkd_supply_s, total_wall, accounting, pair_pools, no_dp_curve, qrng_blocks, epsilons) -> dict:
     per_round = []
     for log, tl in zip(strategy.rounds, timeline, strict=False):
         fallbacks = [e for e in log.audit if e.get("event") == "fallback"]
@@ -401,20 +450,7 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
             "train_seconds": log.train_seconds, "noise_std": log.noise_std, **tl,
         })
     secure_curve = s.study.history
-    privacy = None
-    if spec.privacy.noise_multiplier > 0:
-        accountant = PrivacyAccountant(spec.privacy.noise_multiplier, 1.0, spec.privacy.delta)
-        epsilon_by_round = [{"round": r, "epsilon": accountant.epsilon(r)} for r in range(1, rounds + 1)]
-        privacy = {"noise_multiplier": spec.privacy.noise_multiplier, "clip_norm": spec.privacy.clip_norm,
-                   "noise_source": scenario.randomness.dp_noise,
-                   "delta": spec.privacy.delta, "epsilon_budget": spec.privacy.epsilon_budget,
-                   "epsilon_by_round": epsilon_by_round, "level": "organisation",
-                   "warning": privacy_warning(epsilon_by_round[-1]["epsilon"]),
-                   "model": "organisation-level DP: each organisation clips its whole update and adds its share of "
-                            "Gaussian noise, so the secure sum carries noise z C (distributed DP, relying on secure "
-                            "aggregation); all organisations sampled every round; protects whether one organisation "
-                            "took part and what its data says, against the aggregator and other observers of the "
-                            "aggregates"}
+    privacy = _privacy_report(scenario, spec, s, epsilons) if epsilons else None
     wall = {k: sum(r[k] for r in per_round) for k in ("kme_seconds", "crypto_seconds", "train_seconds",
                                                       "supply_simulation_s")}
     rounds_s = fl_wall - wall["supply_simulation_s"]  # what the organisations would see: no network simulation

@@ -642,4 +642,7 @@ def _check_federated(scenario: Scenario) -> list[tuple[str, str]]:
     for i, drop in enumerate(fed.dropouts):
         if drop.sae not in orgs:
             problems.append((f"federated.dropouts[{i}].sae", f"{drop.sae!r} is not an organisation: {orgs}"))
+    if fed.model == "vqc" and fed.privacy.unit == "record" and fed.privacy.noise_multiplier > 0:
+        problems.append(("federated.privacy.unit", "record-level DP (DP-SGD) needs per-record gradients, which the "
+                         "variational classifier does not provide: use unit: organisation"))
     return problems

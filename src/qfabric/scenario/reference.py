@@ -126,7 +126,7 @@ def scenario_reference() -> str:
              ""]
     for model in order:
         title = "Top level" if model is Scenario else _section_name(model)
-        doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
         parts += [f"## {title}" if model is Scenario else f'## <a id="{_anchor(model)}"></a>{title}', ""]
         if doc and model is not Scenario:
             parts += [doc, ""]

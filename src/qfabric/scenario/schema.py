@@ -494,8 +494,18 @@ class OrganisationSpec(_Strict):
 
 
 class PrivacySpec(_Strict):
-    clip_norm: float = Field(default=1.0, gt=0, description="L2 bound on each organisation's update")
-    noise_multiplier: float = Field(default=0.0, ge=0, description="Gaussian noise on the sum / clip_norm (0: off)")
+    """Differential privacy, per record (each patient: DP-SGD in every organisation's training) or per
+    organisation (each organisation's whole update clipped and noised, the noise shared over the secure sum)."""
+
+    unit: Literal["record", "organisation"] = Field(
+        default="record", description="what one guarantee protects: one record (DP-SGD: per-record clipping and "
+        "noise on every training step's gradient) or one organisation's whole data (its update clipped, noise on "
+        "the secure sum; needs many organisations to leave a model any signal)")
+    clip_norm: float = Field(default=1.0, gt=0, description="L2 bound on each record's gradient (record) or each "
+                             "organisation's update (organisation)")
+    noise_multiplier: float = Field(default=0.0, ge=0, description="Gaussian noise standard deviation / clip_norm, "
+                                    "on each step's gradient sum (record) or on the secure sum (organisation); "
+                                    "0: off")
     delta: float = Field(default=1e-5, gt=0, lt=1, description="the delta of the reported (epsilon, delta)")
     epsilon_budget: float | None = Field(default=None, gt=0, description="refuse to start when the rounds would "
                                          "spend more epsilon than this (at delta)")

@@ -6,7 +6,9 @@ protected app is the same code with qfabric's mod added (the one line)::
     protected_app = ClientApp(mods=[qfabric_protection_mod()])
 
 The node finds its data from its Flower config: ``partition-id`` (node config) and ``dataset``,
-``data-shares``, ``data-seed`` (run config); the round's training settings come with the message.
+``data-shares``, ``data-seed`` (run config); the round's training settings come with the message, and with them
+record-level differential privacy (``dp-clip-norm``, ``dp-noise-multiplier``: DP-SGD in training, its noise from
+the node's ``qfabric-noise-seed`` and ``qfabric-noise-source``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from flwr.serverapp.strategy import Strategy
 
 from qfabric.apps.federated.data import Split, split_dataset
 from qfabric.apps.federated.mod import qfabric_protection_mod
+from qfabric.apps.federated.privacy import DpSgd, noise_generator
 from qfabric.apps.federated.quantum import learner_for
+from qfabric.apps.federated.wire import NOISE_SEED, NOISE_SOURCE
 
 
 @lru_cache(maxsize=8)
@@ -87,9 +91,15 @@ def train(msg: Message, context: Context) -> Message:
     rng = np.random.default_rng([int(context.run_config["data-seed"]), int(context.node_config["partition-id"]),
                                  int(cfg["server-round"])])
     learner = learner_for(str(context.run_config.get("model", "classical")))
+    private = {}
+    if float(cfg.get("dp-noise-multiplier", 0.0)) > 0:  # record-level DP: DP-SGD, noise from the node's source
+        seed = np.random.SeedSequence([int(context.node_config.get(NOISE_SEED, context.run_config["data-seed"])),
+                                       int(cfg["server-round"]), 1])
+        private = {"privacy": DpSgd(float(cfg["dp-clip-norm"]), float(cfg["dp-noise-multiplier"])),
+                   "noise_rng": noise_generator(context.node_config.get(NOISE_SOURCE), seed)}
     params, loss = learner.train(msg.content["arrays"].to_numpy_ndarrays(), data.X, data.y,
-                               epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]),
-                               learning_rate=float(cfg["learning-rate"]), rng=rng)
+                                 epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]),
+                                 learning_rate=float(cfg["learning-rate"]), rng=rng, **private)
     return Message(RecordDict({"arrays": ArrayRecord(params),
                                "metrics": MetricRecord({"train-loss": loss, "num-examples": len(data.y)})}),
                    reply_to=msg)
