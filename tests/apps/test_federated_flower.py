@@ -71,10 +71,10 @@ def test_default_scenario_runs_end_to_end_from_the_cli(tmp_path, monkeypatch):
     # hospital C is not a neighbour of A or B: their keys are relayed through the hub
     hops = {p["pair"]: p["hops"] for p in fl["key_supply"]["pairs"]}
     assert hops["hospital-a|hospital-c"] == 2 and hops["hospital-a|hospital-b"] == 1
-    # per round: 3 session keys and 3 pairwise keys, each fetched at both ends; keys_per_request 10: the first
-    # round's 12 ETSI requests fetch the keys of rounds 1-10, later rounds make none
+    # per round: 3 session keys and 3 pairwise keys, each fetched at both ends; keys_per_request 20, capped at the
+    # run's 4 rounds: the first round's 12 ETSI requests fetch the keys of rounds 1-4, later rounds make none
     assert [r["kme_requests"] for r in fl["per_round"]] == [12, 0, 0, 0]
-    assert [r["qkd_keys_fetched"] for r in fl["per_round"]] == [120, 0, 0, 0]
+    assert [r["qkd_keys_fetched"] for r in fl["per_round"]] == [48, 0, 0, 0]
     # 12 sessions a round (both ends count); each round's training also starts the next round's 3 pairwise
     # sessions (one message a round), so round 1 counts 15 and the last round 9
     assert [r["sessions_by_mode"] for r in fl["per_round"]] == [{"hybrid": n} for n in (15, 12, 12, 9)]
@@ -83,7 +83,7 @@ def test_default_scenario_runs_end_to_end_from_the_cli(tmp_path, monkeypatch):
     assert [r["key_agreements"] for r in fl["per_round"]] == [12, 0, 0, 0]
     assert fl["wire"]["by_type"] == {"train (hello)": 3, "train (pairs)": 3, "train (train)": 12}
     for pair, acc in fl["key_supply"]["accounting"].items():
-        assert acc["keys_delivered"] == 10 and acc["claims_done"] == 10, pair  # one request, claimed at once
+        assert acc["keys_delivered"] == 4 and acc["claims_done"] == 4, pair  # one request, claimed at once
     # record-level DP: DP-SGD in each hospital's training, accounted per hospital (the smallest, 287 records,
     # spends the most: 18 Poisson samples of 32 a round); the mod adds no noise of its own
     privacy = fl["privacy"]

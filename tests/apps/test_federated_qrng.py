@@ -4,10 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from flwr.app import Context, RecordDict
 
-from qfabric.apps.federated.mod import _noise_rng
-from qfabric.apps.federated.wire import NOISE_SOURCE
+from qfabric.apps.federated.privacy import noise_generator
 from qfabric.apps.qrng.stream import QrngGenerator
 from qfabric.scenario import parse_scenario
 from qfabric.scenario.federation import run_federation
@@ -15,20 +13,15 @@ from qfabric.scenario.federation import run_federation
 DEFAULT = Path(__file__).resolve().parents[2] / "scenarios" / "three-hospitals.yaml"
 
 
-def context(source: str | None) -> Context:
-    config = {} if source is None else {NOISE_SOURCE: source}
-    return Context(run_id=1, node_id=1, node_config=config, state=RecordDict(), run_config={})
-
-
 def test_the_noise_generator_is_the_qrngs_when_asked_and_reproducible_from_its_seed():
     seed = np.random.SeedSequence([7, 1])
-    qrng = _noise_rng(context("qrng"), seed)
+    qrng = noise_generator("qrng", seed)
     assert isinstance(qrng, QrngGenerator)
     draws = qrng.normal(size=1000)
-    assert np.array_equal(draws, _noise_rng(context("qrng"), np.random.SeedSequence([7, 1])).normal(size=1000))
+    assert np.array_equal(draws, noise_generator("qrng", np.random.SeedSequence([7, 1])).normal(size=1000))
     assert abs(draws.mean()) < 4 / np.sqrt(1000) and abs(draws.std() - 1) < 0.1  # a standard normal
-    assert not isinstance(_noise_rng(context("seeded"), seed), QrngGenerator)
-    assert not isinstance(_noise_rng(context(None), seed), QrngGenerator)
+    assert not isinstance(noise_generator("seeded", seed), QrngGenerator)
+    assert not isinstance(noise_generator(None, seed), QrngGenerator)
 
 
 def test_a_federation_draws_its_dp_noise_and_relayed_keys_from_the_qrng(tmp_path, monkeypatch):

@@ -129,6 +129,7 @@ class ThreadedKme:
         return f"https://127.0.0.1:{self.config.port}"
 
     def start(self, timeout_s: float = 30) -> None:
+        self.store.writer()  # the database's write path (its thread and connection) opens now, not on a first request
         self._thread = threading.Thread(target=self.server.run, name=f"kme-{self.config.kme_id}", daemon=True)
         self._thread.start()
         deadline = time.time() + timeout_s

@@ -471,8 +471,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("usage: python -m qfabric.kms.server kme.json")
     cfg = ServerConfig.load(args[0])
     try:
-        _, app = build(cfg)
+        store, app = build(cfg)
         config = uvicorn_config(cfg, app)
+        store.writer()  # the database's write path (its thread and connection) opens now, not on a first request
     except QfabricError as err:
         raise SystemExit(f"qfabric.kms.server: {err}") from None
     raise_open_file_limit(cfg.connection_limits())

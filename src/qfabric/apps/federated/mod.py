@@ -20,17 +20,18 @@ reply) or before it (they see what crosses the network).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp.typing import Mod
 
 from qfabric.apps.federated import secagg
-from qfabric.apps.federated.privacy import add_noise, clip
+from qfabric.apps.federated.privacy import add_noise, clip, noise_generator
 from qfabric.apps.federated.protect import UpdateRejected, decrypt_update, encrypt_update, pack
 from qfabric.apps.federated.sessions import Sessions, continues_session
 from qfabric.apps.federated.wire import (
@@ -48,10 +49,13 @@ from qfabric.apps.federated.wire import (
     STEP,
     TRAIN,
     TimedKme,
+    arrays_to_record,
     model_aad,
     public_from_bytes,
     public_to_bytes,
     qfabric_record,
+    read_record,
+    record_to_arrays,
 )
 from qfabric.errors import QfabricError
 from qfabric.kms.broker import SessionBroker
@@ -63,10 +67,12 @@ from qfabric.kms.policy import Policy
 _KME_CLIENTS: dict[tuple, TimedKme] = {}  # one HTTPS connection pool per node and process
 _IDENTITIES: dict[tuple, SaeIdentity] = {}
 _KEY_PAIRS: dict[tuple, ResponderKeys] = {}  # the node's key pairs, expanded from its state's seeds once per process
+_WRITTEN: dict[tuple, tuple[str, Sessions]] = {}  # per node: the mark of the state it wrote last, and its sessions
 
 
 @dataclass
 class _Node:
+    ident: tuple  # (SAE ID, KME URL, certificate): the node as this process's caches know it
     sae: str
     kme: TimedKme
     keys: ResponderKeys
@@ -99,10 +105,27 @@ def _node(context: Context) -> _Node:
         _KEY_PAIRS[seeds] = ResponderKeys(MLKEM768PrivateKey.from_seed_bytes(state["mlkem"]),
                                           X25519PrivateKey.from_private_bytes(state["x25519"]))
     kme = _KME_CLIENTS[ident]
-    kme.import_keys(state.get("kme-keys"))  # QKD keys fetched ahead in an earlier message of this run
-    sessions = Sessions(str(cfg[SAE_ID]))
-    sessions.load_json(state.get("sessions"))  # key agreements made in earlier messages of this run
-    return _Node(str(cfg[SAE_ID]), kme, _KEY_PAIRS[seeds], _IDENTITIES[ident], sessions)
+    written = _WRITTEN.get(ident)
+    if written is not None and state.get("written") == written[0]:  # this process wrote the state: no need to parse
+        sessions = written[1]
+        kme.import_keys(None, keep=True)
+    else:  # a new process, or another run's state
+        kme.import_keys(state.get("kme-keys"))  # QKD keys fetched ahead in an earlier message of this run
+        sessions = Sessions(str(cfg[SAE_ID]))
+        sessions.load_json(state.get("sessions"))  # key agreements made in earlier messages of this run
+    return _Node(ident, str(cfg[SAE_ID]), kme, _KEY_PAIRS[seeds], _IDENTITIES[ident], sessions)
+
+
+def _write_state(context: Context, node: _Node) -> None:
+    """Keep the node's QKD keys fetched ahead and its sessions in its Flower state (a SuperNode may start a
+    process per message), marked so that this process, if it serves the node's next message, uses its objects
+    instead of parsing them back."""
+    state = context.state["qfabric-node"]
+    state["kme-keys"] = node.kme.export_keys()
+    if node.sessions.changed or "sessions" not in state:  # a continued session's round changes none
+        state["sessions"] = node.sessions.to_json()
+    state["written"] = mark = os.urandom(8).hex()
+    _WRITTEN[node.ident] = (mark, node.sessions)
 
 
 def close_kme_clients() -> None:
@@ -111,25 +134,16 @@ def close_kme_clients() -> None:
         _KME_CLIENTS.popitem()[1].client.close()
     _IDENTITIES.clear()
     _KEY_PAIRS.clear()
+    _WRITTEN.clear()
 
 
-def _noise_rng(context: Context, seed: np.random.SeedSequence) -> np.random.Generator:
-    """The generator of this node's DP noise: numpy's PCG64, or the simulated QRNG's health-tested, extracted
-    output (``NOISE_SOURCE = "qrng"``; a failed health test stops the noise, and with it the round)."""
-    if context.node_config.get(NOISE_SOURCE) == "qrng":
-        from qfabric.apps.qrng import generator
-
-        return generator(seed=int(seed.generate_state(1)[0]))
-    return np.random.default_rng(seed)
-
-
-def _broker(node: _Node, record: ConfigRecord, audit: list[str]) -> SessionBroker:
+def _broker(node: _Node, record: dict, audit: list[dict]) -> SessionBroker:
     policy = Policy(mode=record["policy-mode"], fallback=record["policy-fallback"],
                     qber_threshold=record["qber-threshold"])
-    return SessionBroker(node.sae, node.kme, policy, lambda event: audit.append(json.dumps(event)))
+    return SessionBroker(node.sae, node.kme, policy, audit.append)
 
 
-def _reply(msg: Message, fields: dict, started: float, node: _Node, audit: list[str], train_s: float = 0.0) -> Message:
+def _reply(msg: Message, fields: dict, started: float, node: _Node, audit: list[dict], train_s: float = 0.0) -> Message:
     """The qfabric record of a reply, with the audit events and where the time since ``started`` went."""
     kme_s, requests, keys = node.kme.take()
     fields |= {"audit": audit, "kme-seconds": kme_s, "kme-requests": requests, "qkd-keys": keys,
@@ -144,7 +158,7 @@ def _hello(msg: Message, node: _Node) -> Message:
         "public-sig": node.identity.sign("public", node.sae, public)})}), reply_to=msg)
 
 
-def _start_pairs(record: ConfigRecord, context: Context, node: _Node, broker: SessionBroker, round_number: int,
+def _start_pairs(record: dict, context: Context, node: _Node, broker: SessionBroker, round_number: int,
                  prefix: str = "") -> dict:
     """Start a session with every participant that sorts after this node for ``round_number`` and keep the
     keys; returns the reply's fields (``prefix`` + ``to``, ``hellos``, ...). The participants come in
@@ -157,6 +171,7 @@ def _start_pairs(record: ConfigRecord, context: Context, node: _Node, broker: Se
     A pair's session continues (a fresh QKD key, no key agreement) while it covers ``round_number``; a new key
     agreement is signed with this node's certificate, a continued round's hello carries a key confirmation."""
     node.kme.keys_per_request = int(record.get("keys-per-request", 1))  # the federation's settings
+    node.kme.rounds_left = int(record.get("rounds-left", 0)) or None  # no keys for rounds after the run's last
     restart = set(record.get(prefix + "restart-sessions", []))  # organisations that failed or joined: start over
     if node.sae in restart:  # this node starts over with every peer (its session with the aggregator: that one's call)
         restart = (set(node.sessions.initiated) | set(node.sessions.responded)) - {record["aggregator"]}
@@ -194,15 +209,14 @@ def _start_pairs(record: ConfigRecord, context: Context, node: _Node, broker: Se
     return {prefix + k: v for k, v in fields.items()}
 
 
-def _pairs(msg: Message, context: Context, node: _Node) -> Message:
+def _pairs(msg: Message, record: dict, context: Context, node: _Node) -> Message:
     """The ``pairs`` step: :func:`_start_pairs` for this round."""
     started, audit = time.perf_counter(), []
-    record = msg.content[RECORD]
     fields = _start_pairs(record, context, node, _broker(node, record, audit), int(record["round"]))
     return _reply(msg, fields, started, node, audit)
 
 
-def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: SessionBroker) -> dict:
+def _pair_keys(context: Context, node: _Node, record: dict, broker: SessionBroker) -> dict:
     initiated = context.state.get("qfabric-pairs")
     if initiated is None or initiated["round"] != record["round"]:
         raise UpdateRejected(f"no pairwise keys for round {record['round']}: the pairs step did not reach this node")
@@ -221,27 +235,26 @@ def _pair_keys(context: Context, node: _Node, record: ConfigRecord, broker: Sess
     return {pair: key for pair, key in keys.items() if (set(pair) - {node.sae}) <= participants}
 
 
-def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
+def _train(msg: Message, record: dict, context: Context, call_next, node: _Node) -> Message:
     started, audit = time.perf_counter(), []
-    record = msg.content[RECORD]
     if record["client"] != node.sae:
         raise UpdateRejected(f"a model sealed for {record['client']!r} reached {node.sae!r}")
     round_number, aggregator = int(record["round"]), str(record["aggregator"])
     broker = _broker(node, record, audit)
     node.kme.announce(aggregator, list(record.get("qkd-ahead", [])))
     session = node.sessions.respond(broker, aggregator, record["hello"], node.keys, round_number)
-    shapes = [tuple(s) for s in json.loads(record["shapes"])]
+    shapes = [tuple(s) for s in record["shapes"]]
     global_model = decrypt_update(record["model"], session, *model_aad(round_number, aggregator, node.sae), shapes)
     pair_keys = _pair_keys(context, node, record, broker)
 
     content = RecordDict({k: v for k, v in msg.content.items() if k != RECORD})
-    content["arrays"] = ArrayRecord(global_model)
+    content["arrays"] = arrays_to_record(global_model)
     t_train = time.perf_counter()
     reply = call_next(Message(content=content, metadata=msg.metadata), context)
     train_s = time.perf_counter() - t_train
     if reply.has_error():
         return reply
-    trained = reply.content["arrays"].to_numpy_ndarrays()
+    trained = record_to_arrays(reply.content["arrays"])
     if [a.shape for a in trained] != [a.shape for a in global_model]:
         raise UpdateRejected(f"the ClientApp returned shapes {[a.shape for a in trained]}, the model has {shapes}")
     metrics = reply.content.get("metrics")
@@ -252,7 +265,8 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
         delta, norm = clip(delta, float(record["clip-norm"]))
         node_seed = context.node_config.get(NOISE_SEED)  # reproducible runs; OS entropy otherwise
         seed = np.random.SeedSequence([int(node_seed), round_number] if node_seed is not None else None)
-        delta = add_noise(delta, float(record["noise-std"]), _noise_rng(context, seed))
+        noise = noise_generator(context.node_config.get(NOISE_SOURCE), seed)  # seeded, or the simulated QRNG
+        delta = add_noise(delta, float(record["noise-std"]), noise)
     else:  # no clipping: the sum is FedAvg's, up to the fixed point's resolution
         norm = float(np.sqrt(sum(float(np.sum(np.square(d))) for d in delta)))
         largest = max(float(np.max(np.abs(d), initial=0.0)) for d in delta)
@@ -278,10 +292,9 @@ def _train(msg: Message, context: Context, call_next, node: _Node) -> Message:
     return out
 
 
-def _recover(msg: Message, context: Context, node: _Node) -> Message:
+def _recover(msg: Message, record: dict, context: Context, node: _Node) -> Message:
     """Reveal this node's masks with the organisations that dropped out this round (and nothing else)."""
     started, audit = time.perf_counter(), []
-    record = msg.content[RECORD]
     kept = context.state.get("qfabric-round")
     if kept is None or kept["round"] != record["round"]:
         raise UpdateRejected(f"this node sent no update in round {record['round']}: nothing to recover")
@@ -299,22 +312,22 @@ def qfabric_protection(msg: Message, context: Context, call_next) -> Message:
         return call_next(msg, context)
     if RECORD not in msg.content:
         raise UpdateRejected("a train message without qfabric protection reached a protected node: refused")
-    step = msg.content[RECORD].get(STEP, TRAIN)
+    record = read_record(msg.content[RECORD])
+    step = record.get(STEP, TRAIN)
     node = _node(context)
-    node.sessions.rounds = int(msg.content[RECORD].get("session-rounds", 1))  # the federation's session lifetime
+    node.sessions.rounds = int(record.get("session-rounds", 1))  # the federation's session lifetime
     try:
         if step == HELLO:
             return _hello(msg, node)
         if step == PAIRS:
-            return _pairs(msg, context, node)
+            return _pairs(msg, record, context, node)
         if step == RECOVER:
-            return _recover(msg, context, node)
+            return _recover(msg, record, context, node)
         if step == TRAIN:
-            return _train(msg, context, call_next, node)
+            return _train(msg, record, context, call_next, node)
         raise UpdateRejected(f"unknown qfabric step {step!r}: is this node's qfabric older than the aggregator's?")
-    finally:  # QKD keys fetched ahead and sessions outlive this message (a SuperNode may start a process per message)
-        context.state["qfabric-node"]["kme-keys"] = node.kme.export_keys()
-        context.state["qfabric-node"]["sessions"] = node.sessions.to_json()
+    finally:  # QKD keys fetched ahead and sessions outlive this message
+        _write_state(context, node)
 
 
 def qfabric_protection_mod() -> Mod:

@@ -95,12 +95,13 @@ class Sessions:
     rounds: int = 1
     initiated: dict[str, Session] = field(default_factory=dict)
     responded: dict[str, Session] = field(default_factory=dict)
+    changed: bool = False  # a session started or ended since the last to_json or load_json
 
     def forget(self, peers: Iterable[str]) -> None:
         """End the sessions with ``peers`` (both roles): their next round starts with a key agreement."""
         for peer in peers:
-            self.initiated.pop(peer, None)
-            self.responded.pop(peer, None)
+            ended = (self.initiated.pop(peer, None), self.responded.pop(peer, None))
+            self.changed |= ended != (None, None)
 
     def initiate(self, broker: SessionBroker, peer: str, public: Callable[[], ResponderPublic],
                  round_number: int) -> tuple[bytes, bytes]:
@@ -123,6 +124,7 @@ class Sessions:
         kept = hello.mode.value == broker.policy.mode  # a fallback keys one round: QKD is tried again next round
         session = Session(key, hello.mode.value, round_number, round_number + (self.rounds - 1 if kept else 0))
         self.initiated[peer] = session
+        self.changed = True
         return self._hello(session, peer, round_number, None, None, handshake=hello_to_bytes(hello))
 
     def _hello(self, session: Session, peer: str, round_number: int, qkd_key: bytes | None, key_id: str | None,
@@ -170,6 +172,7 @@ class Sessions:
         if not hmac.compare_digest(tag, _tag(confirm)):
             raise SessionMismatch(f"{peer!r}'s round-{round_number} hello does not match its session (a key ID or "
                                   "the session altered in transit?)")
+        self.changed |= self.responded.get(peer) is not session
         self.responded[peer] = session
         return key
 
@@ -177,6 +180,7 @@ class Sessions:
         def out(table: dict[str, Session]) -> dict:
             return {p: asdict(s) | {"key": base64.b64encode(s.key).decode()} for p, s in table.items()}
 
+        self.changed = False
         return json.dumps({"initiated": out(self.initiated), "responded": out(self.responded)})
 
     def load_json(self, data: str | None) -> None:
@@ -187,6 +191,7 @@ class Sessions:
             return {p: Session(base64.b64decode(s["key"]), s["mode"], s["start"], s["until"]) for p, s in table.items()}
 
         self.initiated, self.responded = back(d.get("initiated", {})), back(d.get("responded", {}))
+        self.changed = False
 
 
 def continues_session(hello: bytes) -> bool:

@@ -44,9 +44,12 @@ from qfabric.apps.federated.wire import (
     STEP,
     TRAIN,
     TimedKme,
+    arrays_to_record,
     model_aad,
     public_from_bytes,
     qfabric_record,
+    read_record,
+    record_to_arrays,
 )
 from qfabric.errors import QfabricError
 from qfabric.kms.broker import SessionBroker
@@ -90,13 +93,13 @@ class RoundLog:
     train_seconds: float = 0.0
     noise_std: float = 0.0
 
-    def add_costs(self, record: ConfigRecord) -> None:
+    def add_costs(self, record: dict) -> None:
         self.kme_seconds += float(record.get("kme-seconds", 0.0))
         self.crypto_seconds += float(record.get("crypto-seconds", 0.0))
         self.train_seconds += float(record.get("train-seconds", 0.0))
         self.qkd_keys += int(record.get("qkd-keys", 0))
         self.kme_requests += int(record.get("kme-requests", 0))
-        self.audit.extend(json.loads(e) for e in record.get("audit", []))
+        self.audit.extend(record.get("audit", []))
 
 
 def _left_out_for_missing_pair_keys(paired: dict[int, ConfigRecord], names: dict[int, str], log: RoundLog) -> list[int]:
@@ -167,8 +170,9 @@ class SecureFedAvg(FedAvg):
                 "qber-threshold": p.qber_threshold, "aggregator": self.protection.aggregator,
                 "session-rounds": self.protection.session_rounds}
 
-    def _query(self, grid: Grid, kind: str, records: dict[int, dict], log: RoundLog) -> dict[int, ConfigRecord]:
-        """Send one query per node; returns the good replies' qfabric records, logs the failures."""
+    def _query(self, grid: Grid, kind: str, records: dict[int, dict], log: RoundLog) -> dict[int, dict]:
+        """Send one query per node; returns the good replies' qfabric records (:func:`read_record`), logs the
+        failures."""
         messages = [Message(RecordDict({RECORD: qfabric_record(fields | {STEP: kind})}), dst_node_id=node,
                             message_type=MESSAGE_TYPE) for node, fields in records.items()]
         replies = {m.metadata.src_node_id: m for m in grid.send_and_receive(messages)}
@@ -181,7 +185,11 @@ class SecureFedAvg(FedAvg):
             elif reply.has_error():
                 log.dropped[name] = f"{kind}: {reply.error.reason}"
             else:
-                good[node] = reply.content[RECORD]
+                try:
+                    good[node] = read_record(reply.content[RECORD])
+                except QfabricError as err:
+                    log.dropped[name] = f"{kind}: {err}"
+                    continue
                 log.add_costs(good[node])
         return good
 
@@ -194,6 +202,7 @@ class SecureFedAvg(FedAvg):
         whose sessions start over (``restart``), and the participants' signed public keys when some pair needs
         a key agreement (else they stay out of the message: 6 KB a message here)."""
         fields = {"keys-per-request": self.protection.kme.keys_per_request,
+                  "rounds-left": self._rounds_left(round_number),
                   prefix + "restart-sessions": sorted(restart), prefix + "participants": [m.sae for m in members]}
         names = [m.sae for m in members]
         if restart or any(self._pair_until.get(frozenset((a, b)), 0) < round_number
@@ -202,6 +211,10 @@ class SecureFedAvg(FedAvg):
                        prefix + "certs": [m.cert for m in members],
                        prefix + "public-sigs": [m.public_sig for m in members]}
         return fields
+
+    def _rounds_left(self, round_number: int) -> int:
+        """The run's rounds from ``round_number`` on (0: not known): no batch of QKD keys fetches more."""
+        return max(1, self._num_rounds - round_number + 1) if self._num_rounds is not None else 0
 
     def _note_pair_sessions(self, paired: dict[int, ConfigRecord | dict]) -> None:
         """Remember until which round each pair's session keys, from the hellos the aggregator relays."""
@@ -278,6 +291,7 @@ class SecureFedAvg(FedAvg):
                                self._audit(log))
         sessions: dict[int, tuple[bytes, bytes]] = {}
         kme = self.protection.kme
+        kme.rounds_left = self._rounds_left(server_round) or None
         started, kme_before, requests_before, keys_before = time.perf_counter(), kme.seconds, kme.requests, kme.keys
         for node in ready:
             if node not in paired:
@@ -301,8 +315,8 @@ class SecureFedAvg(FedAvg):
         log.noise_std = p.noise_multiplier * p.clip_norm / np.sqrt(k)
         bound = max(p.clip_norm, 1.0) + 10 * log.noise_std if p.noise_multiplier > 0 else p.value_bound
         fb = secagg.fractional_bits_for(bound, k)
-        global_model = arrays.to_numpy_ndarrays()
-        shapes = json.dumps([list(a.shape) for a in global_model])
+        global_model = record_to_arrays(arrays)
+        shapes = [list(a.shape) for a in global_model]
         pipeline = (p.pipeline_pairs and participants == ready
                     and (self._num_rounds is None or server_round < self._num_rounds))
         next_pairs = ({"next-round": server_round + 1}
@@ -361,14 +375,14 @@ class SecureFedAvg(FedAvg):
             if reply.has_error():
                 log.dropped[sae] = f"train: {reply.error.reason}"
                 continue
-            record = reply.content[RECORD]
-            log.add_costs(record)
             t0 = time.perf_counter()
             try:
+                record = read_record(reply.content[RECORD])
+                log.add_costs(record)
                 [update] = decrypt_update(record["update"], cur["sessions"][node][1], server_round, sae,
                                           [(cur["size"],)])
-            except UpdateRejected as err:
-                log.dropped[sae] = str(err)
+            except (UpdateRejected, QfabricError, KeyError) as err:
+                log.dropped[sae] = str(err) if not isinstance(err, KeyError) else f"train: no {err} in the reply"
                 continue
             finally:
                 log.crypto_seconds += time.perf_counter() - t0
@@ -406,4 +420,4 @@ class SecureFedAvg(FedAvg):
         with_metrics = [c for c in contents if "metrics" in c]
         metrics = self.train_metrics_aggr_fn(with_metrics, self.weighted_by_key) if with_metrics else None
         log.crypto_seconds += time.perf_counter() - started
-        return ArrayRecord(average), metrics
+        return arrays_to_record(average), metrics
