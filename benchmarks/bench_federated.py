@@ -48,7 +48,7 @@ VARIANTS = [  # (label, changes to the scenario's federated section)
     ("default, a key agreement every round", {"session_rounds": 1}),
     ("default, a key agreement every round, 1 key per request", {"session_rounds": 1, "keys_per_request": 1}),
     ("breast-cancer, logistic regression, organisation-level DP (the previous default)",
-     {"dataset": "breast-cancer", "hidden_layers": [], "learning_rate": 0.05,
+     {"dataset": "breast-cancer", "hidden_layers": [], "learning_rate": 0.05, "local_epochs": 2,
       "privacy": PrivacySpec(unit="organisation", clip_norm=0.5, noise_multiplier=2.5)}),
     ("MLP 384-256, 2 epochs, no DP", {"hidden_layers": [384, 256], "learning_rate": 1e-3, "privacy": NO_DP}),
     ("MLP 384-256, 20 epochs, no DP", {"hidden_layers": [384, 256], "learning_rate": 1e-3, "local_epochs": 20,

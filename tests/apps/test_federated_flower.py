@@ -85,9 +85,9 @@ def test_default_scenario_runs_end_to_end_from_the_cli(tmp_path, monkeypatch):
     for pair, acc in fl["key_supply"]["accounting"].items():
         assert acc["keys_delivered"] == 4 and acc["claims_done"] == 4, pair  # one request, claimed at once
     # record-level DP: DP-SGD in each hospital's training, accounted per hospital (the smallest, 287 records,
-    # spends the most: 18 Poisson samples of 32 a round); the mod adds no noise of its own
+    # spends the most: 36 Poisson samples of 32 a round); the mod adds no noise of its own
     privacy = fl["privacy"]
-    assert privacy["level"] == "record" and [d["steps_per_round"] for d in privacy["dp_sgd"]] == [45, 27, 18]
+    assert privacy["level"] == "record" and [d["steps_per_round"] for d in privacy["dp_sgd"]] == [90, 54, 36]
     assert privacy["epsilon_by_round"][-1]["epsilon"] == pytest.approx(fl["epsilon"]) and 0 < fl["epsilon"] < 10
     assert all(r["noise_std"] == 0 for r in fl["per_round"])
     # three runs side by side
@@ -450,13 +450,13 @@ def test_qkd_only_without_fallback_refuses_to_start_when_supply_cannot_cover_the
 
 def test_rounds_that_would_overspend_the_privacy_budget_are_refused_before_starting(tmp_path):
     data = yaml.safe_load(DEFAULT.read_text())
-    data["federated"]["rounds"] = 40  # DP-SGD, z = 1.5, over 40 rounds: epsilon 12.8 at delta 1e-5 (RDP accountant)
+    data["federated"]["rounds"] = 40  # DP-SGD, z = 2, over 40 rounds: epsilon 12.7 at delta 1e-5 (RDP accountant)
     path = tmp_path / "budget.yaml"
     path.write_text(yaml.safe_dump(data))
     result = CliRunner().invoke(cli, ["fl", str(path), "--quiet"])
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "federated.privacy.epsilon_budget: 40 rounds" in text, text
-    assert "(record-level DP) spend epsilon 12.8 " in text and "more than the budget 10" in text
+    assert "(record-level DP) spend epsilon 12.7 " in text and "more than the budget 10" in text
 
 
 def test_fl_command_rejects_an_unknown_policy():
