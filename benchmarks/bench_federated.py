@@ -50,7 +50,8 @@ VARIANTS = [  # (label, changes to the scenario's federated section)
     ("breast-cancer, logistic regression, organisation-level DP (the previous default)",
      {"dataset": "breast-cancer", "hidden_layers": [], "learning_rate": 0.05, "local_epochs": 2,
       "privacy": PrivacySpec(unit="organisation", clip_norm=0.5, noise_multiplier=2.5)}),
-    ("MLP 384-256, 2 epochs, no DP", {"hidden_layers": [384, 256], "learning_rate": 1e-3, "privacy": NO_DP}),
+    ("MLP 384-256, 2 epochs, no DP", {"hidden_layers": [384, 256], "learning_rate": 1e-3, "local_epochs": 2,
+                                      "privacy": NO_DP}),
     ("MLP 384-256, 20 epochs, no DP", {"hidden_layers": [384, 256], "learning_rate": 1e-3, "local_epochs": 20,
                                        "privacy": NO_DP}),
 ]
