@@ -116,6 +116,23 @@ def test_protection_without_dp_equals_plain_fedavg_and_dp_costs_the_accuracy():
     assert abs(runs["plain"]["mean"] - runs["centralised"]["mean"]) <= 0.04
 
 
+def test_the_plain_fedavg_run_is_reproducible_from_the_scenario_seed():
+    """Flower's FedAvg samples nodes with Python's global random: the plain run seeds it, and restores it."""
+    import random
+
+    from qfabric.scenario.federation import run_plain
+
+    sc = scenario(rounds=3, hidden_layers=[16])
+    random.seed(1)
+    expected_next = random.random()
+    random.seed(1)
+    first = run_plain(sc, sc.federated, 3)["curve"]
+    assert random.random() == expected_next  # the caller's random is where it was
+    random.seed(2)
+    second = run_plain(sc, sc.federated, 3)["curve"]
+    assert [(c["loss"], c["accuracy"]) for c in first] == [(c["loss"], c["accuracy"]) for c in second]
+
+
 def test_the_mod_works_inside_clientapp_mods_with_other_mods_stacked():
     """``ClientApp(mods=[flower's message_size_mod, qfabric_protection_mod(), a user's mod])``: the mod after
     qfabric's sees the plain global model and the plain reply; the one before it only sealed bytes."""
