@@ -122,7 +122,7 @@ def _private_gradients(params: Params, X: np.ndarray, y: np.ndarray, dp: DpSgd, 
     """DP-SGD's gradient: every record's gradient clipped to ``dp.clip_norm``, summed, Gaussian noise of standard
     deviation ``noise_multiplier * clip_norm`` added, divided by the expected batch size (Abadi et al. 2016)."""
     layers, loss = _backward(params, X, y)
-    norms = np.sqrt(_record_norms_squared(layers)) if len(y) else np.zeros(0)
+    norms = np.sqrt(_record_norms_squared(layers))
     scale = (np.minimum(1.0, dp.clip_norm / np.maximum(norms, 1e-12)))[:, None]
     std = dp.noise_multiplier * dp.clip_norm
     grads: Params = []
@@ -151,7 +151,7 @@ def train(params: Params, X: np.ndarray, y: np.ndarray, epochs: int, batch_size:
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.float32)
 
-    def adam(grads: Params, loss: float) -> float:
+    def adam(grads: Params) -> None:
         nonlocal step
         step += 1
         for k, g in enumerate(grads):
@@ -160,14 +160,14 @@ def train(params: Params, X: np.ndarray, y: np.ndarray, epochs: int, batch_size:
             m_hat = m[k] / (1 - beta1**step)
             v_hat = v[k] / (1 - beta2**step)
             params[k] -= (learning_rate * m_hat / (np.sqrt(v_hat) + eps)).astype(np.float32)
-        return loss
 
     if privacy is not None:
         rate = privacy.sampling_rate(len(X), batch_size)
         losses = []
         for _ in range(privacy.steps(len(X), batch_size, epochs)):
             batch = np.flatnonzero(rng.random(len(X)) < rate)
-            loss = adam(*_private_gradients(params, X[batch], y[batch], privacy, rate * len(X), noise_rng or rng))
+            grads, loss = _private_gradients(params, X[batch], y[batch], privacy, rate * len(X), noise_rng or rng)
+            adam(grads)
             if len(batch):
                 losses.append(loss)
         per_epoch = max(1, round(len(losses) / epochs))
@@ -179,7 +179,9 @@ def train(params: Params, X: np.ndarray, y: np.ndarray, epochs: int, batch_size:
         last_losses = []
         for start in range(0, len(X), batch_size):
             batch = order[start : start + batch_size]
-            last_losses.append(adam(*_gradients(params, X[batch], y[batch])))
+            grads, loss = _gradients(params, X[batch], y[batch])
+            adam(grads)
+            last_losses.append(loss)
     return params, float(np.mean(last_losses)) if last_losses else float("nan")
 
 
