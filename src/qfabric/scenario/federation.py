@@ -284,20 +284,20 @@ def run_federation(scenario: Scenario, *, rounds: int | None = None, policy: str
     if updates:
         spec = spec.model_copy(update=updates)
     rounds = spec.rounds
-    examples = [len(p.y) for p in _setup(scenario, spec).study.split.partitions]
-    epsilons = check_privacy_budget(spec, examples, rounds)
+    setup = _setup(scenario, spec)  # the protected run's data and model
+    epsilons = check_privacy_budget(spec, [len(p.y) for p in setup.study.split.partitions], rounds)
     progress = progress or (lambda fraction, label: None)
     with model.one_blas_thread(), contextlib.ExitStack() as stack:  # small matrices: one BLAS thread is faster
         if workdir is None:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="qfabric-fl-"))
         Path(workdir).mkdir(parents=True, exist_ok=True)
         return _run(scenario, spec, rounds, Path(workdir), rate_scale, progress, client_app, node_overrides or {},
-                    entanglement, epsilons)
+                    entanglement, setup, epsilons)
 
 
 def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, rate_scale: float,
-         progress: Progress, client_app, node_overrides: dict, entanglement: dict | None = None,
-         epsilons: list[float] | None = None) -> dict:
+         progress: Progress, client_app, node_overrides: dict, entanglement: dict | None, s: _Setup,
+         epsilons: list[float] | None) -> dict:
     t_start = time.perf_counter()
     kms = scenario.kms
     kme_spec = next(k for k in kms.kmes if {s.node for s in kms.saes if s.id == spec.aggregator} <= set(k.nodes))
@@ -329,7 +329,6 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     pair_pools = {(d.a, d.b): kme_config.pool(d.a, d.b) for d in demand}
     check_budget(spec, supply, demand, {p: store.available(pool) for p, pool in pair_pools.items()}, rounds)
 
-    s = _setup(scenario, spec)
     organisation_dp = spec.privacy.unit == "organisation"  # the mod clips and noises updates; record: DP-SGD
     progress(0.1, "centralised baseline")
     centralised = centralised_baseline(s.study.split, s.study.initial, rounds, spec.local_epochs, spec.batch_size,

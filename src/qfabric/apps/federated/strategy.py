@@ -33,7 +33,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from qfabric.apps.federated import secagg
-from qfabric.apps.federated.protect import UpdateRejected, decrypt_update, encrypt_update, unpack
+from qfabric.apps.federated.protect import decrypt_update, encrypt_update, unpack
 from qfabric.apps.federated.sessions import Sessions, continues_session
 from qfabric.apps.federated.wire import (
     HELLO,
@@ -381,8 +381,11 @@ class SecureFedAvg(FedAvg):
                 log.add_costs(record)
                 [update] = decrypt_update(record["update"], cur["sessions"][node][1], server_round, sae,
                                           [(cur["size"],)])
-            except (UpdateRejected, QfabricError, KeyError) as err:
-                log.dropped[sae] = str(err) if not isinstance(err, KeyError) else f"train: no {err} in the reply"
+            except QfabricError as err:  # UpdateRejected (tampered, wrong round or sender) among them
+                log.dropped[sae] = str(err)
+                continue
+            except KeyError as err:
+                log.dropped[sae] = f"train: no {err} in the reply"
                 continue
             finally:
                 log.crypto_seconds += time.perf_counter() - t0
