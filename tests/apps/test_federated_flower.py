@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import message_size_mod
@@ -21,11 +23,14 @@ from typer.testing import CliRunner
 
 from qfabric.apps.federated.hospital import train
 from qfabric.apps.federated.mod import qfabric_protection_mod
-from qfabric.apps.federated.wire import PAIRS, RECORD, STEP, TRAIN, hello_from_bytes, hello_to_bytes, public_to_bytes
+from qfabric.apps.federated.sessions import Sessions
+from qfabric.apps.federated.wire import PAIRS, RECORD, STEP, TRAIN, hello_to_bytes, public_to_bytes
 from qfabric.cli.main import app as cli
 from qfabric.errors import ScenarioError
+from qfabric.kms.broker import SessionBroker
 from qfabric.kms.certs import make_dev_pki
-from qfabric.kms.hybrid import Hello, ResponderKeys, initiate
+from qfabric.kms.hybrid import ResponderKeys, initiate
+from qfabric.kms.policy import Policy
 from qfabric.scenario import load_scenario, parse_scenario
 from qfabric.scenario.federation import KeyBudgetError, run_federation
 
@@ -176,7 +181,6 @@ def test_flowers_strategy_log_says_how_updates_are_really_weighted(noise, weight
     import logging
 
     from qfabric.apps.federated.strategy import Protection, SecureFedAvg
-    from qfabric.kms.policy import Policy
 
     lines: list[str] = []
     handler = logging.Handler()
@@ -238,25 +242,24 @@ def test_tampered_update_fails_authentication_and_the_round_completes_without_it
 
 
 def _unknown_key_id(msg, context, call_next):
-    """The aggregator's round hello to C names a QKD key ID nobody has: in a key agreement or a kept session."""
-    if _step(msg) == TRAIN and context.node_config["qfabric-sae-id"] == "hospital-c":
-        record = msg.content[RECORD]
+    """In round 2 (a kept session: no signature, only the key ID and its confirmation) the aggregator's round
+    hello to C names a QKD key ID nobody has. (In a key agreement the aggregator's signature catches any
+    change: the test above.)"""
+    record = msg.content.get(RECORD, {})
+    if _step(msg) == TRAIN and record.get("round") == 2 and context.node_config["qfabric-sae-id"] == "hospital-c":
         round_hello = json.loads(record["hello"])
-        unknown = "00000000-0000-0000-0000-000000000000"
-        if "hello" in round_hello:
-            hello = hello_from_bytes(base64.b64decode(round_hello["hello"]))
-            round_hello["hello"] = base64.b64encode(hello_to_bytes(Hello(hello.mode, unknown, hello.kem_ciphertext,
-                                                                         hello.x25519_share))).decode()
-        else:
-            round_hello["key_ID"] = unknown
+        assert "hello" not in round_hello  # a kept session's round
+        round_hello["key_ID"] = "00000000-0000-0000-0000-000000000000"
         record["hello"] = json.dumps(round_hello).encode()
     return call_next(msg, context)
 
 
 def test_a_key_id_the_kme_does_not_know_fails_loudly_and_the_round_handles_it():
-    fl = run_federation(scenario(rounds=2), client_app=protected(outer=[_unknown_key_id]))
-    for r in fl["per_round"]:
-        assert "KME answered" in r["dropped"]["hospital-c"] and r["failed"] is None
+    fl = run_federation(scenario(rounds=3), client_app=protected(outer=[_unknown_key_id]))
+    r1, r2, r3 = fl["per_round"]
+    assert not r1["dropped"] and not r3["dropped"]  # round 3: C's sessions start over
+    assert list(r2["dropped"]) == ["hospital-c"] and "KME answered" in r2["dropped"]["hospital-c"], r2
+    assert r2["failed"] is None and fl["rounds_completed"] == 3
 
 
 def _wrong_shape(msg: Message, context) -> Message:
@@ -330,6 +333,48 @@ def test_public_keys_and_hellos_relayed_by_the_aggregator_are_checked_against_ce
         assert reason in r["dropped"]["hospital-c"], r
         assert r["participants"] in (["hospital-a", "hospital-b"], ["hospital-a", "hospital-b", "hospital-c"])
     assert fl["rounds_completed"] == 2
+
+
+def _downgrade_to_c(strip_signature: bool, forged_keys: list):
+    """Someone between the aggregator and C (the SuperLink, say) replaces the aggregator's key agreement with C
+    by a post-quantum-only one of its own, made with C's public keys (no QKD key: none to steal). Without the
+    aggregator's signature C would take it (checked here) and seal its update under the attacker's key."""
+
+    def tamper(msg: Message, context, call_next) -> Message:
+        record = msg.content.get(RECORD, {})
+        if _step(msg) == TRAIN and context.node_config["qfabric-sae-id"] == "hospital-c":
+            seeds = context.state["qfabric-node"]
+            c_keys = ResponderKeys(MLKEM768PrivateKey.from_seed_bytes(seeds["mlkem"]),
+                                   X25519PrivateKey.from_private_bytes(seeds["x25519"]))
+            round_number, audit = int(record["round"]), []
+            forged, key = Sessions("aggregator").initiate(
+                SessionBroker("aggregator", None, Policy("pq-only"), audit.append), "hospital-c",
+                c_keys.public, round_number)
+            c_side = SessionBroker("hospital-c", None, Policy("hybrid", "pq-only"), audit.append)
+            forged_keys.append(Sessions("hospital-c").respond(c_side, "aggregator", forged, c_keys, round_number)
+                               == key)
+            record["hello"] = forged
+            if strip_signature:
+                del record["hello-sig"]
+        return call_next(msg, context)
+
+    return tamper
+
+
+@pytest.mark.parametrize(("strip_signature", "reason"), [
+    (False, "aggregator's signature on aggregator-hello does not verify"),
+    (True, "'aggregator''s key agreement for round 1 is not signed"),
+])
+def test_the_aggregators_key_agreement_is_signed_so_no_one_between_can_downgrade_it(strip_signature, reason):
+    forged_keys = []
+    fl = run_federation(scenario(rounds=2), client_app=protected(outer=[_downgrade_to_c(strip_signature,
+                                                                                         forged_keys)]))
+    assert forged_keys == [True, True]  # a well-formed agreement: C's session key would be the attacker's
+    r1, r2 = fl["per_round"]
+    assert list(r1["dropped"]) == ["hospital-c"] and reason in r1["dropped"]["hospital-c"], r1
+    assert list(r2["dropped"]) == ["hospital-c"] and r2["failed"] is None  # sessions start over: forged again
+    assert r1["participants"] == r2["participants"] == ["hospital-a", "hospital-b", "hospital-c"]
+    assert fl["rounds_completed"] == 2  # A and B carry on (C's masks recovered)
 
 
 def _aggregator_alters_a_kept_sessions_hello_to_c(msg: Message, context, call_next) -> Message:

@@ -114,6 +114,40 @@ def test_max_link_qber_extension_one_request_and_no_key_spent_above_the_threshol
         kme.stop()
 
 
+def test_max_link_qber_is_checked_with_the_qber_alone_not_the_whole_status(tmp_path):
+    """Given ``link_qber``, the KME checks the extension with it: the status extension (which counts the
+    pool, a database query) is computed for status calls only."""
+    from qfabric.kms.client import MAX_LINK_QBER, KmeError
+    from qfabric.kms.local import LocalKme, ThreadedKme
+
+    base = LocalKme.create(tmp_path, ["alice", "bob"])
+    kme_config = base.config.kme()
+    asked = {"qber": 0, "status": 0}
+
+    def qber(master, slave):
+        asked["qber"] += 1
+        return 0.05
+
+    def status(master, slave):
+        asked["status"] += 1
+        return {"link_qber": 0.05, "pool_fill": 1.0}
+
+    kme_config.link_qber, kme_config.status_extension = qber, status
+    base.fill("alice", "bob", 4)
+    kme = ThreadedKme(base.config, base.store, kme_config)
+    kme.start()
+    try:
+        with base.client("alice") as a:
+            assert len(a.enc_keys("bob", extension_mandatory=[{MAX_LINK_QBER: 0.11}])) == 1
+            with pytest.raises(KmeError) as noisy:
+                a.enc_keys("bob", extension_mandatory=[{MAX_LINK_QBER: 0.04}])
+            assert noisy.value.status == 503 and noisy.value.body["details"][0]["link_qber"] == 0.05
+            assert asked == {"qber": 2, "status": 0} and base.accounting("alice", "bob")["units_free"] == 3
+            assert a.status("bob")["status_extension"]["pool_fill"] == 1.0 and asked["status"] == 1
+    finally:
+        kme.stop()
+
+
 @pytest.mark.parametrize("simulated", [True, False])
 def test_qkd_only_on_simulated_keys_is_warned_and_audited_once_per_peer(tmp_path, caplog, simulated):
     from qfabric.kms.broker import SIMULATED_QKD_ONLY

@@ -127,6 +127,9 @@ def test_kms_pools_do_not_grow_over_a_cut_link_and_keys_take_the_other_chain(tmp
         supply.tick(60)
         levels.append((supply.now_s, c_hub.released_units, store.available(pair),
                        supply.path_now("hospital-c", "aggregator")))
+        # the KME's max_link_qber check: the status extension's QBER, over whichever chain carries the keys now
+        assert supply.worst_link_qber("hospital-c", "aggregator") == supply.link_qber("hospital-c", "aggregator")[
+            "link_qber"] > 0
     during = [lv for lv in levels if 600 <= lv[0] <= 780]
     assert len({released for _, released, _, _ in during}) == 1  # the cut link puts nothing in its pools
     assert levels[8][1] > levels[0][1] > 0 and levels[-1][1] > during[-1][1]  # before and after, it does

@@ -118,6 +118,7 @@ def serve(
         kme_config = cfg.kme()
         supply = KeySupply(sc, store, kme, kme_config.pool, rate_scale=rate_scale, faults=scenario_faults(sc))
         kme_config.status_extension = supply.link_qber
+        kme_config.link_qber = supply.worst_link_qber
         unknown = sorted(set(peers) - set(supply.neighbours))
         if unknown:
             raise QfabricError(f"--peer {unknown[0]}: not a neighbour of KME {kme} (no QKD link joins their nodes); "

@@ -72,6 +72,8 @@ class KmeConfig:
     max_body_bytes: int = 65_536
     supported_extensions: frozenset[str] = field(default_factory=frozenset)
     status_extension: Callable[[str, str], dict | None] | None = None  # e.g. the QBER of the pair's links
+    # the worst QBER of the pair's links, for the max_link_qber extension (default: the status extension's)
+    link_qber: Callable[[str, str], float | None] | None = None
     operators: frozenset[str] = field(default_factory=frozenset)  # certificate common names that read /metrics
     api_docs: bool = False  # serve /docs, /redoc and /openapi.json
     forwarder: Any = None  # a qfabric.kms.interkme.Forwarder: keys for SAEs of other KMEs (``saes`` names them)
@@ -383,7 +385,8 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
         """The ``max_link_qber`` extension: no key when the pair's links are noisier than the caller accepts."""
         if any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 0.5 for v in limits):
             raise Refusal(400, f"{MAX_LINK_QBER} shall be a number between 0 and 0.5", [{MAX_LINK_QBER: limits}])
-        qber = (config.status_extension(master, slave) or {}).get("link_qber")
+        qber = config.link_qber(master, slave) if config.link_qber is not None else \
+            (config.status_extension(master, slave) or {}).get("link_qber")
         if qber is not None and qber > min(limits):
             raise Refusal(503, f"link QBER {qber:.4f} above {MAX_LINK_QBER} {min(limits)}",
                           [{"link_qber": qber, MAX_LINK_QBER: min(limits)}], reason="qber")
@@ -458,7 +461,8 @@ def create_app(config: KmeConfig, store: KeyStore) -> FastAPI:
             for sae in extra:
                 peer(sae, master, "additional_slave")
             mandatory = data.get("extension_mandatory") or []
-            supported = config.supported_extensions | ({MAX_LINK_QBER} if config.status_extension else set())
+            qber_known = config.status_extension is not None or config.link_qber is not None
+            supported = config.supported_extensions | ({MAX_LINK_QBER} if qber_known else set())
             if not isinstance(mandatory, list) or any(
                     not isinstance(e, dict) or not set(e) <= supported for e in mandatory):
                 raise Refusal(400, EXTENSIONS_UNSUPPORTED, [{"extension_mandatory": mandatory}], reason="extension")

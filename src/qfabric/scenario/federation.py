@@ -38,6 +38,7 @@ from qfabric.apps.federated.wire import CA, CERT, KEY, KME_URL, NOISE_SEED, NOIS
 from qfabric.errors import QfabricError
 from qfabric.kms.certs import make_dev_pki
 from qfabric.kms.client import SaeClient
+from qfabric.kms.identity import SaeIdentity
 from qfabric.kms.local import ThreadedKme, free_port
 from qfabric.kms.policy import Policy
 from qfabric.kms.server import ServerConfig, load_or_create_secret
@@ -320,6 +321,7 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     supply = KeySupply(scenario, store, kme_spec.id, kme_config.pool, rate_scale=rate_scale,
                        faults=scenario_faults(scenario), entanglement=entanglement, top_up_at=TOP_UP_AT)
     kme_config.status_extension = supply.link_qber
+    kme_config.link_qber = supply.worst_link_qber
     progress(0.02, "distilling the QKD links' first keys")
     t_qkd = time.perf_counter()
     link_rates = supply.prime()
@@ -355,7 +357,9 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                                 clip_norm=spec.privacy.clip_norm,
                                 noise_multiplier=spec.privacy.noise_multiplier if organisation_dp else 0.0,
                                 weight_cap_examples=float(max(len(p.y) for p in s.study.split.partitions)),
-                                min_clients=spec.min_clients, session_rounds=spec.session_rounds)
+                                min_clients=spec.min_clients, session_rounds=spec.session_rounds,
+                                identity=SaeIdentity.load(pki[spec.aggregator], pki[f"{spec.aggregator}.key"],
+                                                          pki["ca"]))
         timeline: list[dict] = []
         clock = {"simulated_s": spec.warmup_s, "last": None}
 

@@ -552,6 +552,39 @@ class KeySupply:
         """The chain of links up now that carries this SAE pair's keys, or None."""
         return self.relayed_over.get((sae_a, sae_b), self.relayed_over.get((sae_b, sae_a)))
 
+    def _carriers(self, sae_a: str, sae_b: str):
+        """What carries this SAE pair's keys now: ``(pair, path, feeds, passes)``, the pair as in
+        :attr:`pairs`, its path now (None: no path up), and its hops' link feeds and satellite passes (both
+        empty unless every hop is simulated); None if the pair is not this KME's."""
+        for pair in self.pairs:
+            if {pair[0], pair[1]} == {sae_a, sae_b}:
+                path = self.path_now(pair[0], pair[1])
+                hops = [tuple(sorted(h)) for h in zip(path, path[1:], strict=False)] if path is not None else []
+                every = all(h in self.feeds or h in self.satellites for h in hops)  # a fibre link or passes each
+                feeds = [self.feeds[h] for h in hops if h in self.feeds] if every else []
+                passes = [self.satellites[h] for h in hops if h in self.satellites] if every else []
+                return pair, path, feeds, passes
+        return None
+
+    def _qbers(self, feeds: list[LinkFeed], passes: list[PassFeed]) -> tuple[list[KeyBuffer | None], list[float]]:
+        """The hops' key buffers in their state now, and the QBERs known of them and of the passes."""
+        now = self.now_s
+        if self.background:  # never waits for a distillation
+            bufs = [self._known(f, _state(f.condition_at(now))) for f in feeds]
+        else:
+            bufs = [self.buffer(f, _state(f.condition_at(now))) for f in feeds]
+        known = [b.qber for b in bufs if b is not None and b.qber is not None]
+        return bufs, known + [f.qber for f in passes if f.qber is not None]
+
+    def worst_link_qber(self, sae_a: str, sae_b: str) -> float | None:
+        """The worst QBER among the links that carry this SAE pair's keys now (None: none known yet): what the
+        KME checks for the ``max_link_qber`` extension, without the rest of :meth:`link_qber`."""
+        carriers = self._carriers(sae_a, sae_b)
+        if carriers is None:
+            return None
+        _, known = self._qbers(*carriers[2:])
+        return max(known) if known else None
+
     def link_qber(self, sae_a: str, sae_b: str) -> dict | None:
         """ETSI status extension: the worst QBER among the links that carry this SAE pair's keys now (and the
         end-to-end BBM92 key's, when the pair has one); whether the supply is flowing yet (``supply_ready``) and
@@ -560,38 +593,29 @@ class KeySupply:
 
         Fed in the background (:meth:`start`), it never waits for a distillation: links not distilled yet
         report no QBER and no rate."""
-        for s1, s2, usual, pool in self.pairs:
-            if {s1, s2} == {sae_a, sae_b}:
-                path = self.path_now(s1, s2)
-                hops = [tuple(sorted(h)) for h in zip(path, path[1:], strict=False)] if path is not None else []
-                simulated = [h for h in hops if h in self.feeds or h in self.satellites]
-                every = len(simulated) == len(hops)  # each hop simulated: a fibre link or a satellite's passes
-                feeds = [self.feeds[h] for h in hops if h in self.feeds] if every else []
-                passes = [self.satellites[h] for h in hops if h in self.satellites] if every else []
-                now = self.now_s
-                if self.background:
-                    bufs = [self._known(f, _state(f.condition_at(now))) for f in feeds]
-                    rates = [b.rate_bps if b is not None and f.up_at(now) else 0.0 for f, b in zip(feeds, bufs,
-                                                                                                   strict=True)]
-                else:
-                    bufs = [self.buffer(f, _state(f.condition_at(now))) for f in feeds]
-                    rates = [self.rate_at(f, now) for f in feeds]
-                rates += [self._pass_rate(f) for f in passes]
-                e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
-                known = [b.qber for b in bufs if b is not None and b.qber is not None]
-                known += [f.qber for f in passes if f.qber is not None]
-                out = {"link_qber": max(known) if known else None,
-                       "hops": len(path) - 1 if feeds or passes else None,
-                       "simulated_key_rate_bps": min(rates, default=0.0),
-                       "end_to_end_qber": e2e.qber if e2e is not None else None,
-                       "supply_rate_scale": self.rate_scale, "supply_ready": self.ready,
-                       "pool_fill": round(min(1.0, self.store.available(pool) / self.max_units), 4),
-                       "simulated_key_material": path is None or any(
-                           tuple(sorted((a, b))) not in self.devices for a, b in zip(path, path[1:], strict=False))}
-                if self.error is not None:
-                    out["supply_error"] = self.error
-                return out
-        return None
+        carriers = self._carriers(sae_a, sae_b)
+        if carriers is None:
+            return None
+        (s1, s2, usual, pool), path, feeds, passes = carriers
+        bufs, known = self._qbers(feeds, passes)
+        now = self.now_s
+        if self.background:
+            rates = [b.rate_bps if b is not None and f.up_at(now) else 0.0 for f, b in zip(feeds, bufs, strict=True)]
+        else:
+            rates = [self.rate_at(f, now) for f in feeds]
+        rates += [self._pass_rate(f) for f in passes]
+        e2e = self.e2e.get(tuple(sorted((usual[0], usual[-1]))))
+        out = {"link_qber": max(known) if known else None,
+               "hops": len(path) - 1 if feeds or passes else None,
+               "simulated_key_rate_bps": min(rates, default=0.0),
+               "end_to_end_qber": e2e.qber if e2e is not None else None,
+               "supply_rate_scale": self.rate_scale, "supply_ready": self.ready,
+               "pool_fill": round(min(1.0, self.store.available(pool) / self.max_units), 4),
+               "simulated_key_material": path is None or any(
+                   tuple(sorted((a, b))) not in self.devices for a, b in zip(path, path[1:], strict=False))}
+        if self.error is not None:
+            out["supply_error"] = self.error
+        return out
 
     def links_now(self) -> dict[str, dict]:
         """Each QKD service's link now: up, its key rate (bit/s) and QBER."""

@@ -28,6 +28,7 @@ from qfabric.apps.federated.strategy import Protection, SecureFedAvg
 from qfabric.apps.federated.wire import TimedKme
 from qfabric.errors import QfabricError
 from qfabric.kms.client import SaeClient
+from qfabric.kms.identity import SaeIdentity
 from qfabric.kms.policy import Policy
 
 REQUIRED = ("qfabric-aggregator", "qfabric-kme-url", "qfabric-cert", "qfabric-key", "qfabric-ca")
@@ -57,7 +58,9 @@ def secure_fedavg(run_config: Mapping, **fedavg) -> Iterator[SecureFedAvg]:
                                 noise_multiplier=float(cfg.get("noise-multiplier", 0.0)),
                                 weight_cap_examples=float(cfg.get("weight-cap-examples", 1000.0)),
                                 min_clients=int(cfg.get("min-clients", 2)),
-                                session_rounds=int(cfg.get("session-rounds", 10)))
+                                session_rounds=int(cfg.get("session-rounds", 10)),
+                                identity=SaeIdentity.load(str(cfg["qfabric-cert"]), str(cfg["qfabric-key"]),
+                                                          str(cfg["qfabric-ca"])))
         yield SecureFedAvg(protection, **fedavg)
     finally:
         kme.close()

@@ -242,7 +242,13 @@ def _train(msg: Message, record: dict, context: Context, call_next, node: _Node)
     round_number, aggregator = int(record["round"]), str(record["aggregator"])
     broker = _broker(node, record, audit)
     node.kme.announce(aggregator, list(record.get("qkd-ahead", [])))
-    session = node.sessions.respond(broker, aggregator, record["hello"], node.keys, round_number)
+    hello = record["hello"]
+    if not continues_session(hello):  # a new key agreement is signed; a kept session's hello, its round key confirms
+        if "hello-sig" not in record or "aggregator-cert" not in record:
+            raise UpdateRejected(f"{aggregator!r}'s key agreement for round {round_number} is not signed: refused")
+        node.identity.verify(record["aggregator-cert"], aggregator, record["hello-sig"], "aggregator-hello",
+                             round_number, aggregator, node.sae, hello)
+    session = node.sessions.respond(broker, aggregator, hello, node.keys, round_number)
     shapes = [tuple(s) for s in record["shapes"]]
     global_model = decrypt_update(record["model"], session, *model_aad(round_number, aggregator, node.sae), shapes)
     pair_keys = _pair_keys(context, node, record, broker)

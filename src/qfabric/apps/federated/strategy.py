@@ -54,6 +54,7 @@ from qfabric.apps.federated.wire import (
 from qfabric.errors import QfabricError
 from qfabric.kms.broker import SessionBroker
 from qfabric.kms.hybrid import ResponderPublic
+from qfabric.kms.identity import SaeIdentity
 from qfabric.kms.policy import NoKeyAvailable, Policy
 
 
@@ -71,6 +72,25 @@ class Protection:
     value_bound: float = 16.0  # without DP: the largest |coordinate| of a weighted update (fixed point's range)
     pipeline_pairs: bool = True  # carry the next round's pairs step in the train message (one message a round)
     session_rounds: int = 10  # rounds one key agreement (ML-KEM + X25519) keys; a fresh QKD key enters every round
+    identity: SaeIdentity | None = None  # the aggregator's certificate and key: signs its key agreements
+
+    def __post_init__(self) -> None:
+        if self.identity is not None and self.identity.sae != self.aggregator:
+            raise QfabricError(f"the aggregator {self.aggregator!r} signs with {self.identity.sae!r}'s certificate")
+
+    def sign_agreement(self, hello: bytes, round_number: int, organisation: str) -> dict:
+        """What a train message carries to authenticate the aggregator's round hello: a key agreement signed
+        with the aggregator's certificate (the organisation checks it: no one between the two can stand in
+        for the aggregator, nor downgrade the agreement to a fallback mode); nothing for a continued session,
+        whose hello its round key confirms."""
+        if continues_session(hello):
+            return {}
+        if self.identity is None:
+            raise QfabricError(f"the aggregator {self.aggregator!r} has no certificate to sign its key agreement "
+                               f"with {organisation!r}: give Protection its SaeIdentity")
+        return {"hello-sig": self.identity.sign("aggregator-hello", round_number, self.aggregator, organisation,
+                                                hello),
+                "aggregator-cert": self.identity.cert_pem}
 
     @property
     def weighting(self) -> str:
@@ -334,7 +354,7 @@ class SecureFedAvg(FedAvg):
                 "weight-cap-examples": p.weight_cap_examples, "max-clients": k, "fractional-bits": fb,
                 "qkd-ahead": kme.ahead(sae),  # keys fetched for the next rounds: the node fetches them at once
                 "peer-from": [], "peer-hellos": [], "peer-hello-sigs": [], "peer-certs": [], "peer-ahead": []
-            } | next_pairs
+            } | p.sign_agreement(hello, server_round, sae) | next_pairs
             for other in participants:
                 record = paired[other]
                 if sae in record.get("to", []):
