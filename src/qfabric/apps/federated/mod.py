@@ -5,11 +5,12 @@
 The node is started with its SAE identity and KME (``node_config``: ``qfabric-sae-id``,
 ``qfabric-kme-url``, ``qfabric-cert``, ``qfabric-key``, ``qfabric-ca``). For a ``train`` message the mod
 derives the round's key with the aggregator (the policy's mode: a QKD key fetched by ID over ETSI 014 from
-the node's KME, combined with ML-KEM-768 and X25519; the key agreement is kept for ``session-rounds``
-rounds, each round with a fresh QKD key: :mod:`~qfabric.apps.federated.sessions`), decrypts the global model into the
-``arrays`` record, calls the user's train function, and turns its reply into an update the aggregator
-cannot read alone: the change to the model (under differential privacy: clipped and noised), weighted,
-masked with pairwise keys shared with the other organisations (secure aggregation), and sealed with
+the node's KME, combined with ML-KEM-768 and X25519; the key agreement, signed by the aggregator, is kept for
+``session-rounds`` rounds, each round with a fresh QKD key: :mod:`~qfabric.apps.federated.sessions`), decrypts
+the global model into the ``arrays`` record, calls the user's train function, and turns its reply into an
+update an honest-but-curious aggregator cannot read (docs/federated.md, "Who it protects against"): the change
+to the model (under differential privacy: clipped and noised), weighted, masked with pairwise keys shared with
+the other organisations (secure aggregation), and sealed with
 AES-256-GCM bound to the round and the sender. Key material never leaves the node; only key IDs and public
 values do. The protocol's other steps (``hello``, ``pairs``, ``recover``) also come as ``train`` messages
 (the kind every ClientApp registers) and the mod answers them itself. Other messages (``evaluate``, the

@@ -3,7 +3,9 @@
 Updates are encoded in fixed point modulo 2^32. Every pair of organisations (i, j) shares a key (a QKD
 key relayed between their KMEs); from it and the round number, ChaCha20 expands a mask ``m_ij``. Client
 i adds ``m_ij`` for every j > i and subtracts it for every j < i, so the masks cancel in the sum. If a
-client drops out, the survivors reveal their masks with it (and only those), and the round completes.
+client drops out, the survivors reveal their masks with it (and only those), and the round completes. An
+aggregator that lies about a dropout, having received the update, could then unmask it: the protection holds
+against an honest-but-curious aggregator (no double masking: docs/federated.md, "Who it protects against").
 
 >>> import numpy as np
 >>> keys = {("a", "b"): bytes(32), ("a", "c"): bytes([1]) * 32, ("b", "c"): bytes([2]) * 32}
