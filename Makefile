@@ -27,6 +27,7 @@ bench: $(VENV)/.installed
 	cd benchmarks && ../$(BIN)/python bench_qkd.py
 	cd benchmarks && ../$(BIN)/python bench_kms.py --seconds 8 --clients 1 2 4 8
 	cd benchmarks && ../$(BIN)/python bench_federated.py --rounds 10
+	cd benchmarks && ../$(BIN)/python bench_federation_domains.py --repeats 5 --rounds 10
 	cd benchmarks && ../$(BIN)/python bench_flower_deployment.py --rounds 8
 	cd benchmarks && ../$(BIN)/python bench_batch.py
 	cd benchmarks && ../$(BIN)/python bench_qml.py

@@ -184,6 +184,12 @@ def print_federated(fl: dict, console: Console) -> None:
                   f"{len(fl['fallbacks'])} fallbacks")
     keys = sum(r["qkd_keys_fetched"] for r in fl["per_round"])
     table.add_row("QKD keys", f"{keys} fetched over ETSI 014 (both ends count)")
+    domains = fl.get("key_supply", {}).get("domains") or []
+    if len(domains) > 1:  # keys forwarded between KMEs, from their audit logs
+        table.add_row("KME domains", f"{len(domains)} KMEs ({', '.join(d['kme'] for d in domains)}): "
+                      f"{fl['key_supply']['forwarded_keys']} keys forwarded between them, "
+                      f"{sum(d['forward_transit'] for d in domains)} through a KME on the way, "
+                      f"{sum(d['forward_failed'] for d in domains)} forwards failed")
     sources = fl.get("key_supply", {}).get("sources") or {}
     e2e = {pair: n["bbm92_end_to_end"] for pair, n in sources.items() if n.get("bbm92_end_to_end")}
     if e2e:

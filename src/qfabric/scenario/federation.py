@@ -1,8 +1,9 @@
 """Run a scenario's federation: hospitals train on Flower while the simulated network keys their updates.
 
 The pieces, all real: a KME (ETSI GS QKD 014 over mutual TLS on 127.0.0.1, keys in SQLite) fed by the
-scenario's QKD links at their simulated secret-key rates, relayed over trusted nodes; Flower's ServerApp
-with :class:`~qfabric.apps.federated.strategy.SecureFedAvg`; one ClientApp per organisation with
+scenario's QKD links at their simulated secret-key rates, relayed over trusted nodes (one KME per key-management
+domain when the SAEs sit in several, forwarding keys to each other: :mod:`qfabric.scenario.keydomains`);
+Flower's ServerApp with :class:`~qfabric.apps.federated.strategy.SecureFedAvg`; one ClientApp per organisation with
 qfabric's mod, each a separate SAE with its own certificate. Network time is simulated: each round
 advances it by ``round_period_s``, and the links' keys accrue over that time. The same federation without
 protection (Flower's FedAvg) and centralised training on the pooled data give the baselines.
@@ -36,15 +37,9 @@ from qfabric.apps.federated.quantum import learner_for
 from qfabric.apps.federated.strategy import Protection, SecureFedAvg
 from qfabric.apps.federated.wire import CA, CERT, KEY, KME_URL, NOISE_SEED, NOISE_SOURCE, SAE_ID, TimedKme
 from qfabric.errors import QfabricError
-from qfabric.kms.certs import make_dev_pki
-from qfabric.kms.client import SaeClient
 from qfabric.kms.identity import SaeIdentity
-from qfabric.kms.local import ThreadedKme, free_port
 from qfabric.kms.policy import Policy
-from qfabric.kms.server import ServerConfig, load_or_create_secret
-from qfabric.kms.store import KeyStore
-from qfabric.scenario.build import scenario_faults
-from qfabric.scenario.keysupply import KeySupply
+from qfabric.scenario.keydomains import KeyDomains, Way
 from qfabric.scenario.schema import FederatedSpec, Scenario
 from qfabric.sim.kernel import stream_seed
 
@@ -68,65 +63,52 @@ class PairDemand:
     keys_per_round: int
     supply_keys_per_round: float  # at the simulated rate, the slowest link's share
     links: list[str]
+    way: Way | None = None  # its domains, relays and interconnects
 
 
-def key_demand(spec: FederatedSpec, supply: KeySupply) -> list[PairDemand]:
-    """Keys each SAE pair consumes per round (one session key per organisation with the aggregator, one
-    pairwise key per pair of organisations) and what its usual chain of links supplies in a round now.
-
-    A link's key rate is shared among the SAE pairs whose path crosses it."""
+def wanted_ways(spec: FederatedSpec, domains: KeyDomains) -> list[Way]:
+    """The ways of the SAE pairs a round keys (each organisation with the aggregator, each pair of organisations),
+    in the order of the scenario's SAEs; a pair at one node of one domain has none (no pool joins it)."""
     orgs = [o.sae for o in spec.organisations]
     wanted = {tuple(sorted((spec.aggregator, o))) for o in orgs} | {tuple(sorted(p)) for p in
                                                                    itertools.combinations(orgs, 2)}
-    users = _link_users(supply)
+    order = [s.id for s in domains.scenario.kms.saes if s.id in {spec.aggregator, *orgs}]
+    ways = [domains.way(a, b) for a, b in itertools.combinations(order, 2) if tuple(sorted((a, b))) in wanted]
+    return [w for w in ways if w is not None]
+
+
+def key_demand(spec: FederatedSpec, domains: KeyDomains) -> list[PairDemand]:
+    """Keys each SAE pair consumes per round (one session key per organisation with the aggregator, one
+    pairwise key per pair of organisations) and what its usual chain of links supplies in a round now.
+
+    A link's key rate is shared among the SAE pairs whose path crosses it; across domains, the slowest part of
+    the way (a relay inside a domain or an interconnect, :meth:`KeyDomains.limits`) bounds the pair."""
+    ways = wanted_ways(spec, domains)
     out = []
-    for s1, s2, path, _ in supply.pairs:
-        if tuple(sorted((s1, s2))) not in wanted:
-            continue
-        hops = [tuple(sorted((a, b))) for a, b in zip(path, path[1:], strict=False)]
-        trusted = all(h in supply.feeds for h in hops)
-        per_round = min(supply.rate_at(supply.feeds[h], supply.now_s) * supply.rate_scale * spec.round_period_s
-                        / users[h] for h in hops) if trusted else 0.0
-        e2e = supply.e2e.get(tuple(sorted((path[0], path[-1]))))
-        if e2e is not None and e2e.blocks:  # its key spread over the run
-            per_round += sum(len(b[1]) for b in e2e.blocks) * spec.round_period_s / supply.scenario.duration_s
-        out.append(PairDemand(s1, s2, path, 1, per_round / supply.unit_bits,
-                              [supply.feeds[h].spec.name for h in hops if h in supply.feeds]
-                              + ([e2e.spec.name] if e2e is not None else [])))
+    for w in ways:
+        parts = domains.limits(w, ways, domains.supplies[0].now_s, period_s=spec.round_period_s)
+        out.append(PairDemand(w.a, w.b, w.path, 1, min(coming for _, coming, _ in parts), domains.links_of(w), w))
     return out
 
 
-def _link_users(supply: KeySupply) -> dict[tuple[str, str], int]:
-    users: dict[tuple[str, str], int] = {}
-    for _, _, path, _ in supply.pairs:
-        for a, b in zip(path, path[1:], strict=False):
-            if tuple(sorted((a, b))) in supply.feeds:
-                users[tuple(sorted((a, b)))] = users.get(tuple(sorted((a, b))), 0) + 1
-    return users
-
-
-def check_budget(spec: FederatedSpec, supply: KeySupply, demand: list[PairDemand], stock: dict[tuple[str, str], int],
-                 rounds: int) -> None:
+def check_budget(spec: FederatedSpec, domains: KeyDomains, demand: list[PairDemand], rounds: int) -> None:
     """Before starting: under a QKD-only policy with no fallback, every pair must be covered for every round by
     its pool and what its usual chain of links will supply until the last round, faults included (a reroute
-    over other links may add more: the check is conservative)."""
+    over other links may add more: the check is conservative). Across domains every part of the way must: each
+    relay pool and interconnect, with what it holds and supplies shared among the pairs that use it."""
     if spec.policy != "qkd-only" or spec.fallback == "pq-only":
         return
-    users = _link_users(supply)
-    t0, t1 = supply.now_s, supply.now_s + (rounds - 1) * spec.round_period_s
+    t0 = domains.supplies[0].now_s
+    t1 = t0 + (rounds - 1) * spec.round_period_s
     short = []
     for d in demand:
-        hops = [tuple(sorted((a, b))) for a, b in zip(d.path, d.path[1:], strict=False)]
-        coming = min(supply.supplied_bits(supply.feeds[h], t0, t1) / users[h] for h in hops) / supply.unit_bits \
-            if all(h in supply.feeds for h in hops) else 0.0
-        e2e = supply.e2e.get(tuple(sorted((d.path[0], d.path[-1]))))
-        if e2e is not None:
-            coming += sum(len(b[1]) for b in e2e.blocks if t0 <= b[0] < t1) / supply.unit_bits
-        available = stock.get((d.a, d.b), 0) + coming
+        stock, coming, links = min(domains.limits(d.way, [x.way for x in demand], t0, t1), key=lambda p: p[0] + p[1])
+        available = stock + coming
         needed = d.keys_per_round * rounds
         if available < needed:
+            where = "in the pool" if len(d.way.segments) == 1 else f"in stock on {', '.join(links)}"
             short.append(f"{d.a}-{d.b} needs {needed} keys ({d.keys_per_round}/round x {rounds} rounds), the links "
-                         f"({', '.join(d.links)}) supply {available:.0f} ({stock.get((d.a, d.b), 0)} in the pool "
+                         f"({', '.join(d.links)}) supply {available:.0f} ({stock:.0f} {where} "
                          f"+ {coming:.1f} over the next {rounds - 1} rounds)")
     if short:
         raise KeyBudgetError(f"not enough QKD keys for {rounds} rounds under the qkd-only policy with fallback "
@@ -300,36 +282,24 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
          progress: Progress, client_app, node_overrides: dict, entanglement: dict | None, s: _Setup,
          epsilons: list[float] | None) -> dict:
     t_start = time.perf_counter()
-    kms = scenario.kms
-    kme_spec = next(k for k in kms.kmes if {s.node for s in kms.saes if s.id == spec.aggregator} <= set(k.nodes))
     orgs = [o.sae for o in spec.organisations]
     saes = [spec.aggregator, *orgs]
-    pki = make_dev_pki(workdir / "pki", kmes=[kme_spec.id], saes=saes)
-    config = ServerConfig(kme_id=kme_spec.id, saes={s.id: kme_spec.id for s in kms.saes if s.node in kme_spec.nodes},
-                          db_url=f"sqlite:///{workdir / (kme_spec.id + '.db')}", secret_file=str(workdir / "kek.bin"),
-                          certfile=str(pki[kme_spec.id]), keyfile=str(pki[f"{kme_spec.id}.key"]),
-                          cafile=str(pki["ca"]), port=free_port(),
-                          limits={"key_size": kms.key_size_bits, "max_key_count": kms.max_key_count})
-    store = KeyStore(config.db_url, load_or_create_secret(config.secret_file))
     qrng = None
     if scenario.randomness.relay_keys == "qrng":  # relayed keys from the simulated QRNG, seeded from the scenario
         from qfabric.apps.qrng import Qrng
 
         qrng = Qrng(seed=int(stream_seed(scenario.seed, "qrng/relay-keys").generate_state(1)[0]))
-        store.random_bytes = qrng.random_bytes
-    kme_config = config.kme()
-    supply = KeySupply(scenario, store, kme_spec.id, kme_config.pool, rate_scale=rate_scale,
-                       faults=scenario_faults(scenario), entanglement=entanglement, top_up_at=TOP_UP_AT)
-    kme_config.status_extension = supply.link_qber
-    kme_config.link_qber = supply.worst_link_qber
+    # one KME per domain with an SAE of the federation or on the way between two (one in all, mostly)
+    domains = KeyDomains(scenario, saes, workdir, rate_scale=rate_scale, entanglement=entanglement,
+                         top_up_at=TOP_UP_AT, relay_random=qrng.random_bytes if qrng is not None else None)
+    pki = domains.pki
     progress(0.02, "distilling the QKD links' first keys")
     t_qkd = time.perf_counter()
-    link_rates = supply.prime()
-    supply.tick(spec.warmup_s)
+    link_rates = domains.prime()
+    domains.tick(spec.warmup_s)
     qkd_supply_s = time.perf_counter() - t_qkd
-    demand = key_demand(spec, supply)
-    pair_pools = {(d.a, d.b): kme_config.pool(d.a, d.b) for d in demand}
-    check_budget(spec, supply, demand, {p: store.available(pool) for p, pool in pair_pools.items()}, rounds)
+    demand = key_demand(spec, domains)
+    check_budget(spec, domains, demand, rounds)
 
     organisation_dp = spec.privacy.unit == "organisation"  # the mod clips and noises updates; record: DP-SGD
     progress(0.1, "centralised baseline")
@@ -339,11 +309,10 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
     plain = run_plain(scenario, spec, rounds) if spec.compare_plain else None
     progress(0.12, "protected federation")
 
-    kme = ThreadedKme(config, store, kme_config)
-    kme.start()
-    clients = {sae: SaeClient(kme.url, str(pki[sae]), str(pki[f"{sae}.key"]), str(pki["ca"])) for sae in saes}
-    try:
-        node_configs = [{"partition-id": i, SAE_ID: sae, KME_URL: kme.url, CERT: str(pki[sae]),
+    domains.start()
+    clients = {sae: domains.client(sae) for sae in saes}
+    try:  # each organisation (and the aggregator) at its own KME
+        node_configs = [{"partition-id": i, SAE_ID: sae, KME_URL: domains.url_of(sae), CERT: str(pki[sae]),
                          KEY: str(pki[f"{sae}.key"]), CA: str(pki["ca"]), NOISE_SEED: scenario.seed * 1000 + i,
                          NOISE_SOURCE: scenario.randomness.dp_noise}
                         | node_overrides.get(sae, {}) for i, sae in enumerate(orgs)]
@@ -363,8 +332,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
         timeline: list[dict] = []
         clock = {"simulated_s": spec.warmup_s, "last": None}
 
-        def pools() -> dict[str, int]:
-            return {f"{a}|{b}": store.available(pool) for (a, b), pool in pair_pools.items()}
+        def pools() -> dict[str, int]:  # across domains: the scarcest stock on the pair's way
+            return {f"{d.a}|{d.b}": domains.stock(d.way) for d in demand}
 
         def before_round(server_round: int) -> None:
             now = t_supply = time.perf_counter()  # the network's simulation and its record: not the rounds' time
@@ -374,23 +343,25 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
             clock["last"] = now
             before = pools()
             if server_round > 1:
-                supply.tick(spec.round_period_s)
+                domains.tick(spec.round_period_s)
                 clock["simulated_s"] += spec.round_period_s
             waited = 0.0
             if wait_policy:
                 while min(pools().values()) < 1 and waited < spec.max_wait_s:
                     step = min(spec.round_period_s / 10, spec.max_wait_s - waited)
-                    supply.tick(step)
+                    domains.tick(step)
                     waited += step
                 clock["simulated_s"] += waited
             grid.silent_in_training = {node_of[d.sae] for d in spec.dropouts if d.round == server_round}
             after = pools()
             timeline.append({"round": server_round, "simulated_s": clock["simulated_s"], "pools_before": before,
                              "supplied": {k: after[k] - before[k] for k in after}, "pools_start": after,
-                             "links": supply.links_now(),
-                             "relay_paths": {f"{a}|{b}": supply.path_now(a, b) for a, b in pair_pools},
+                             "links": domains.links_now(),
+                             "relay_paths": {f"{d.a}|{d.b}": domains.path_now(d.way) for d in demand},
                              "waited_s": waited,
                              "offline": sorted(d.sae for d in spec.dropouts if d.round == server_round)})
+            if domains.multi:  # what each KME holds: its relay pools and its ends of the interconnects' pads
+                timeline[-1]["domains"] = domains.domain_state()
             progress(0.15 + 0.8 * (server_round - 1) / rounds, f"round {server_round}/{rounds}")
             timeline[-1]["supply_simulation_s"] = time.perf_counter() - t_supply
 
@@ -404,7 +375,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
         if timeline:
             timeline[-1]["wall_s"] = time.perf_counter() - clock["last"]
             timeline[-1]["pools_after"] = pools()
-        accounting = {f"{a}|{b}": store.accounting(pool) for (a, b), pool in pair_pools.items()}
+        accounting = {f"{d.a}|{d.b}": domains.accounting(d.way) for d in demand}
+        forwarding = domains.forwarding()  # the federation's run only: before the comparison run below
         no_dp = None
         if spec.compare_plain and spec.privacy.noise_multiplier > 0:  # the third run: protected, without DP
             progress(0.95, "protected federation without differential privacy")
@@ -418,11 +390,21 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
         for c in clients.values():
             c.close()
         close_kme_clients()
-        kme.stop()
+        domains.stop()
     progress(1.0, "done")
-    return _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised,
-                   grid, fl_wall, qkd_supply_s, time.perf_counter() - t_start, accounting, pair_pools,
+    return _report(scenario, spec, rounds, s, strategy, timeline, link_rates, domains, demand, plain, centralised,
+                   grid, fl_wall, qkd_supply_s, time.perf_counter() - t_start, accounting, forwarding,
                    no_dp.study.history if no_dp else None, qrng.blocks if qrng is not None else None, epsilons)
+
+
+def _sources(domains: KeyDomains, d: PairDemand, accounting: dict) -> dict[str, int]:
+    """Where a pair's keys came from: end to end (BBM92) or relayed inside its domain; across domains, relayed and
+    forwarded between the KMEs (every key the masters' KMEs handed out)."""
+    if len(d.way.segments) == 1:
+        supply = domains.domains[d.way.kmes[0]].supply
+        return dict(supply.sources.get((d.a, d.b)) or supply.sources[(d.b, d.a)])
+    return {"bbm92_end_to_end": 0, "trusted_relay": accounting["keys_delivered"],
+            "forwarded": accounting["keys_delivered"]}
 
 
 PRIVACY_MODELS = {
@@ -451,8 +433,9 @@ def _privacy_report(scenario: Scenario, spec: FederatedSpec, s: _Setup, epsilons
     return report
 
 
-def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, demand, plain, centralised, grid,
-            fl_wall, qkd_supply_s, total_wall, accounting, pair_pools, no_dp_curve, qrng_blocks, epsilons) -> dict:
+def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, domains, demand, plain, centralised, grid,
+            fl_wall, qkd_supply_s, total_wall, accounting, forwarding, no_dp_curve, qrng_blocks, epsilons) -> dict:
+    supply = domains.supplies[0]
     per_round = []
     for log, tl in zip(strategy.rounds, timeline, strict=False):
         fallbacks = [e for e in log.audit if e.get("event") == "fallback"]
@@ -497,12 +480,20 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, supply, d
             "qrng_relay_blocks": qrng_blocks,  # extracted QRNG blocks the relayed keys drew, or None
             "pairs": [{"pair": f"{d.a}|{d.b}", "path": d.path, "links": d.links, "keys_per_round": d.keys_per_round,
                        "supply_keys_per_round": d.supply_keys_per_round,
-                       "hops": len(d.path) - 1} for d in demand],
+                       "hops": len(d.path) - 1, "kmes": d.way.kmes} for d in demand],
             "accounting": accounting,  # the run on the network's timeline (not the comparison runs)
-            "sources": {f"{a}|{b}": dict(supply.sources[(a, b)]) for (a, b) in pair_pools},
+            "sources": {f"{d.a}|{d.b}": _sources(domains, d, accounting[f"{d.a}|{d.b}"]) for d in demand},
             "end_to_end": [{"between": [f.a, f.b], "service": f.spec.name, "request": f.request, "pairs": f.pairs,
                             "qber": f.qber, "blocks": len(f.blocks), "key_units": f.released_units,
-                            "first_key_s": f.blocks[0][0] if f.blocks else None} for f in supply.e2e.values()],
+                            "first_key_s": f.blocks[0][0] if f.blocks else None}
+                           for x in domains.supplies for f in x.e2e.values()],
+            # each KME of the run, and the keys its audit log records forwarded to, from and through it
+            "domains": [{"kme": kme, "nodes": next(k.nodes for k in scenario.kms.kmes if k.id == kme),
+                         "saes": [x for x in [spec.aggregator, *(o.sae for o in spec.organisations)]
+                                  if domains.kme_of[x] == kme],
+                         "neighbours": {n: c.spec.name for n, c in d.supply.neighbours.items() if n in domains.domains},
+                         **forwarding[kme]} for kme, d in domains.domains.items()],
+            "forwarded_keys": sum(f["forward_out"] for f in forwarding.values()),  # between domains, by the masters'
         },
         "per_round": per_round,
         "fallbacks": [f | {"round": r["round"]} for r in per_round for f in r["fallbacks"]],

@@ -565,23 +565,8 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
             problems.append((f"kms.trusted_nodes[{j}]", f"node {node!r} belongs to no KME"))
     kmes_of_saes = sorted({owner[s.node] for s in kms.saes if s.node in owner})
     if len(kmes_of_saes) > 1:  # keys are forwarded between KMEs over QKD links joining their domains
-        from qfabric.control.routing import NoRouteError, shortest_path
-
-        joined: dict[str, dict[str, dict]] = {kme: {} for kme in kmes_of_saes}
-        for f in scenario.links:
-            if tuple(sorted(f.between)) in linked and set(f.between) <= set(owner):
-                a, b = owner[f.between[0]], owner[f.between[1]]
-                if a != b:
-                    joined.setdefault(a, {})[b] = joined.setdefault(b, {})[a] = {}
-
-        def reached(kme: str) -> bool:
-            try:
-                shortest_path(joined, kmes_of_saes[0], kme)
-            except NoRouteError:
-                return False
-            return True
-
-        apart = [k for k in kmes_of_saes[1:] if not reached(k)]
+        joined = _interconnects(scenario, owner)
+        apart = [k for k in kmes_of_saes[1:] if not _joined(joined, kmes_of_saes[0], k)]
         if apart:
             problems.append(("kms.saes", f"SAEs are attached to KMEs {kmes_of_saes}, but no chain of decoy-bb84 QKD "
                              f"links joins KME {kmes_of_saes[0]!r} to {apart}: keys between KMEs are forwarded over "
@@ -607,6 +592,31 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
     return problems
 
 
+def _interconnects(scenario: Scenario, owner: dict[str, str]) -> dict[str, dict[str, dict]]:
+    """KMEs joined by decoy-BB84 links between nodes of two of them (``owner``: node -> KME), as an adjacency
+    (keys between KMEs are forwarded over such links)."""
+    fibres = {link.name: link.between for link in scenario.links}
+    joined: dict[str, dict[str, dict]] = {}
+    for q in scenario.qkd:
+        ends = [owner.get(n) for n in fibres.get(q.link, ())] if q.protocol == "decoy-bb84" else []
+        if len(ends) == 2 and None not in ends and ends[0] != ends[1]:
+            joined.setdefault(ends[0], {})[ends[1]] = joined.setdefault(ends[1], {})[ends[0]] = {}
+    return joined
+
+
+def _joined(joined: dict[str, dict[str, dict]], a: str, b: str) -> bool:
+    """Whether a chain of interconnects (:func:`_interconnects`) leads from KME ``a`` to KME ``b``."""
+    from qfabric.control.routing import NoRouteError, shortest_path
+
+    if a == b:
+        return True
+    try:
+        shortest_path(joined | {a: joined.get(a, {}), b: joined.get(b, {})}, a, b)
+    except NoRouteError:
+        return False
+    return True
+
+
 def _check_federated(scenario: Scenario) -> list[tuple[str, str]]:
     fed = scenario.federated
     if scenario.kms is None:
@@ -623,10 +633,12 @@ def _check_federated(scenario: Scenario) -> list[tuple[str, str]]:
             problems.append((f"federated.organisations[{i}].sae", f"unknown SAE {org!r}; SAEs are {sorted(saes)}"))
         elif org == fed.aggregator:
             problems.append((f"federated.organisations[{i}].sae", "the aggregator cannot also be an organisation"))
-        elif fed.aggregator in saes and kme_of.get(saes[org]) != kme_of.get(saes[fed.aggregator]):
+        elif fed.aggregator in saes and None not in (kme_of.get(saes[org]), kme_of.get(saes[fed.aggregator])) \
+                and not _joined(_interconnects(scenario, kme_of), kme_of[saes[org]], kme_of[saes[fed.aggregator]]):
             problems.append((f"federated.organisations[{i}].sae", f"{org!r} is under KME {kme_of.get(saes[org])!r}, "
-                             f"the aggregator under {kme_of.get(saes[fed.aggregator])!r}: a federation runs on one "
-                             f"KME's key supply (keys forwarded between KMEs serve 'qfabric kms serve')"))
+                             f"the aggregator under {kme_of.get(saes[fed.aggregator])!r}, and no chain of decoy-bb84 "
+                             "QKD links joins their domains: keys between KMEs are forwarded over QKD links between "
+                             "nodes of two KMEs (add a qkd service on such a link, or put the SAEs under one KME)"))
     if len(set(orgs)) != len(orgs):
         problems.append(("federated.organisations", f"each organisation once: {orgs}"))
     total = sum(o.data_share for o in fed.organisations)
