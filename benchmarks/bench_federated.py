@@ -47,6 +47,7 @@ VARIANTS = [  # (label, changes to the scenario's federated section)
     ("default, QKD keys of 10 rounds per request", {"keys_per_request": 10}),
     ("default, a key agreement every round", {"session_rounds": 1}),
     ("default, a key agreement every round, 1 key per request", {"session_rounds": 1, "keys_per_request": 1}),
+    ("default, double masking", {"secure_aggregation": "double-masking"}),
     ("breast-cancer, logistic regression, organisation-level DP (the previous default)",
      {"dataset": "breast-cancer", "hidden_layers": [], "learning_rate": 0.05, "local_epochs": 2,
       "privacy": PrivacySpec(unit="organisation", clip_norm=0.5, noise_multiplier=2.5)}),

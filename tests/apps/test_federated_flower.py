@@ -422,7 +422,7 @@ def test_an_organisation_that_drops_out_is_recovered_without_revealing_its_updat
     r2 = fl["per_round"][1]
     assert r2["dropped"] == {"hospital-a": "no reply to train"} and r2["failed"] is None
     assert fl["rounds_completed"] == 3
-    assert fl["wire"]["by_type"]["train (recover)"] == 2  # the two survivors, once
+    assert fl["wire"]["by_type"]["train (unmask)"] == 2  # the two survivors, once
     acc = [c["accuracy"] for c in fl["curves"]["secure"]]
     assert acc[-1] > acc[0]
 

@@ -182,6 +182,9 @@ def print_federated(fl: dict, console: Console) -> None:
                       f"{_fmt(final['centralised_accuracy'], '.3f')}")
     table.add_row("policy", f"{fl['policy']['mode']}, fallback {fl['policy']['fallback']}: "
                   f"{len(fl['fallbacks'])} fallbacks")
+    if fl.get("secure_aggregation", {}).get("mode") == "double-masking":
+        table.add_row("secure aggregation", "double masking: self-masks whose seeds the organisations share "
+                      "(an aggregator faking a dropout cannot unmask an update)")
     keys = sum(r["qkd_keys_fetched"] for r in fl["per_round"])
     table.add_row("QKD keys", f"{keys} fetched over ETSI 014 (both ends count)")
     domains = fl.get("key_supply", {}).get("domains") or []

@@ -327,6 +327,8 @@ def _run(scenario: Scenario, spec: FederatedSpec, rounds: int, workdir: Path, ra
                                 noise_multiplier=spec.privacy.noise_multiplier if organisation_dp else 0.0,
                                 weight_cap_examples=float(max(len(p.y) for p in s.study.split.partitions)),
                                 min_clients=spec.min_clients, session_rounds=spec.session_rounds,
+                                double_masking=spec.secure_aggregation == "double-masking",
+                                seed_threshold=spec.seed_threshold,
                                 identity=SaeIdentity.load(pki[spec.aggregator], pki[f"{spec.aggregator}.key"],
                                                           pki["ca"]))
         timeline: list[dict] = []
@@ -473,6 +475,7 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, domains, 
         "training": {"dataset": spec.dataset, "local_epochs": spec.local_epochs, "batch_size": spec.batch_size,
                      "learning_rate": spec.learning_rate},
         "policy": {"mode": spec.policy, "fallback": spec.fallback, "qber_threshold": spec.qber_threshold},
+        "secure_aggregation": {"mode": spec.secure_aggregation, "seed_threshold": spec.seed_threshold},
         "round_period_s": spec.round_period_s, "warmup_s": spec.warmup_s,
         "key_supply": {
             "link_rates_bps": link_rates, "rate_scale": supply.rate_scale, "unit_bits": supply.unit_bits,

@@ -646,6 +646,11 @@ def _check_federated(scenario: Scenario) -> list[tuple[str, str]]:
         problems.append(("federated.organisations", f"data shares must sum to 1, they sum to {total:g}"))
     if fed.min_clients > len(orgs):
         problems.append(("federated.min_clients", f"{fed.min_clients} > the {len(orgs)} organisations"))
+    if fed.seed_threshold is not None and fed.secure_aggregation != "double-masking":
+        problems.append(("federated.seed_threshold", "applies to secure_aggregation: double-masking only"))
+    elif fed.seed_threshold is not None and fed.seed_threshold > len(orgs) - 1:
+        problems.append(("federated.seed_threshold", f"{fed.seed_threshold} shares, but each organisation has "
+                         f"{len(orgs) - 1} peers to hold them"))
     services = {q.name for q in scenario.qkd if q.protocol == "decoy-bb84"}
     for i, cut in enumerate(fed.supply_cuts):
         if cut.qkd not in services:

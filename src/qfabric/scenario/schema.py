@@ -570,6 +570,12 @@ class FederatedSpec(_Strict):
                                   "more than 1 fetches keys for the next rounds at once (fewer requests)")
     session_rounds: int = Field(default=10, ge=1, le=1000, description="rounds one ML-KEM + X25519 key agreement "
                                 "keys (a fresh QKD key still enters every round's key); 1: a new one every round")
+    secure_aggregation: Literal["pairwise", "double-masking"] = Field(
+        default="pairwise", description="pairwise masks (the survivors reveal their masks with organisations that "
+        "drop out), or double masking: also a self-mask whose seed is shared among the peers, so an aggregator that "
+        "fakes a dropout cannot unmask an update (one more message a round)")
+    seed_threshold: int | None = Field(default=None, ge=1, description="double masking: shares that rebuild a "
+                                       "self-mask seed (default: a majority of each organisation's peers)")
     privacy: PrivacySpec = Field(default_factory=PrivacySpec)
     supply_cuts: list[SupplyCutSpec] = Field(default_factory=list, description="chaos: QKD links that fail")
     dropouts: list[DropoutSpec] = Field(default_factory=list, description="chaos: organisations silent in a round")

@@ -10,7 +10,9 @@ Run config (``[tool.flwr.app.config]``, or ``flwr run --run-config``): ``qfabric
 optional ``policy`` (hybrid), ``fallback`` (pq-only), ``clip-norm`` (1.0), ``noise-multiplier`` (0: no
 differential privacy), ``min-clients`` (2), ``keys-per-request`` (1), ``session-rounds`` (10: rounds one
 ML-KEM + X25519 key agreement keys, see :mod:`~qfabric.apps.federated.sessions`), ``weight-cap-examples`` (1000:
-FedAvg weights min(examples / cap, 1) without DP).
+FedAvg weights min(examples / cap, 1) without DP), ``double-masking`` (false: self-masks whose seeds the
+organisations share, one more message a round, see :mod:`~qfabric.apps.federated.secagg`), ``seed-threshold``
+(a majority of each organisation's peers).
 
 :class:`PollingGrid` asks the SuperLink for replies every 0.3 s instead of Flower 1.41's fixed 3 s.
 """
@@ -59,6 +61,8 @@ def secure_fedavg(run_config: Mapping, **fedavg) -> Iterator[SecureFedAvg]:
                                 weight_cap_examples=float(cfg.get("weight-cap-examples", 1000.0)),
                                 min_clients=int(cfg.get("min-clients", 2)),
                                 session_rounds=int(cfg.get("session-rounds", 10)),
+                                double_masking=bool(cfg.get("double-masking", False)),
+                                seed_threshold=int(cfg["seed-threshold"]) if cfg.get("seed-threshold") else None,
                                 identity=SaeIdentity.load(str(cfg["qfabric-cert"]), str(cfg["qfabric-key"]),
                                                           str(cfg["qfabric-ca"])))
         yield SecureFedAvg(protection, **fedavg)

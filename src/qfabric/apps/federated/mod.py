@@ -12,7 +12,7 @@ update an honest-but-curious aggregator cannot read (docs/federated.md, "Who it 
 to the model (under differential privacy: clipped and noised), weighted, masked with pairwise keys shared with
 the other organisations (secure aggregation), and sealed with
 AES-256-GCM bound to the round and the sender. Key material never leaves the node; only key IDs and public
-values do. The protocol's other steps (``hello``, ``pairs``, ``recover``) also come as ``train`` messages
+values do. The protocol's other steps (``hello``, ``pairs``, ``unmask``) also come as ``train`` messages
 (the kind every ClientApp registers) and the mod answers them itself. Other messages (``evaluate``, the
 user's own ``query``) pass through untouched, and so do mods stacked after it (they see the plain model and
 reply) or before it (they see what crosses the network).
@@ -33,7 +33,14 @@ from flwr.clientapp.typing import Mod
 
 from qfabric.apps.federated import secagg
 from qfabric.apps.federated.privacy import add_noise, clip, noise_generator
-from qfabric.apps.federated.protect import UpdateRejected, decrypt_update, encrypt_update, pack
+from qfabric.apps.federated.protect import (
+    UpdateRejected,
+    decrypt_update,
+    encrypt_update,
+    open_seed_share,
+    pack,
+    seal_seed_share,
+)
 from qfabric.apps.federated.sessions import Sessions, continues_session
 from qfabric.apps.federated.wire import (
     CA,
@@ -45,10 +52,10 @@ from qfabric.apps.federated.wire import (
     NOISE_SOURCE,
     PAIRS,
     RECORD,
-    RECOVER,
     SAE_ID,
     STEP,
     TRAIN,
+    UNMASK,
     TimedKme,
     arrays_to_record,
     model_aad,
@@ -284,12 +291,21 @@ def _train(msg: Message, record: dict, context: Context, call_next, node: _Node)
     flat = np.concatenate([d.ravel() * weight for d in delta] + [np.array([weight])])
     masked = secagg.mask_update(flat, node.sae, pair_keys, round_number, max_clients=int(record["max-clients"]),
                                 fractional_bits=int(record["fractional-bits"]))
-    sealed = encrypt_update([masked.view(np.float32)], session, round_number, node.sae)
-    peers = sorted(pair_keys)  # kept for this round's recovery: a QKD key can be fetched only once
+    fields = {"sae": node.sae, "update-norm": norm}
+    double_masking = bool(record.get("double-masking", False))
+    if double_masking:  # a self-mask from a fresh seed, the seed's shares sealed for the peers (secagg)
+        seed_peers = sorted({p for pair in pair_keys for p in pair} - {node.sae})
+        seed = os.urandom(secagg.SEED_BYTES)
+        masked = masked + secagg.self_mask(seed, round_number, masked.size)
+        shares = secagg.share_seed(seed, seed_peers, int(record["seed-threshold"]))
+        fields |= {"share-to": seed_peers, "seed-shares": [
+            seal_seed_share(secagg.pair_key(pair_keys, node.sae, peer), shares[peer], round_number, node.sae, peer)
+            for peer in seed_peers]}
+    fields["update"] = encrypt_update([masked.view(np.float32)], session, round_number, node.sae)
+    pairs = sorted(pair_keys)  # kept for this round's unmasking: a QKD key can be fetched only once
     context.state["qfabric-round"] = ConfigRecord({
-        "round": round_number, "size": flat.size, "pairs": [json.dumps(p) for p in peers] or [""],
-        "keys": [pair_keys[p] for p in peers] or [b""]})
-    fields = {"update": sealed, "sae": node.sae, "update-norm": norm}
+        "round": round_number, "size": flat.size, "pairs": [json.dumps(p) for p in pairs] or [""],
+        "keys": [pair_keys[p] for p in pairs] or [b""], "double-masking": double_masking, "unmasked": False})
     if "next-round" in record:  # the next round's pairs step, carried by this message (one message a round)
         fields |= _start_pairs(record, context, node, broker, int(record["next-round"]), prefix="next-")
         fields["next-round"] = int(record["next-round"])
@@ -299,18 +315,37 @@ def _train(msg: Message, record: dict, context: Context, call_next, node: _Node)
     return out
 
 
-def _recover(msg: Message, record: dict, context: Context, node: _Node) -> Message:
-    """Reveal this node's masks with the organisations that dropped out this round (and nothing else)."""
+def _unmask(msg: Message, record: dict, context: Context, node: _Node) -> Message:
+    """After the round's updates are in: reveal this node's masks with the organisations that dropped out and,
+    under double masking, its shares of the survivors' self-mask seeds. For each peer one or the other, never
+    both, and once a round: an aggregator that claims a dropout to some and a survival to others, or asks twice,
+    is refused."""
     started, audit = time.perf_counter(), []
     kept = context.state.get("qfabric-round")
-    if kept is None or kept["round"] != record["round"]:
-        raise UpdateRejected(f"this node sent no update in round {record['round']}: nothing to recover")
+    round_number = int(record["round"])
+    if kept is None or kept["round"] != round_number:
+        raise UpdateRejected(f"this node sent no update in round {round_number}: nothing to unmask")
+    if kept.get("unmasked", False):
+        raise UpdateRejected(f"round {round_number} was unmasked already: a second request is refused")
     keys = {tuple(json.loads(p)): k for p, k in zip(kept["pairs"], kept["keys"], strict=True) if p}
+    peers = {p for pair in keys for p in pair} - {node.sae}
+    dropped, survivors = set(record.get("dropped", [])), set(record.get("survivors", [])) - {node.sae}
+    owners, blobs = list(record.get("share-from", [])), list(record.get("seed-shares", []))
+    if node.sae in dropped or dropped & survivors or not dropped | survivors <= peers or not set(owners) <= survivors:
+        raise UpdateRejected(f"round {round_number}'s unmask names dropped {sorted(dropped)}, survivors "
+                             f"{sorted(survivors | {node.sae})} and seed shares of {owners}: not one story of this "
+                             f"node's peers {sorted(peers)}, refused")
     size = int(kept["size"])
     share = np.zeros(size, dtype=np.uint32)
-    for dropped in record["dropped"]:
-        share = share + secagg.recovery_share(node.sae, dropped, keys, int(record["round"]), size)
-    return _reply(msg, {"share": pack([share.view(np.float32)])}, started, node, audit)
+    for gone in sorted(dropped):
+        share = share + secagg.recovery_share(node.sae, gone, keys, round_number, size)
+    fields = {"share": pack([share.view(np.float32)])}
+    if kept.get("double-masking", False):
+        fields |= {"share-from": owners, "seed-shares": [
+            open_seed_share(secagg.pair_key(keys, node.sae, owner), blob, round_number, owner, node.sae)
+            for owner, blob in zip(owners, blobs, strict=True)]}
+    kept["unmasked"] = True
+    return _reply(msg, fields, started, node, audit)
 
 
 def qfabric_protection(msg: Message, context: Context, call_next) -> Message:
@@ -328,8 +363,8 @@ def qfabric_protection(msg: Message, context: Context, call_next) -> Message:
             return _hello(msg, node)
         if step == PAIRS:
             return _pairs(msg, record, context, node)
-        if step == RECOVER:
-            return _recover(msg, record, context, node)
+        if step == UNMASK:
+            return _unmask(msg, record, context, node)
         if step == TRAIN:
             return _train(msg, record, context, call_next, node)
         raise UpdateRejected(f"unknown qfabric step {step!r}: is this node's qfabric older than the aggregator's?")

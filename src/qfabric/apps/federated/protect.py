@@ -69,3 +69,38 @@ def decrypt_update(blob: bytes, key: bytes, round_number: int, sender: str,
     if shapes != [tuple(s) for s in expected_shapes]:
         raise UpdateRejected(f"update from {sender!r} has shapes {shapes}, expected {list(expected_shapes)}")
     return arrays
+
+
+def _share_key(pair_key: bytes) -> bytes:
+    """A pair's key for seed shares, apart from its mask key (HKDF-SHA256, own label)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"qfabric secagg seed share v1").derive(pair_key)
+
+
+def _share_aad(round_number: int, owner: str, holder: str) -> bytes:
+    return f"qfabric-fl/v1;seed-share;round={round_number};{owner}->{holder}".encode()
+
+
+def seal_seed_share(pair_key: bytes, share: bytes, round_number: int, owner: str, holder: str) -> bytes:
+    """A share of ``owner``'s self-mask seed for ``holder``, sealed under their pair's key: the aggregator relays
+    it and cannot open it.
+
+    >>> blob = seal_seed_share(bytes(32), b"share", 3, "a", "b")
+    >>> open_seed_share(bytes(32), blob, 3, "a", "b")
+    b'share'
+    """
+    return seal(_share_key(pair_key), share, _share_aad(round_number, owner, holder))
+
+
+def open_seed_share(pair_key: bytes, blob: bytes, round_number: int, owner: str, holder: str) -> bytes:
+    """:func:`seal_seed_share` undone; :class:`UpdateRejected` if it was altered or is for another round or pair."""
+    from cryptography.exceptions import InvalidTag
+
+    try:
+        return open_sealed(_share_key(pair_key), blob, _share_aad(round_number, owner, holder))
+    except InvalidTag:
+        raise UpdateRejected(f"{owner!r}'s seed share for {holder!r} in round {round_number} failed authentication"
+                             ) from None
+

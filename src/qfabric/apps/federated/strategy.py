@@ -10,7 +10,8 @@ Per round, :class:`SecureFedAvg`
    of one kept for ``session_rounds``: :mod:`~qfabric.apps.federated.sessions`) and sends it the global model
    sealed under that key;
 4. opens the sealed replies (still masked), asks the survivors for their masks with any organisation that
-   dropped out (``query.qfabric_recover``), and adds the masked updates: only the sum appears.
+   dropped out and, under double masking, for their shares of the survivors' self-mask seeds (``unmask``), and
+   adds the masked updates: only the sum appears.
 
 A round with fewer than ``min_clients`` usable updates fails cleanly (the model stays as it was) and the
 round log says why. Evaluation on the nodes is not protected; use ``evaluate_fn`` on held-out data.
@@ -40,9 +41,9 @@ from qfabric.apps.federated.wire import (
     MESSAGE_TYPE,
     PAIRS,
     RECORD,
-    RECOVER,
     STEP,
     TRAIN,
+    UNMASK,
     TimedKme,
     arrays_to_record,
     model_aad,
@@ -73,10 +74,14 @@ class Protection:
     pipeline_pairs: bool = True  # carry the next round's pairs step in the train message (one message a round)
     session_rounds: int = 10  # rounds one key agreement (ML-KEM + X25519) keys; a fresh QKD key enters every round
     identity: SaeIdentity | None = None  # the aggregator's certificate and key: signs its key agreements
+    double_masking: bool = False  # self-masks with seeds shared among the peers: an extra message a round (secagg)
+    seed_threshold: int | None = None  # shares that rebuild a seed (None: a majority of each organisation's peers)
 
     def __post_init__(self) -> None:
         if self.identity is not None and self.identity.sae != self.aggregator:
             raise QfabricError(f"the aggregator {self.aggregator!r} signs with {self.identity.sae!r}'s certificate")
+        if self.seed_threshold is not None and self.seed_threshold < 1:
+            raise QfabricError(f"seed_threshold {self.seed_threshold}: expected at least 1 share")
 
     def sign_agreement(self, hello: bytes, round_number: int, organisation: str) -> dict:
         """What a train message carries to authenticate the aggregator's round hello: a key agreement signed
@@ -332,6 +337,12 @@ class SecureFedAvg(FedAvg):
 
         k = len(participants)
         p = self.protection
+        threshold = p.seed_threshold or secagg.seed_threshold(k - 1)
+        if p.double_masking and threshold > k - 1:
+            log.failed = (f"double masking with seeds rebuilt from {threshold} shares needs at least {threshold + 1} "
+                          f"organisations, {k} are ready")
+            self._current = {}
+            return []
         log.noise_std = p.noise_multiplier * p.clip_norm / np.sqrt(k)
         bound = max(p.clip_norm, 1.0) + 10 * log.noise_std if p.noise_multiplier > 0 else p.value_bound
         fb = secagg.fractional_bits_for(bound, k)
@@ -352,6 +363,7 @@ class SecureFedAvg(FedAvg):
                 STEP: TRAIN, "participants": log.participants, "clip-norm": p.clip_norm, "noise-std": log.noise_std,
                 "value-bound": p.value_bound, "weighting": p.weighting,
                 "weight-cap-examples": p.weight_cap_examples, "max-clients": k, "fractional-bits": fb,
+                "double-masking": p.double_masking, "seed-threshold": threshold,
                 "qkd-ahead": kme.ahead(sae),  # keys fetched for the next rounds: the node fetches them at once
                 "peer-from": [], "peer-hellos": [], "peer-hello-sigs": [], "peer-certs": [], "peer-ahead": []
             } | p.sign_agreement(hello, server_round, sae) | next_pairs
@@ -374,9 +386,44 @@ class SecureFedAvg(FedAvg):
         log.qkd_keys += kme.keys - keys_before
         log.crypto_seconds += time.perf_counter() - started - server_kme
         self._current = {"nodes": participants, "sessions": sessions, "model": global_model, "fb": fb,
-                         "pipelined": pipeline,
+                         "pipelined": pipeline, "threshold": threshold,
                          "size": sum(a.size for a in global_model) + 1}
         return messages
+
+    def _unmask(self, server_round: int, survivors: list[int], dropped: list[str],
+                seed_shares: dict[str, dict[str, bytes]], size: int, threshold: int,
+                log: RoundLog) -> list[np.ndarray] | None:
+        """The ``unmask`` step: what to take off the sum of the survivors' updates, i.e. the survivors' masks with
+        the organisations that dropped out and (double masking) the survivors' self-masks, rebuilt from the seed
+        shares the survivors open; None (the round failed, ``log`` says why) if some are missing."""
+        names = [self._directory[n].sae for n in survivors]
+        fields = self._policy_fields(server_round) | {"dropped": dropped, "survivors": names}
+        asks = {}
+        for node, holder in zip(survivors, names, strict=True):
+            owners = [o for o in names if o != holder and holder in seed_shares.get(o, {})]
+            asks[node] = fields | {"share-from": owners, "seed-shares": [seed_shares[o][holder] for o in owners]}
+        got = self._query(self._grid, UNMASK, asks, log)
+        if len(got) < len(survivors):
+            log.failed = "a survivor did not unmask: " + "; ".join(f"{k}: {v}" for k, v in log.dropped.items())
+            return None
+        out = [unpack(r["share"])[0].view(np.uint32) for r in got.values()]
+        if self.protection.double_masking:
+            opened: dict[str, list[bytes]] = {o: [] for o in names}
+            for node, r in got.items():
+                owners, shares = list(r.get("share-from", [])), list(r.get("seed-shares", []))
+                if owners != asks[node]["share-from"] or len(shares) != len(owners):
+                    log.failed = (f"{self._directory[node].sae} opened seed shares of {owners} ({len(shares)}), asked "
+                                  f"for {asks[node]['share-from']}: the round cannot be unmasked")
+                    return None
+                for owner, share in zip(owners, shares, strict=True):
+                    opened[owner].append(share)
+            for owner, shares in opened.items():
+                if len(shares) < threshold:
+                    log.failed = (f"{owner}'s self-mask seed has {len(shares)} of the {threshold} shares that rebuild "
+                                  f"it (its peers that dropped out hold the others): the round cannot be unmasked")
+                    return None
+                out.append(secagg.self_mask(secagg.rebuild_seed(shares), server_round, size))
+        return out
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None,
                                                                                        MetricRecord | None]:
@@ -386,6 +433,7 @@ class SecureFedAvg(FedAvg):
         cur, p = self._current, self.protection
         by_node = {m.metadata.src_node_id: m for m in replies}
         masked, contents, survivors = [], [], []
+        seed_shares: dict[str, dict[str, bytes]] = {}  # owner -> holder -> its sealed share (double masking)
         for node in cur["nodes"]:
             sae = self._directory[node].sae
             reply = by_node.get(node)
@@ -409,9 +457,15 @@ class SecureFedAvg(FedAvg):
                 continue
             finally:
                 log.crypto_seconds += time.perf_counter() - t0
+            share_to, sealed = list(record.get("share-to", [])), list(record.get("seed-shares", []))
+            peers = sorted(self._directory[n].sae for n in cur["nodes"] if n != node)
+            if p.double_masking and (share_to != peers or len(sealed) != len(peers)):
+                log.dropped[sae] = f"its {len(sealed)} self-mask seed shares are for {share_to}, not its peers {peers}"
+                continue
             masked.append(update.view(np.uint32))
             contents.append(reply.content)
             survivors.append(node)
+            seed_shares[sae] = dict(zip(share_to, sealed, strict=True))
         self._current = {}
         if cur["pipelined"] and survivors == cur["nodes"]:  # everyone started the next round's pairs: keep them
             self._next_paired = {"round": server_round + 1, "nodes": set(survivors), "records": {
@@ -422,16 +476,13 @@ class SecureFedAvg(FedAvg):
                           + "; ".join(f"{k}: {v}" for k, v in log.dropped.items()))
             return None, None
         dropped = [self._directory[n].sae for n in cur["nodes"] if n not in survivors]
-        shares = []
-        if dropped:
-            fields = self._policy_fields(server_round) | {"dropped": dropped}
-            got = self._query(self._grid, RECOVER, {n: fields for n in survivors}, log)
-            if len(got) < len(survivors):
-                log.failed = "a survivor did not reveal its masks with the organisations that dropped out"
+        unmasks = []
+        if dropped or p.double_masking:
+            unmasks = self._unmask(server_round, survivors, dropped, seed_shares, cur["size"], cur["threshold"], log)
+            if unmasks is None:
                 return None, None
-            shares = [unpack(r["share"])[0].view(np.uint32) for r in got.values()]
         started = time.perf_counter()
-        total = secagg.aggregate(masked, shares, fractional_bits=cur["fb"])
+        total = secagg.aggregate(masked, unmasks, fractional_bits=cur["fb"])
         weight = total[-1]
         if not weight > 0:
             log.failed = f"the sum of the aggregation weights is {weight}: nothing to average"

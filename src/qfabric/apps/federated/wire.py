@@ -3,7 +3,7 @@
 Only public values travel: key IDs, KEM ciphertexts and public keys, sealed (AES-256-GCM) models and
 masked updates. Every qfabric message is a Flower ``train`` message (the one kind every ClientApp registers,
 so the mod sees it; Flower routes a message only to registered functions); its ``qfabric`` record says which
-step of the protocol it is (``step``: ``hello``, ``pairs``, ``train``, ``recover``) and holds everything below.
+step of the protocol it is (``step``: ``hello``, ``pairs``, ``train``, ``unmask``) and holds everything below.
 
 >>> from qfabric.kms.hybrid import Hello, Mode
 >>> hello_from_bytes(hello_to_bytes(Hello(Mode.QKD_ONLY, "id-7", None, None)))
@@ -32,7 +32,7 @@ STEP = "step"  # the field of the qfabric record that names the protocol step:
 HELLO = "hello"  # the client's SAE ID and public keys (once per node)
 PAIRS = "pairs"  # hellos to the peers that sort after it (secure-aggregation keys)
 TRAIN = "train"  # the sealed global model in, the sealed masked update out (the user's train function runs)
-RECOVER = "recover"  # survivors reveal their masks with clients that dropped out
+UNMASK = "unmask"  # survivors reveal their masks with clients that dropped out (and, double masking, seed shares)
 
 # node_config keys a protected SuperNode is started with (flower-supernode --node-config "...")
 SAE_ID, KME_URL, CERT, KEY, CA = "qfabric-sae-id", "qfabric-kme-url", "qfabric-cert", "qfabric-key", "qfabric-ca"
@@ -45,7 +45,7 @@ PACKED = frozenset({  # fields packed into SETTINGS: Flower checks and serialise
     "policy-mode", "policy-fallback", "qber-threshold", "session-rounds", "keys-per-request", "rounds-left",
     "shapes", "clip-norm", "noise-std", "value-bound", "weighting", "weight-cap-examples", "max-clients",
     "fractional-bits", "update-norm", "audit", "kme-seconds", "kme-requests", "qkd-keys", "train-seconds",
-    "crypto-seconds"})
+    "crypto-seconds", "double-masking", "seed-threshold"})
 
 
 def qfabric_record(fields: dict) -> ConfigRecord:
