@@ -12,7 +12,7 @@ differential privacy), ``min-clients`` (2), ``keys-per-request`` (1), ``session-
 ML-KEM + X25519 key agreement keys, see :mod:`~qfabric.apps.federated.sessions`), ``weight-cap-examples`` (1000:
 FedAvg weights min(examples / cap, 1) without DP), ``double-masking`` (false: self-masks whose seeds the
 organisations share, one more message a round, see :mod:`~qfabric.apps.federated.secagg`), ``seed-threshold``
-(a majority of each organisation's peers).
+(0: a majority of each organisation's peers).
 
 :class:`PollingGrid` asks the SuperLink for replies every 0.3 s instead of Flower 1.41's fixed 3 s.
 """
@@ -61,13 +61,27 @@ def secure_fedavg(run_config: Mapping, **fedavg) -> Iterator[SecureFedAvg]:
                                 weight_cap_examples=float(cfg.get("weight-cap-examples", 1000.0)),
                                 min_clients=int(cfg.get("min-clients", 2)),
                                 session_rounds=int(cfg.get("session-rounds", 10)),
-                                double_masking=bool(cfg.get("double-masking", False)),
+                                double_masking=_flag(cfg, "double-masking"),
                                 seed_threshold=int(cfg["seed-threshold"]) if cfg.get("seed-threshold") else None,
                                 identity=SaeIdentity.load(str(cfg["qfabric-cert"]), str(cfg["qfabric-key"]),
                                                           str(cfg["qfabric-ca"])))
         yield SecureFedAvg(protection, **fedavg)
     finally:
         kme.close()
+
+
+def _flag(run_config: Mapping, key: str) -> bool:
+    """A boolean of the run config (TOML ``true``/``false``; the same words as text), False when absent.
+
+    >>> _flag({"double-masking": True}, "double-masking"), _flag({"x": "false"}, "x"), _flag({}, "x")
+    (True, False, False)
+    """
+    value = run_config.get(key, False)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise QfabricError(f"run config {key} = {value!r}: expected true or false")
+    return value
 
 
 class PollingGrid(Grid):

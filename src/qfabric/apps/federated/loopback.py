@@ -28,13 +28,17 @@ QUIET_FLOWER = {
 
 
 def config_string(values: Mapping[str, object]) -> str:
-    """Flower's ``--node-config`` / ``--run-config`` syntax: strings quoted, numbers bare.
+    """Flower's ``--node-config`` / ``--run-config`` syntax (TOML values): strings quoted, numbers and booleans bare.
 
-    >>> config_string({"data-path": "/d/a.npz", "rounds": 3, "noise": 0.5})
-    'data-path="/d/a.npz" rounds=3 noise=0.5'
+    >>> config_string({"data-path": "/d/a.npz", "rounds": 3, "noise": 0.5, "double-masking": True})
+    'data-path="/d/a.npz" rounds=3 noise=0.5 double-masking=true'
     """
-    return " ".join(f"{k}={v}" if isinstance(v, int | float) and not isinstance(v, bool) else f'{k}="{v}"'
-                    for k, v in values.items())
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v) if isinstance(v, int | float) else f'"{v}"'
+
+    return " ".join(f"{k}={value(v)}" for k, v in values.items())
 
 
 class LoopbackDeployment:
