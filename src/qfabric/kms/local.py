@@ -138,6 +138,16 @@ class ThreadedKme:
                 raise QfabricError(f"the KME {self.config.kme_id} did not start on port {self.config.port}")
             time.sleep(0.02)
 
+    def close_forwarder(self, timeout_s: float = 2.0) -> None:
+        """Close the forwarder's kept-alive connections to the neighbour KMEs, on this server's event loop (a KME
+        that stops waits up to a second for each client connection still open: close them all before stopping
+        neighbours). Nothing to do without a forwarder or before serving."""
+        import asyncio
+
+        forwarder, servers = self.kme_config.forwarder, self.server.servers
+        if forwarder is not None and servers:
+            asyncio.run_coroutine_threadsafe(forwarder.aclose(), servers[0].get_loop()).result(timeout=timeout_s)
+
     def stop(self, grace_s: float = 1.0) -> None:
         """Stop serving; connections a client left open (keep-alive) are dropped after ``grace_s``."""
         self.server.should_exit = True

@@ -17,7 +17,6 @@ where the key enters to where it leaves) and one interconnect between consecutiv
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -207,10 +206,9 @@ class KeyDomains:
         kept-alive connection to close before it stops."""
         failure = None
         for d in self.domains.values():
-            forwarder, servers = d.kme_config.forwarder, d.server.server.servers if d.server is not None else []
-            if forwarder is not None and servers:
+            if d.server is not None:
                 with contextlib.suppress(Exception):  # best effort: the stop below ends them anyway
-                    asyncio.run_coroutine_threadsafe(forwarder.aclose(), servers[0].get_loop()).result(timeout=2)
+                    d.server.close_forwarder()
         for d in self.domains.values():  # all shut down together, then each is joined
             if d.server is not None:
                 d.server.server.should_exit = True
