@@ -46,6 +46,11 @@ def test_example_report_has_the_passes(report):
     assert pair_pass["summed_range_km_max"] == pytest.approx(2400.0, abs=50.0)
     assert pair_pass["pairs"] == pytest.approx(pair_pass["pair_rate_hz"] * pair_pass["duration_s"])
     assert pair_pass["pairs"] > 0
+    # BBM92 between Delingha and Lijiang: accidentals add to the coincidences and to the errors
+    assert pair_pass["coincidences"] == pytest.approx(pair_pass["pairs"] + pair_pass["accidentals"])
+    assert 0 < pair_pass["accidentals"] < pair_pass["pairs"] and 0.03 < pair_pass["qber"] < 0.11
+    assert pairs["qber"] == pytest.approx(pair_pass["qber"]) and pairs["coincidences"] == pair_pass["coincidences"]
+    assert pairs["key_bits"] == 0 < pairs["asymptotic_key_bits"]  # one pass of ~1,000 coincidences: no finite key
 
 
 def test_free_space_link_generates_with_its_transmissivity(example_data):

@@ -593,14 +593,16 @@ class SatellitePass(_Fixed):
     range_km_max: float = _may_be_missing("decoy-bb84: longest slant range in the window, km")
     link_loss_db_min: float = _may_be_missing("decoy-bb84: least link loss (to the receive aperture), dB")
     link_loss_db_max: float = _may_be_missing("decoy-bb84: largest link loss, dB")
-    sifted_bits: float = _may_be_missing("decoy-bb84: expected detections in matching bases")
-    qber: float = _may_be_missing("decoy-bb84: expected key-basis error rate")
-    key_bits: float = _may_be_missing("decoy-bb84: finite-key secret bits of the pass")
-    asymptotic_key_bits: float = _may_be_missing("decoy-bb84: the same without finite-size terms")
+    sifted_bits: float = _may_be_missing("expected detections (pairs: coincidences) in matching bases")
+    qber: float = _may_be_missing("expected key-basis error rate")
+    key_bits: float = _may_be_missing("finite-key secret bits of the pass (pairs: BBM92 between the stations)")
+    asymptotic_key_bits: float = _may_be_missing("the same without finite-size terms")
     summed_range_km_min: float = _may_be_missing("pairs: shortest sum of the two slant ranges, km")
     summed_range_km_max: float = _may_be_missing("pairs: longest sum, km")
     pairs: float = _may_be_missing("pairs: expected coincidences in the window")
     pair_rate_hz: float = _may_be_missing("pairs: their mean rate over the window, per s")
+    accidentals: float = _may_be_missing("pairs: accidental coincidences (two unrelated clicks in one window)")
+    coincidences: float = _may_be_missing("pairs: true and accidental coincidences")
 
 
 class DistributedAccuracy(_Fixed):
@@ -649,7 +651,10 @@ class SatelliteRow(_Fixed):
     stations: list[str] = _d("its ground station node(s)")
     source_rate_hz: float = _d("pulses (pairs) per second at the satellite")
     passes: list[SatellitePass] = _d("its link windows over the run")
-    key_bits: float = _may_be_missing("decoy-bb84: secret bits over the run")
+    key_bits: float = _may_be_missing("secret bits over the run (pairs: its passes as one BBM92 block)")
+    asymptotic_key_bits: float = _may_be_missing("pairs: the same without finite-size terms")
+    coincidences: float = _may_be_missing("pairs: coincidences over the run")
+    qber: float = _may_be_missing("pairs: their error rate in matching bases")
     trusted_relay: bool = _may_be_missing("decoy-bb84: the satellite is a trusted node of the KMS (its keys feed "
                                           "the ground stations' KME, which relays through it)")
     pairs: float = _may_be_missing("pairs: coincidences over the run")

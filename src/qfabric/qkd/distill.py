@@ -22,7 +22,7 @@ import numpy as np
 from qfabric.errors import ParameterError
 from qfabric.qkd.bb84 import RawRecords, X, Z
 from qfabric.qkd.postprocess import cascade, toeplitz_hash_pair, verification_tag_bits, verify_frames
-from qfabric.qkd.theory import DecoySettings, FiniteKeyResult, finite_key_length, h2
+from qfabric.qkd.theory import DecoySettings, FiniteKeyResult, bbm92_key_length, finite_key_length, h2
 
 QBER_THRESHOLD = 0.11
 MAX_BLOCK_BITS = 2**23  # privacy amplification is one FFT over the block: keep it in memory and float64-exact
@@ -178,18 +178,6 @@ def distill_decoy_bb84(
 
     return _distill(records, "decoy-bb84", estimate, key_length, eps_cor=eps_cor, variant=variant,
                     frame_bits=frame_bits, seed=seed, qber_threshold=qber_threshold)
-
-
-def bbm92_key_length(n_key: int, n_test: int, test_errors: int, leaked: int, eps_sec: float,
-                     eps_cor: float) -> tuple[float, float]:
-    """Secure length and phase-error bound for entanglement-based BB84 (Tomamichel, Lim, Gisin, Renner,
-    Nat. Commun. 3, 634 (2012)): ``n (1 - h(e_x + mu)) - leak - log2(2 / (eps_sec^2 eps_cor))``."""
-    if n_key <= 0 or n_test <= 0:
-        return 0.0, 0.5
-    e_x = test_errors / n_test
-    mu = math.sqrt((n_key + n_test) / (n_key * n_test) * (n_test + 1) / n_test * math.log(2 / eps_sec))
-    phase = min(0.5, e_x + mu)
-    return n_key * (1 - h2(phase)) - leaked - math.log2(2 / (eps_sec**2 * eps_cor)), phase
 
 
 def distill_bbm92(

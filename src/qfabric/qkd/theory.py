@@ -274,6 +274,18 @@ def bbm92_rate(qber_z: float, qber_x: float, f_ec: float = 1.0) -> float:
     return max(0.0, 1 - f_ec * h2(qber_z) - h2(qber_x))
 
 
+def bbm92_key_length(n_key: int, n_test: int, test_errors: int, leaked: int, eps_sec: float,
+                     eps_cor: float) -> tuple[float, float]:
+    """Secure length and phase-error bound for entanglement-based BB84 (Tomamichel, Lim, Gisin, Renner,
+    Nat. Commun. 3, 634 (2012)): ``n (1 - h(e_x + mu)) - leak - log2(2 / (eps_sec^2 eps_cor))``."""
+    if n_key <= 0 or n_test <= 0:
+        return 0.0, 0.5
+    e_x = test_errors / n_test
+    mu = math.sqrt((n_key + n_test) / (n_key * n_test) * (n_test + 1) / n_test * math.log(2 / eps_sec))
+    phase = min(0.5, e_x + mu)
+    return n_key * (1 - h2(phase)) - leaked - math.log2(2 / (eps_sec**2 * eps_cor)), phase
+
+
 @dataclass(frozen=True)
 class DecoySettings:
     """Intensities ``mu1 > mu2 > mu3 >= 0`` with their probabilities, and the Z-basis probability."""

@@ -638,6 +638,16 @@ class PairSourceSpec(_Strict):
 
     stations: tuple[str, str] = Field(description="the two ground stations' nodes")
     pair_rate_hz: float = Field(gt=0, le=1e10, description="pairs per second at the source")
+    background_hz: tuple[float, float] = Field(default=(500.0, 500.0), description="dark counts and stray light at "
+                                               "each station's detectors, counts/s (assumed default)")
+    coincidence_window_ns: float = Field(default=2.5, gt=0, le=1000, description="clicks at the two stations "
+                                         "within this much count as a coincidence, ns")
+    intrinsic_qber: float = Field(default=0.03, ge=0, lt=0.5, description="errors of true pairs: the source's "
+                                  "visibility and polarisation drift in the optics (assumed default)")
+    p_z: float = Field(default=0.5, gt=0, lt=1, description="BBM92: key-basis probability at each station")
+    f_ec: float = Field(default=1.16, ge=1, le=2, description="BBM92: error correction's leak over the Shannon limit")
+    eps_sec: float = Field(default=1e-10, gt=0, lt=1)
+    eps_cor: float = Field(default=1e-15, gt=0, lt=1)
 
 
 class SatelliteSpec(_Strict):
