@@ -486,7 +486,7 @@ def _report(scenario, spec, rounds, s, strategy, timeline, link_rates, domains, 
                        "hops": len(d.path) - 1, "kmes": d.way.kmes} for d in demand],
             "accounting": accounting,  # the run on the network's timeline (not the comparison runs)
             "sources": {f"{d.a}|{d.b}": _sources(domains, d, accounting[f"{d.a}|{d.b}"]) for d in demand},
-            "end_to_end": [{"between": [f.a, f.b], "service": f.spec.name, "request": f.request, "pairs": f.pairs,
+            "end_to_end": [{"between": [f.a, f.b], "service": f.name, "request": f.request, "pairs": f.pairs,
                             "qber": f.qber, "blocks": len(f.blocks), "key_units": f.released_units,
                             "first_key_s": f.blocks[0][0] if f.blocks else None}
                            for x in domains.supplies for f in x.e2e.values()],

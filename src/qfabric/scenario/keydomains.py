@@ -373,7 +373,7 @@ class KeyDomains:
             supply = self.domains[s.kme].supply
             names += [supply.feeds[h].spec.name for h in s.hops if h in supply.feeds]
             e2e = supply.e2e.get(tuple(sorted((s.path[0], s.path[-1])))) if len(way.segments) == 1 else None
-            names += [e2e.spec.name] if e2e is not None else []
+            names += [e2e.name] if e2e is not None else []
             names += [way.crossings[i].spec.name] if i < len(way.crossings) else []
         return names
 

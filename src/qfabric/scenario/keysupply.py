@@ -47,8 +47,8 @@ from qfabric.kms.store import KeysExhausted, KeyStore
 from qfabric.qkd.link import run_bbm92
 from qfabric.qkd.theory import Channel
 from qfabric.scenario.build import distil_decoy, qkd_channel
-from qfabric.scenario.satellite import decoy_passes
-from qfabric.scenario.schema import QkdSpec, Scenario
+from qfabric.scenario.satellite import decoy_passes, pair_passes
+from qfabric.scenario.schema import PairSourceSpec, QkdSpec, SatelliteSpec, Scenario
 from qfabric.sim.kernel import stream_seed
 
 State = tuple[float, float]  # (extra loss dB, detector factor)
@@ -175,12 +175,14 @@ class Interconnect(LinkFeed):
 
 @dataclass
 class PairFeed:
-    """BBM92 on the pairs a request delivers end to end: keys between its two nodes that no node between them
-    knows. ``blocks`` are ``(ready_s, alice bits, bob bits)``: a block's key exists once its last pair is in."""
+    """BBM92 on entangled pairs delivered end to end (by a request of the network, or by a satellite's pair
+    source over its passes): keys between the two nodes that no node between them, nor the satellite, knows.
+    ``name`` is the QKD service's (``satellite/a-b`` for a satellite's), ``request`` what delivered the pairs;
+    ``blocks`` are ``(ready_s, alice bits, bob bits)``: a block's key exists once its last pair is in."""
 
     a: str
     b: str
-    spec: QkdSpec
+    name: str
     request: str
     blocks: list[tuple[float, np.ndarray, np.ndarray]]
     qber: float | None
@@ -276,6 +278,11 @@ class KeySupply:
                     entanglement = delivered_pairs(scenario)
                 feed = self._bbm92_feed(q, request, *entanglement[request.name])
                 self.e2e[tuple(sorted((feed.a, feed.b)))] = feed
+        for sat in scenario.satellites:  # a satellite's pairs: BBM92 between its two stations, the satellite untrusted
+            for source in sat.pairs:
+                if set(source.stations) <= set(kme.nodes) and tuple(sorted(source.stations)) not in self.e2e:
+                    feed = self._satellite_bbm92_feed(sat, source)
+                    self.e2e[tuple(sorted((feed.a, feed.b)))] = feed
         trusted = scenario.kms.trusted_nodes
         self.trusted = (set(kme.nodes) if trusted is None else set(trusted)) | {f.a for f in self.satellites.values()}
         self.kme_id = kme_id
@@ -357,8 +364,33 @@ class KeySupply:
             for i, block in enumerate(run.blocks):
                 ready = float(times[min((i + 1) * size, len(times)) - 1])
                 blocks.append((ready, block.alice_key, block.bob_key))
-        return PairFeed(request.source, request.target, spec, request.name, blocks, qber, len(weights),
+        return PairFeed(request.source, request.target, spec.name, request.name, blocks, qber, len(weights),
                         run=measurement)
+
+    def _satellite_bbm92_feed(self, sat: SatelliteSpec, source: PairSourceSpec) -> PairFeed:
+        """BBM92 on a satellite pair source's coincidences (docs/free-space.md): each pass's true pairs and
+        accidentals drawn (Poisson, seeded from the scenario), measured and post-processed in full, all the run's
+        coincidences as one block (the report's reading), ready when the last pass ends. True pairs err with
+        ``intrinsic_qber`` in each basis, accidentals with 1/2."""
+        a, b = source.stations
+        name = f"{sat.name}/{a}-{b}"
+        passes = pair_passes(self.scenario, sat, source)
+        measurement = self.store.take_block(f"kms/{name}")  # a new measurement of the pairs per supply
+        stream = f"kms/{name}" if measurement == 0 else f"kms/{name}/run{measurement}"
+        rng = np.random.default_rng(stream_seed(self.scenario.seed, stream + "/coincidences"))
+        e0 = source.intrinsic_qber
+        true_pair = [(1 - e0) ** 2, e0 * (1 - e0), e0 * (1 - e0), e0**2]  # Phi+, Psi+ (bit), Phi- (phase), Psi-
+        per_pass = [rng.permutation(np.vstack([np.tile(true_pair, (rng.poisson(x["pairs"]), 1)),
+                                               np.full((rng.poisson(x["accidentals"]), 4), 0.25)])) for x in passes]
+        rows = np.concatenate(per_pass) if per_pass else np.zeros((0, 4))
+        blocks, qber = [], None
+        if len(rows) >= 2:
+            seed = int(stream_seed(self.scenario.seed, stream).generate_state(1)[0])
+            run = run_bbm92(rows, p_z=source.p_z, seed=seed, eps_sec=source.eps_sec, eps_cor=source.eps_cor,
+                            pair_rate_hz=len(rows) / self.scenario.duration_s, block_bits=len(rows))
+            qber = run.summary()["qber"]
+            blocks = [(passes[-1]["end_s"], block.alice_key, block.bob_key) for block in run.blocks]
+        return PairFeed(a, b, name, sat.name, blocks, qber, len(rows), run=measurement)
 
     def buffer(self, feed: LinkFeed, state: State) -> KeyBuffer:
         """The link's key in ``state``, distilled the first time it is needed."""

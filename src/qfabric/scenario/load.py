@@ -586,9 +586,12 @@ def _check_kms(scenario: Scenario, node_names: set[str]) -> list[tuple[str, str]
         elif len(kmes) > 1:
             problems.append((f"satellites[{i}].qkd", f"its ground stations belong to KMEs {sorted(kmes)}: a trusted "
                              "satellite relays inside one KME's domain"))
-    if not linked and not relays and not any(q.protocol == "bbm92" for q in scenario.qkd):
-        problems.append(("qkd", "the KMS needs QKD services: decoy-bb84 on the links between the SAEs' nodes, or "
-                         "bbm92 on the pairs a request delivers between them"))
+    sky_pairs = [src for sat in scenario.satellites for src in sat.pairs  # BBM92 inside one KME's domain
+                 if len({owner.get(n) for n in src.stations} - {None}) == 1 and all(n in owner for n in src.stations)]
+    if not linked and not relays and not sky_pairs and not any(q.protocol == "bbm92" for q in scenario.qkd):
+        problems.append(("qkd", "the KMS needs QKD services: decoy-bb84 on the links between the SAEs' nodes, "
+                         "bbm92 on the pairs a request delivers between them, or a satellite's pair source over "
+                         "two stations of one KME"))
     return problems
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from qfabric.errors import ScenarioError
 from qfabric.link.freespace import Atmosphere, FreeSpaceOptics, free_space_budget
-from qfabric.scenario.schema import FreeSpaceSpec, LinkSpec, SatelliteQkdSpec, SatelliteSpec, Scenario
+from qfabric.scenario.schema import FreeSpaceSpec, LinkSpec, PairSourceSpec, SatelliteQkdSpec, SatelliteSpec, Scenario
 
 if TYPE_CHECKING:  # orbits and passes (numpy, scipy) are imported where a satellite is evaluated: checking a
     import numpy as np  # free-space link (qfabric validate) needs only the optics
@@ -152,12 +152,42 @@ def decoy_passes(scenario: Scenario, sat: SatelliteSpec, q: SatelliteQkdSpec, se
     return passes
 
 
-def satellite_report(scenario: Scenario) -> list[dict]:
-    """The ``satellite`` section of the run report: per satellite service (decoy-BB84 downlink or pair source),
-    its passes over the run with their loss and key bits or pairs."""
+def pair_passes(scenario: Scenario, sat: SatelliteSpec, p: PairSourceSpec, series: dict | None = None) -> list[dict]:
+    """The common windows of ``sat``'s pair source ``p`` over its two stations, in time order: each window's times,
+    elevation (of the lower station), summed range and two-photon loss, its coincidences (``pairs`` true,
+    ``accidentals``), ``qber``, and its BBM92 key distilled alone (``sifted_bits``, finite-key ``key_bits``,
+    ``asymptotic_key_bits``). ``series``: the stations' sampled downlinks by node, if the caller has them."""
     import numpy as np
 
     from qfabric.qkd.satellite import bbm92_block_key, pair_pass
+
+    dt = sat.time_step_s
+    if series is None:
+        series = {s: downlink(sat, s).series(0.0, scenario.duration_s, dt) for s in p.stations}
+    a, b = (series[s] for s in p.stations)
+    both = (a.transmissivity > 0) & (b.transmissivity > 0)
+    lower = np.minimum(a.elevation_deg, b.elevation_deg)
+    passes = []
+    for start, end in _runs(both):
+        result = pair_pass(a.transmissivity[start:end], b.transmissivity[start:end], dt, p.pair_rate_hz,
+                           p.background_hz, p.coincidence_window_ns * 1e-9, p.intrinsic_qber)
+        key = bbm92_block_key(result.coincidences, result.qber, p.p_z, p.f_ec, p.eps_sec, p.eps_cor)
+        passes.append({"start_s": float(a.t_s[start] - dt / 2), "end_s": float(a.t_s[end - 1] + dt / 2),
+                       "duration_s": result.duration_s, "max_elevation_deg": float(lower[start:end].max()),
+                       "summed_range_km_min": float((a.range_km + b.range_km)[start:end].min()),
+                       "summed_range_km_max": float((a.range_km + b.range_km)[start:end].max()),
+                       "loss_db_min": result.two_photon_loss_db_min, "loss_db_max": result.two_photon_loss_db_max,
+                       "pairs": result.pairs, "pair_rate_hz": result.pair_rate_hz,
+                       "accidentals": result.accidentals, "coincidences": result.coincidences,
+                       "qber": result.qber, "sifted_bits": key.sifted_bits, "key_bits": key.key_bits,
+                       "asymptotic_key_bits": key.asymptotic_key_bits})
+    return passes
+
+
+def satellite_report(scenario: Scenario) -> list[dict]:
+    """The ``satellite`` section of the run report: per satellite service (decoy-BB84 downlink or pair source),
+    its passes over the run with their loss and key bits or pairs."""
+    from qfabric.qkd.satellite import bbm92_block_key
 
     rows = []
     for sat in scenario.satellites:
@@ -170,29 +200,10 @@ def satellite_report(scenario: Scenario) -> list[dict]:
                          "source_rate_hz": q.source_rate_hz, "passes": passes,
                          "key_bits": sum(p["key_bits"] for p in passes)})
         for p in sat.pairs:
-            a, b = (series[s] for s in p.stations)
-            both = (a.transmissivity > 0) & (b.transmissivity > 0)
-            lower = np.minimum(a.elevation_deg, b.elevation_deg)
-            passes = []
-            key_settings = {"p_z": p.p_z, "f_ec": p.f_ec, "eps_sec": p.eps_sec, "eps_cor": p.eps_cor}
-            for start, end in _runs(both):
-                result = pair_pass(a.transmissivity[start:end], b.transmissivity[start:end], dt, p.pair_rate_hz,
-                                   p.background_hz, p.coincidence_window_ns * 1e-9, p.intrinsic_qber)
-                key = bbm92_block_key(result.coincidences, result.qber, **key_settings)
-                passes.append({"start_s": float(a.t_s[start] - dt / 2), "end_s": float(a.t_s[end - 1] + dt / 2),
-                               "duration_s": result.duration_s,
-                               "max_elevation_deg": float(lower[start:end].max()),
-                               "summed_range_km_min": float((a.range_km + b.range_km)[start:end].min()),
-                               "summed_range_km_max": float((a.range_km + b.range_km)[start:end].max()),
-                               "loss_db_min": result.two_photon_loss_db_min,
-                               "loss_db_max": result.two_photon_loss_db_max,
-                               "pairs": result.pairs, "pair_rate_hz": result.pair_rate_hz,
-                               "accidentals": result.accidentals, "coincidences": result.coincidences,
-                               "qber": result.qber, "sifted_bits": key.sifted_bits, "key_bits": key.key_bits,
-                               "asymptotic_key_bits": key.asymptotic_key_bits})
+            passes = pair_passes(scenario, sat, p, series)
             coincidences = sum(x["coincidences"] for x in passes)
             qber = sum(x["qber"] * x["coincidences"] for x in passes) / coincidences if coincidences > 0 else 0.5
-            run_key = bbm92_block_key(coincidences, qber, **key_settings)  # every pass's records as one block
+            run_key = bbm92_block_key(coincidences, qber, p.p_z, p.f_ec, p.eps_sec, p.eps_cor)  # as one block
             rows.append({"satellite": sat.name, "kind": "pairs", "stations": list(p.stations),
                          "source_rate_hz": p.pair_rate_hz, "passes": passes,
                          "pairs": sum(x["pairs"] for x in passes), "coincidences": coincidences, "qber": qber,
@@ -240,6 +251,6 @@ def print_satellite(rows: list[dict], console) -> None:
                           f"{row['asymptotic_key_bits']:.4g} asymptotic")
 
 
-__all__ = ["as_fibre", "check_satellites", "decoy_passes", "free_space_loss_db",
+__all__ = ["as_fibre", "check_satellites", "decoy_passes", "free_space_loss_db", "pair_passes",
            "heralding_equivalent", "print_satellite", "satellite_report",
            "satellite_section"]
