@@ -14,7 +14,10 @@ them is used, instead of every tick).
 
 A satellite that is a trusted relay (``satellites[].trusted_relay``) is a node of the relay graph: each pass's
 decoy-BB84 key (finite key on the pass's counts) goes into the pools of its link to that ground station when the
-pass ends, and pairs' keys are relayed through it like through a trusted node on the ground.
+pass ends, and pairs' keys are relayed through it like through a trusted node on the ground. A satellite's
+entangled-pair source over two of the KME's nodes is a link between those two stations (``sky_links``): its
+passes' coincidences distilled with BBM92 as one block, whose key the satellite never holds, released into the
+link's pools when the last pass ends.
 
 ``rate_scale`` feeds a fixed fraction of the simulated rate (to keep pools from filling at once).
 
@@ -191,6 +194,9 @@ class PairFeed:
     released_units: int = 0
     run: int = 0  # which measurement run of the pairs (one per supply on a database: a restart never replays one)
 
+    def up_at(self, _t_s: float) -> bool:  # its keys wait in the pools until used
+        return True
+
 
 @dataclass
 class PassFeed:
@@ -278,11 +284,16 @@ class KeySupply:
                     entanglement = delivered_pairs(scenario)
                 feed = self._bbm92_feed(q, request, *entanglement[request.name])
                 self.e2e[tuple(sorted((feed.a, feed.b)))] = feed
-        for sat in scenario.satellites:  # a satellite's pairs: BBM92 between its two stations, the satellite untrusted
+        # a satellite's pair source: a BBM92 link between its two stations (the satellite holds no key)
+        self.sky_links: dict[tuple[str, str], PairFeed] = {}
+        for sat in scenario.satellites:
             for source in sat.pairs:
-                if set(source.stations) <= set(kme.nodes) and tuple(sorted(source.stations)) not in self.e2e:
-                    feed = self._satellite_bbm92_feed(sat, source)
-                    self.e2e[tuple(sorted((feed.a, feed.b)))] = feed
+                if set(source.stations) <= set(kme.nodes):
+                    passes = pair_passes(scenario, sat, source)
+                    feed = self._satellite_bbm92_feed(sat, source, passes)
+                    self.sky_links[tuple(sorted((feed.a, feed.b)))] = feed
+                    summed = min((p["summed_range_km_min"] for p in passes), default=2 * sat.orbit.altitude_km)
+                    self.graph.add_edge(feed.a, feed.b, length_km=summed)
         trusted = scenario.kms.trusted_nodes
         self.trusted = (set(kme.nodes) if trusted is None else set(trusted)) | {f.a for f in self.satellites.values()}
         self.kme_id = kme_id
@@ -367,14 +378,13 @@ class KeySupply:
         return PairFeed(request.source, request.target, spec.name, request.name, blocks, qber, len(weights),
                         run=measurement)
 
-    def _satellite_bbm92_feed(self, sat: SatelliteSpec, source: PairSourceSpec) -> PairFeed:
-        """BBM92 on a satellite pair source's coincidences (docs/free-space.md): each pass's true pairs and
-        accidentals drawn (Poisson, seeded from the scenario), measured and post-processed in full, all the run's
-        coincidences as one block (the report's reading), ready when the last pass ends. True pairs err with
-        ``intrinsic_qber`` in each basis, accidentals with 1/2."""
+    def _satellite_bbm92_feed(self, sat: SatelliteSpec, source: PairSourceSpec, passes: list[dict]) -> PairFeed:
+        """BBM92 on a satellite pair source's coincidences over its ``passes`` (:func:`pair_passes`,
+        docs/free-space.md): each pass's true pairs and accidentals drawn (Poisson, seeded from the scenario),
+        measured and post-processed in full, all the run's coincidences as one block (the report's reading), ready
+        when the last pass ends. True pairs err with ``intrinsic_qber`` in each basis, accidentals with 1/2."""
         a, b = source.stations
         name = f"{sat.name}/{a}-{b}"
-        passes = pair_passes(self.scenario, sat, source)
         measurement = self.store.take_block(f"kms/{name}")  # a new measurement of the pairs per supply
         stream = f"kms/{name}" if measurement == 0 else f"kms/{name}/run{measurement}"
         rng = np.random.default_rng(stream_seed(self.scenario.seed, stream + "/coincidences"))
@@ -592,13 +602,15 @@ class KeySupply:
             if {pair[0], pair[1]} == {sae_a, sae_b}:
                 path = self.path_now(pair[0], pair[1])
                 hops = [tuple(sorted(h)) for h in zip(path, path[1:], strict=False)] if path is not None else []
-                every = all(h in self.feeds or h in self.satellites for h in hops)  # a fibre link or passes each
+                sky = self.satellites | self.sky_links  # keys released pass by pass
+                every = all(h in self.feeds or h in sky for h in hops)  # a fibre link or passes each
                 feeds = [self.feeds[h] for h in hops if h in self.feeds] if every else []
-                passes = [self.satellites[h] for h in hops if h in self.satellites] if every else []
+                passes = [sky[h] for h in hops if h in sky] if every else []
                 return pair, path, feeds, passes
         return None
 
-    def _qbers(self, feeds: list[LinkFeed], passes: list[PassFeed]) -> tuple[list[KeyBuffer | None], list[float]]:
+    def _qbers(self, feeds: list[LinkFeed], passes: list[PassFeed | PairFeed]) -> tuple[list[KeyBuffer | None],
+                                                                                     list[float]]:
         """The hops' key buffers in their state now, and the QBERs known of them and of the passes."""
         now = self.now_s
         if self.background:  # never waits for a distillation
@@ -661,9 +673,11 @@ class KeySupply:
             out[d.spec.name] = {"up": d.error is None, "key_rate_bps": d.rate_bps(), "qber": None}
         for f in self.satellites.values():  # a satellite's passes so far, averaged over the run so far
             out[f"{f.a}/{f.b}"] = {"up": True, "key_rate_bps": self._pass_rate(f), "qber": f.qber}
+        for f in self.sky_links.values():  # a satellite's pairs: BBM92 between its stations, released so far
+            out[f.name] = {"up": True, "key_rate_bps": self._pass_rate(f), "qber": f.qber}
         return out
 
-    def _pass_rate(self, feed: PassFeed) -> float:
+    def _pass_rate(self, feed: PassFeed | PairFeed) -> float:
         """The key a satellite link released so far per second of the run so far (bit/s)."""
         return feed.released_units * self.unit_bits / self.now_s if self.now_s > 0 else 0.0
 
@@ -707,16 +721,18 @@ class KeySupply:
             while feed.released_passes < len(feed.passes) and feed.passes[feed.released_passes]["end_s"] < t1:
                 self._release_pass(feed, feed.passes[feed.released_passes])
                 feed.released_passes += 1
-        for feed in self.e2e.values():
-            while feed.released_blocks < len(feed.blocks) and feed.blocks[feed.released_blocks][0] < t1:
-                _, alice, bob = feed.blocks[feed.released_blocks]
-                feed.released_units += feed_link(self.store, feed.a, feed.b, alice, bob, self.unit_bits,
-                                                 pool=e2e_pool)
-                feed.released_blocks += 1
+        for feeds, pool_of_end in ((self.e2e, e2e_pool), (self.sky_links, link_pool)):
+            for feed in feeds.values():
+                while feed.released_blocks < len(feed.blocks) and feed.blocks[feed.released_blocks][0] < t1:
+                    _, alice, bob = feed.blocks[feed.released_blocks]
+                    feed.released_units += feed_link(self.store, feed.a, feed.b, alice, bob, self.unit_bits,
+                                                     pool=pool_of_end)
+                    feed.released_blocks += 1
         up = nx.Graph()
         up.add_nodes_from(self.graph.nodes)
         up.add_edges_from((f.a, f.b, {"length_km": self.graph.edges[f.a, f.b]["length_km"]})
-                          for f in [*self.feeds.values(), *self.devices.values(), *self.satellites.values()]
+                          for f in [*self.feeds.values(), *self.devices.values(), *self.satellites.values(),
+                                    *self.sky_links.values()]
                           if f.up_at(t1))
         for i, (s1, s2, usual, pool) in enumerate(self.pairs):
             room = self.max_units - self.store.available(pool)
