@@ -358,6 +358,12 @@ class KeySupply:
 
     # ---- distillation -------------------------------------------------------------------------------
 
+    def _measurement(self, service: str) -> tuple[int, str]:
+        """A new measurement of a BBM92 service's pairs (one per supply on a database: a restart never replays
+        one): its number, taken from the store first, and the seeded stream its draws come from."""
+        measurement = self.store.take_block(f"kms/{service}")
+        return measurement, f"kms/{service}" if measurement == 0 else f"kms/{service}/run{measurement}"
+
     def _bbm92_feed(self, spec: QkdSpec, request, times: np.ndarray, weights: np.ndarray) -> PairFeed:
         """Distill the pairs delivered to ``request`` with BBM92, block by block, each block ready at its last
         pair's delivery."""
@@ -366,9 +372,8 @@ class KeySupply:
         measurement = 0
         if len(weights) >= 2:
             size = spec.block_pairs or len(weights)
-            measurement = self.store.take_block(f"kms/{spec.name}")  # a new measurement of the pairs per supply
-            name = f"kms/{spec.name}" if measurement == 0 else f"kms/{spec.name}/run{measurement}"
-            seed = int(stream_seed(self.scenario.seed, name).generate_state(1)[0])
+            measurement, stream = self._measurement(spec.name)
+            seed = int(stream_seed(self.scenario.seed, stream).generate_state(1)[0])
             run = run_bbm92(weights, seed=seed, variant=spec.cascade, eps_sec=spec.eps_sec, eps_cor=spec.eps_cor,
                             pair_rate_hz=len(weights) / self.scenario.duration_s, block_bits=size)
             qber = run.summary()["qber"]
@@ -385,8 +390,7 @@ class KeySupply:
         when the last pass ends. True pairs err with ``intrinsic_qber`` in each basis, accidentals with 1/2."""
         a, b = source.stations
         name = f"{sat.name}/{a}-{b}"
-        measurement = self.store.take_block(f"kms/{name}")  # a new measurement of the pairs per supply
-        stream = f"kms/{name}" if measurement == 0 else f"kms/{name}/run{measurement}"
+        measurement, stream = self._measurement(name)
         rng = np.random.default_rng(stream_seed(self.scenario.seed, stream + "/coincidences"))
         e0 = source.intrinsic_qber
         true_pair = [(1 - e0) ** 2, e0 * (1 - e0), e0 * (1 - e0), e0**2]  # Phi+, Psi+ (bit), Phi- (phase), Psi-
